@@ -1,0 +1,385 @@
+// Package config owns the settings of `gateway serve`: their names, defaults and
+// help, and how they are read from a YAML file, GATEWAY_* environment variables
+// and flags (flags win over the environment, which wins over the file). The same
+// table generates the configuration reference, so docs cannot drift from code.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Serve holds every setting of `gateway serve`.
+type Serve struct {
+	Listen              string
+	OpsListen           string
+	TLSCert             string
+	TLSKey              string
+	RedisURL            string
+	RedisMode           string
+	RedisMasterName     string
+	RedisTimeout        time.Duration
+	Region              string
+	UpstreamEndpoint    string
+	Simulate            bool
+	Bootstrap           string
+	AdminTokens         []string
+	MaxBodyBytes        int64
+	LogFormat           string
+	LogLevel            string
+	TimeZone            string
+	DefaultMaxOutput    int64
+	ConnectTimeout      time.Duration
+	HeaderTimeout       time.Duration
+	IdleTimeout         time.Duration
+	DrainTimeout        time.Duration
+	ShutdownTimeout     time.Duration
+	ReservationTTL      time.Duration
+	SpillFile           string
+	FailOpenRate        float64
+	MetricsDropAccount  bool
+	Pprof               bool
+	PricesFile          string
+	AlertWebhookURL     string
+	AlertWebhookSecret  string
+	UsageStreamMaxLen   int64
+	TrustedProxyHeaders bool
+}
+
+// Setting describes one configurable value.
+type Setting struct {
+	Name    string // flag name; the env var is GATEWAY_<NAME> with '-' as '_'; the YAML key uses '_'
+	Default string
+	Help    string
+	Secret  bool // never printed with its value
+	ptr     any
+}
+
+// Env returns the environment variable name of the setting.
+func (s Setting) Env() string {
+	return "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(s.Name, "-", "_"))
+}
+
+// Key returns the YAML config-file key of the setting.
+func (s Setting) Key() string { return strings.ReplaceAll(s.Name, "-", "_") }
+
+// Settings returns the table of settings bound to c.
+func (c *Serve) Settings() []Setting {
+	return []Setting{
+		{"listen", ":8080", "data-plane listen address (Bedrock Runtime API; HTTP/1.1, h2c, and h2 with TLS)", false, &c.Listen},
+		{"ops-listen", ":9090", "ops listen address: /metrics, /healthz, /readyz, /admin/v1, /debug/pprof", false, &c.OpsListen},
+		{"tls-cert", "", "PEM certificate for the data listener (enables TLS and h2; reloaded when the file changes)", false, &c.TLSCert},
+		{"tls-key", "", "PEM private key for --tls-cert", false, &c.TLSKey},
+		{"redis-url", "", "Redis URL (redis:// or rediss://, user and password in the URL); comma-separated seeds with --redis-mode cluster or sentinel; empty = embedded in-process Redis for trying it out only", true, &c.RedisURL},
+		{"redis-mode", "single", "single, sentinel or cluster", false, &c.RedisMode},
+		{"redis-master-name", "", "Sentinel master name (with --redis-mode sentinel)", false, &c.RedisMasterName},
+		{"redis-timeout", "500ms", "timeout of every Redis call", false, &c.RedisTimeout},
+		{"region", "", "upstream AWS region (default from the AWS config chain, else us-east-1)", false, &c.Region},
+		{"upstream-endpoint", "", "upstream Bedrock Runtime URL (default https://bedrock-runtime.<region>.amazonaws.com)", false, &c.UpstreamEndpoint},
+		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
+		{"bootstrap", "", "state file applied at start (organization, entitlements, shares, credentials)", false, &c.Bootstrap},
+		{"admin-token", "", "admin API bearer token, as NAME=TOKEN or TOKEN; repeat the flag or separate with commas for several; no token = no admin API", true, &c.AdminTokens},
+		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},
+		{"log-format", "json", "json or text", false, &c.LogFormat},
+		{"log-level", "info", "debug, info, warn or error", false, &c.LogLevel},
+		{"time-zone", "UTC", "IANA time zone of monthly quota windows", false, &c.TimeZone},
+		{"default-max-output-tokens", "4096", "output tokens reserved when a request does not name a maximum", false, &c.DefaultMaxOutput},
+		{"upstream-connect-timeout", "5s", "upstream TCP+TLS connect timeout", false, &c.ConnectTimeout},
+		{"upstream-header-timeout", "300s", "longest wait for upstream response headers (then ModelTimeoutException)", false, &c.HeaderTimeout},
+		{"upstream-idle-timeout", "90s", "idle upstream keep-alive connections are closed after this", false, &c.IdleTimeout},
+		{"drain-timeout", "60s", "after a client disconnects mid-stream, how long the gateway keeps reading upstream to learn the exact usage", false, &c.DrainTimeout},
+		{"shutdown-timeout", "120s", "on SIGTERM, how long in-flight requests and streams may take to finish", false, &c.ShutdownTimeout},
+		{"reservation-ttl", "15m", "how long an unsettled quota reservation holds tokens (must exceed the longest request)", false, &c.ReservationTTL},
+		{"spill-file", "", "file where queued usage is written on shutdown while Redis is unreachable (reloaded at start)", false, &c.SpillFile},
+		{"fail-open-rate", "50", "requests per second one replica admits for fail_open entitlements while Redis is unreachable", false, &c.FailOpenRate},
+		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},
+		{"pprof", "false", "serve /debug/pprof on the ops listener", false, &c.Pprof},
+		{"prices-file", "", "YAML price table per upstream model (USD per million input, output, cache_read, cache_write tokens)", false, &c.PricesFile},
+		{"alert-webhook-url", "", "URL that budget alerts are POSTed to", false, &c.AlertWebhookURL},
+		{"alert-webhook-secret", "", "HMAC-SHA256 key signing budget alert webhooks (X-Gateway-Signature)", true, &c.AlertWebhookSecret},
+		{"usage-stream-max-len", "0", "when > 0, also append one event per request to a Redis Stream of about this length", false, &c.UsageStreamMaxLen},
+		{"trusted-proxy-headers", "false", "trust X-Forwarded-For for the client address in logs", false, &c.TrustedProxyHeaders},
+	}
+}
+
+// Load reads settings: defaults, then the YAML file named by --config (or
+// GATEWAY_CONFIG), then GATEWAY_* variables, then flags. Every problem is reported
+// at once. It returns flag.ErrHelp when -h was given (usage already printed to out).
+func Load(args []string, getenv func(string) string, out io.Writer) (*Serve, error) {
+	c := &Serve{}
+	settings := c.Settings()
+	for _, s := range settings {
+		if err := set(s.ptr, s.Default, true); err != nil {
+			panic(fmt.Sprintf("config: bad default for %s: %v", s.Name, err)) // a programming error
+		}
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	configPath := fs.String("config", getenv("GATEWAY_CONFIG"), "YAML config file (keys are the flag names with '_' for '-')")
+	flagVals := map[string]*flagValue{}
+	for _, s := range settings {
+		fv := &flagValue{}
+		flagVals[s.Name] = fv
+		help := s.Help + " (env " + s.Env() + ")"
+		if s.Default != "" && s.Default != "false" {
+			help += " (default " + s.Default + ")"
+		}
+		if _, isBool := s.ptr.(*bool); isBool {
+			fs.Var(&boolFlag{fv}, s.Name, help)
+		} else {
+			fs.Var(fv, s.Name, help)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: gateway serve [flags]\n\nRuns the gateway. Every flag can also come from the environment (GATEWAY_<NAME>) or a YAML file (--config); flags win.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var errs []error
+	if *configPath != "" {
+		if err := c.loadFile(*configPath, settings); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range settings {
+		if v := getenv(s.Env()); v != "" {
+			if err := set(s.ptr, v, true); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.Env(), err))
+			}
+		}
+	}
+	for _, s := range settings {
+		fv := flagVals[s.Name]
+		for i, v := range fv.values {
+			if err := set(s.ptr, v, i == 0); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", s.Name, err))
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func (c *Serve) loadFile(path string, settings []Setting) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("parsing config file %s: %w", path, err)
+	}
+	byKey := map[string]Setting{}
+	for _, s := range settings {
+		byKey[s.Key()] = s
+	}
+	var errs []error
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		node := raw[k]
+		s, ok := byKey[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("config file %s: unknown key %q", path, k))
+			continue
+		}
+		var vals []string
+		if node.Kind == yaml.SequenceNode {
+			for _, n := range node.Content {
+				vals = append(vals, n.Value)
+			}
+		} else {
+			vals = []string{node.Value}
+		}
+		for i, v := range vals {
+			if err := set(s.ptr, v, i == 0); err != nil {
+				errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, k, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks values and their combinations, reporting every problem.
+func (c *Serve) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Listen == "" {
+		bad("--listen must not be empty")
+	}
+	if c.OpsListen == "" {
+		bad("--ops-listen must not be empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	switch c.RedisMode {
+	case "single", "cluster":
+	case "sentinel":
+		if c.RedisMasterName == "" {
+			bad("--redis-mode sentinel needs --redis-master-name")
+		}
+	default:
+		bad("--redis-mode must be single, sentinel or cluster, not %q", c.RedisMode)
+	}
+	if c.RedisURL != "" {
+		for _, u := range strings.Split(c.RedisURL, ",") {
+			u = strings.TrimSpace(u)
+			if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+				bad("--redis-url: each URL must start with redis:// or rediss://")
+				break
+			}
+		}
+	}
+	if c.Simulate && c.UpstreamEndpoint != "" {
+		bad("--simulate and --upstream-endpoint exclude each other")
+	}
+	if c.UpstreamEndpoint != "" && !strings.HasPrefix(c.UpstreamEndpoint, "http://") && !strings.HasPrefix(c.UpstreamEndpoint, "https://") {
+		bad("--upstream-endpoint must be an http:// or https:// URL")
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("--max-body-bytes must be positive")
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("--log-format must be json or text, not %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		bad("--time-zone: %v", err)
+	}
+	if c.DefaultMaxOutput <= 0 {
+		bad("--default-max-output-tokens must be positive")
+	}
+	for name, d := range map[string]time.Duration{
+		"redis-timeout": c.RedisTimeout, "upstream-connect-timeout": c.ConnectTimeout,
+		"upstream-header-timeout": c.HeaderTimeout, "upstream-idle-timeout": c.IdleTimeout,
+		"drain-timeout": c.DrainTimeout, "shutdown-timeout": c.ShutdownTimeout, "reservation-ttl": c.ReservationTTL,
+	} {
+		if d <= 0 {
+			bad("--%s must be positive", name)
+		}
+	}
+	if c.ReservationTTL > 0 && c.ReservationTTL < c.DrainTimeout+time.Minute {
+		bad("--reservation-ttl must exceed --drain-timeout by at least a minute")
+	}
+	if c.FailOpenRate <= 0 {
+		bad("--fail-open-rate must be positive")
+	}
+	for _, t := range c.AdminTokens {
+		_, tok, _ := SplitToken(t)
+		if len(tok) < 16 {
+			bad("--admin-token: tokens must be at least 16 characters")
+			break
+		}
+	}
+	if c.UsageStreamMaxLen < 0 {
+		bad("--usage-stream-max-len must not be negative")
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// SplitToken splits "NAME=TOKEN" (or a bare TOKEN, named "token<i>" by the caller).
+func SplitToken(s string) (name, token string, named bool) {
+	if i := strings.IndexByte(s, '='); i > 0 {
+		return s[:i], s[i+1:], true
+	}
+	return "", s, false
+}
+
+type flagValue struct{ values []string }
+
+func (f *flagValue) String() string     { return "" }
+func (f *flagValue) Set(v string) error { f.values = append(f.values, v); return nil }
+
+type boolFlag struct{ *flagValue }
+
+func (b *boolFlag) IsBoolFlag() bool { return true }
+
+// set parses v into ptr; for string slices, first resets the slice.
+func set(ptr any, v string, first bool) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", v)
+		}
+		*p = b
+	case *int64:
+		n, err := strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*p = n
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		*p = f
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 500ms, 30s, 15m)", v)
+		}
+		*p = d
+	case *[]string:
+		if first {
+			*p = nil
+		}
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
+	default:
+		return fmt.Errorf("unsupported setting type %T", ptr)
+	}
+	return nil
+}
+
+// Reference renders the configuration reference as a Markdown table.
+func Reference() string {
+	var c Serve
+	var b strings.Builder
+	b.WriteString("| flag | environment | config key | default | meaning |\n|---|---|---|---|---|\n")
+	b.WriteString("| `--config` | `GATEWAY_CONFIG` | | | YAML config file |\n")
+	for _, s := range c.Settings() {
+		def := s.Default
+		if def != "" {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", s.Name, s.Env(), s.Key(), def, strings.ReplaceAll(s.Help, "|", "\\|"))
+	}
+	return b.String()
+}

@@ -1,0 +1,215 @@
+// Package metering owns what the gateway counts for SREs and finance: the
+// Prometheus metric families (names and labels are a public contract), traces,
+// the access log, usage reports and budget alerts.
+package metering
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+)
+
+// Metrics holds the gateway's metric families on a private registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests         *prometheus.CounterVec
+	tokens           *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	ttfb             *prometheus.HistogramVec
+	overhead         *prometheus.HistogramVec
+	quotaRemaining   *prometheus.GaugeVec
+	quotaRejections  *prometheus.CounterVec
+	budgetAlerts     *prometheus.CounterVec
+	storeErrors      *prometheus.CounterVec
+	inflight         prometheus.Gauge
+	storeDegraded    prometheus.Gauge
+	snapshotVersion  prometheus.Gauge
+	upstreamFailures *prometheus.CounterVec
+
+	dropAccount bool
+	// children caches label children per request key so the hot path does not
+	// hash label values into the vectors on every request.
+	children sync.Map // childKey -> *requestChildren
+	tokenCh  sync.Map // tokenKey -> *tokenChildren
+}
+
+// Options configure Metrics.
+type Options struct {
+	// DropAccountLabel leaves the account label empty (for very large organizations).
+	DropAccountLabel bool
+}
+
+// NewMetrics creates the metric families and registers them, with Go and process
+// collectors, on a new private registry.
+func NewMetrics(opts Options) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{Registry: reg, dropAccount: opts.DropAccountLabel}
+	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_requests_total", Help: "Requests by entitlement, team, account, operation and HTTP status code.",
+	}, []string{"entitlement", "team", "account", "operation", "code"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_tokens_total", Help: "Tokens reported by Bedrock, by type (input, output, cache_read, cache_write).",
+	}, []string{"entitlement", "team", "account", "model", "type"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gateway_request_duration_seconds", Help: "Whole request duration, including the upstream call and streaming.", Buckets: latency,
+	}, []string{"entitlement", "operation"})
+	m.ttfb = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gateway_time_to_first_byte_seconds", Help: "Time from request arrival to the first response byte sent to the client.", Buckets: latency,
+	}, []string{"entitlement", "operation"})
+	m.overhead = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gateway_overhead_seconds", Help: "The gateway's own time per request, excluding time waiting on the upstream.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+	}, []string{"operation"})
+	m.quotaRemaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gateway_quota_remaining_tokens", Help: "Tokens left in the current month of a cap, as last seen by this replica.",
+	}, []string{"entitlement", "level", "target"})
+	m.quotaRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_quota_rejections_total", Help: "Requests refused by a cap or rate limit, by reason.",
+	}, []string{"entitlement", "team", "account", "reason"})
+	m.budgetAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_budget_alerts_total", Help: "Budget alert thresholds crossed (once per cap, threshold and month across replicas).",
+	}, []string{"entitlement", "threshold"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_store_errors_total", Help: "Failed Redis operations by operation.",
+	}, []string{"op"})
+	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_inflight_requests", Help: "Requests being served now.",
+	})
+	m.storeDegraded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_store_degraded", Help: "1 while the quota store is unreachable and fail_open entitlements run on local limits.",
+	})
+	m.snapshotVersion = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_state_version", Help: "Version of the state snapshot this replica serves from.",
+	})
+	m.upstreamFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_upstream_failures_total", Help: "Upstream calls that failed before or during the response, by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
+		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
+		m.snapshotVersion, m.upstreamFailures,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+type childKey struct {
+	entitlement, team, account string
+	op                         bedrock.Operation
+	code                       int
+}
+
+type requestChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+	ttfb     prometheus.Observer
+}
+
+type tokenKey struct{ entitlement, team, account, model string }
+
+type tokenChildren struct{ input, output, cacheRead, cacheWrite prometheus.Counter }
+
+// Request is what one finished request contributes to the metrics.
+type Request struct {
+	Entitlement, Team, Account, Model string
+	Op                                bedrock.Operation
+	Code                              int
+	Duration, TTFB, Overhead          time.Duration
+	Usage                             bedrock.Usage
+	HasUsage                          bool
+}
+
+// Observe records one finished request.
+func (m *Metrics) Observe(r Request) {
+	account := r.Account
+	if m.dropAccount {
+		account = ""
+	}
+	k := childKey{r.Entitlement, r.Team, account, r.Op, r.Code}
+	v, ok := m.children.Load(k)
+	if !ok {
+		opName := r.Op.String()
+		v, _ = m.children.LoadOrStore(k, &requestChildren{
+			requests: m.requests.WithLabelValues(r.Entitlement, r.Team, account, opName, strconv.Itoa(r.Code)),
+			duration: m.duration.WithLabelValues(r.Entitlement, opName),
+			ttfb:     m.ttfb.WithLabelValues(r.Entitlement, opName),
+		})
+	}
+	c := v.(*requestChildren)
+	c.requests.Inc()
+	c.duration.Observe(r.Duration.Seconds())
+	if r.TTFB > 0 {
+		c.ttfb.Observe(r.TTFB.Seconds())
+	}
+	if r.Overhead > 0 {
+		m.overhead.WithLabelValues(r.Op.String()).Observe(r.Overhead.Seconds())
+	}
+	if r.HasUsage {
+		m.AddTokens(r.Entitlement, r.Team, account, r.Model, r.Usage)
+	}
+}
+
+// AddTokens counts tokens reported by Bedrock.
+func (m *Metrics) AddTokens(entitlement, team, account, model string, u bedrock.Usage) {
+	if m.dropAccount {
+		account = ""
+	}
+	k := tokenKey{entitlement, team, account, model}
+	v, ok := m.tokenCh.Load(k)
+	if !ok {
+		v, _ = m.tokenCh.LoadOrStore(k, &tokenChildren{
+			input:      m.tokens.WithLabelValues(entitlement, team, account, model, "input"),
+			output:     m.tokens.WithLabelValues(entitlement, team, account, model, "output"),
+			cacheRead:  m.tokens.WithLabelValues(entitlement, team, account, model, "cache_read"),
+			cacheWrite: m.tokens.WithLabelValues(entitlement, team, account, model, "cache_write"),
+		})
+	}
+	c := v.(*tokenChildren)
+	c.input.Add(float64(u.InputTokens))
+	c.output.Add(float64(u.OutputTokens))
+	c.cacheRead.Add(float64(u.CacheReadTokens))
+	c.cacheWrite.Add(float64(u.CacheWriteTokens))
+}
+
+// Rejection counts a request refused by a cap or rate limit.
+func (m *Metrics) Rejection(entitlement, team, account, reason string) {
+	if m.dropAccount {
+		account = ""
+	}
+	m.quotaRejections.WithLabelValues(entitlement, team, account, reason).Inc()
+}
+
+// QuotaRemaining records the remaining tokens of a cap.
+func (m *Metrics) QuotaRemaining(entitlement, level, target string, remaining int64) {
+	m.quotaRemaining.WithLabelValues(entitlement, level, target).Set(float64(remaining))
+}
+
+// BudgetAlert counts a crossed threshold.
+func (m *Metrics) BudgetAlert(entitlement string, threshold int) {
+	m.budgetAlerts.WithLabelValues(entitlement, strconv.Itoa(threshold)).Inc()
+}
+
+// StoreError counts a failed Redis operation.
+func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
+
+// UpstreamFailure counts a failed upstream call (reason: unreachable, timeout, reset, client_gone).
+func (m *Metrics) UpstreamFailure(reason string) { m.upstreamFailures.WithLabelValues(reason).Inc() }
+
+// Inflight returns the in-flight gauge.
+func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }
+
+// SetStoreDegraded records whether the quota store is unreachable.
+func (m *Metrics) SetStoreDegraded(degraded bool) {
+	if degraded {
+		m.storeDegraded.Set(1)
+	} else {
+		m.storeDegraded.Set(0)
+	}
+}
+
+// SetStateVersion records the snapshot version served.
+func (m *Metrics) SetStateVersion(v uint64) { m.snapshotVersion.Set(float64(v)) }
