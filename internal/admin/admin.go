@@ -1,0 +1,261 @@
+// Package admin owns the admin HTTP API served on the ops listener under
+// /admin/v1/: entitlements and their shares, the organization, credentials, the
+// audit log, declarative apply, and usage and quota reports. Every change goes
+// through Store.Update with a named action, so the store validates nothing twice,
+// writes the audit log and tells every replica; this package validates the
+// resulting state inside the update so nothing invalid is ever stored.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/state"
+	"github.com/bedrock-gateway/gateway/internal/store"
+)
+
+// Store is the part of *store.Store the admin API uses.
+type Store interface {
+	// Load returns the whole state and its version; the caller owns the state.
+	Load(ctx context.Context) (*state.State, uint64, error)
+	// Update runs fn on a copy of the current state and stores the result under
+	// the given actor and action, returning the new version. An error from fn
+	// aborts and is returned (errors.Is/As must see it) with the current
+	// version. fn may run more than once under contention.
+	Update(ctx context.Context, actor, action string, fn func(*state.State) error) (uint64, error)
+	// Replace stores st as the whole state.
+	Replace(ctx context.Context, actor string, st *state.State) (uint64, error)
+	// Audit returns audit entries, newest first.
+	Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+}
+
+// Syncer is the part of *store.Syncer the admin API uses: it waits until this
+// replica serves a state at least as new as version v.
+type Syncer interface {
+	WaitVersion(ctx context.Context, v uint64) error
+}
+
+// Token is one admin bearer token. The audit log records "admin:"+Name as the
+// actor, never the token.
+type Token struct {
+	Name  string
+	Value string
+}
+
+// UsageQuery is a parsed GET /admin/v1/usage request.
+type UsageQuery struct {
+	Month   string // YYYY-MM; defaults to the current month (UTC)
+	GroupBy string // team, account, entitlement or model; empty: the source's default
+	Format  string // json (default) or csv
+}
+
+// UsageSource produces usage reports. For Format "csv" it returns the CSV
+// document (header included) in csv and report is ignored; otherwise report is
+// encoded as the JSON response. An error wrapping ErrInvalidQuery becomes a 400
+// carrying its message; any other error a 500.
+type UsageSource interface {
+	Usage(ctx context.Context, q UsageQuery) (report any, csv []byte, err error)
+}
+
+// QuotaSource reports what remains of an entitlement's caps this month, for
+// GET /admin/v1/entitlements/{name}/quota. The result is encoded as JSON.
+type QuotaSource interface {
+	Remaining(ctx context.Context, entitlement string) (any, error)
+}
+
+// ErrInvalidQuery is wrapped by a UsageSource or QuotaSource error that is the
+// caller's fault; the admin API answers it with 400 and the error's message.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// Options configure the admin API handler.
+type Options struct {
+	// Store is required.
+	Store Store
+	// Syncer may be nil. When set, a mutating call waits until this replica
+	// serves the new version before answering, so a revoke is in force here
+	// when the call returns.
+	Syncer Syncer
+	// Tokens are the accepted bearer tokens. With none, every request is
+	// refused with 403.
+	Tokens []Token
+	// Usage may be nil: /admin/v1/usage then answers 501.
+	Usage UsageSource
+	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
+	Quota QuotaSource
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now stamps created_at and updated_at; nil means time.Now.
+	Now func() time.Time
+	// SyncTimeout bounds the wait for Syncer; zero means 10 seconds.
+	SyncTimeout time.Duration
+}
+
+// Request body bounds: apply and share lists may be large (a million share
+// targets is a realistic organization), everything else is small.
+const (
+	maxLargeBody = 32 << 20
+	maxSmallBody = 1 << 20
+)
+
+type server struct {
+	store       Store
+	syncer      Syncer
+	tokens      []tokenDigest
+	usage       UsageSource
+	quota       QuotaSource
+	log         *slog.Logger
+	now         func() time.Time
+	syncTimeout time.Duration
+	mux         *http.ServeMux
+}
+
+// tokenDigest keeps a token's SHA-256, so comparison runs over equal lengths
+// and does not leak the token's length.
+type tokenDigest struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// New returns the handler serving /admin/v1/... .
+func New(opts Options) http.Handler {
+	s := &server{
+		store:       opts.Store,
+		syncer:      opts.Syncer,
+		usage:       opts.Usage,
+		quota:       opts.Quota,
+		log:         opts.Logger,
+		now:         opts.Now,
+		syncTimeout: opts.SyncTimeout,
+		mux:         http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.syncTimeout <= 0 {
+		s.syncTimeout = 10 * time.Second
+	}
+	for _, t := range opts.Tokens {
+		if t.Value == "" {
+			continue // an empty token would match an empty bearer
+		}
+		s.tokens = append(s.tokens, tokenDigest{name: t.Name, sum: sha256.Sum256([]byte(t.Value))})
+	}
+	s.routes()
+	return s
+}
+
+func (s *server) routes() {
+	const p = "/admin/v1"
+	s.handle(p+"/entitlements", methods{http.MethodGet: s.listEntitlements, http.MethodPost: s.createEntitlement})
+	s.handle(p+"/entitlements/{name}", methods{
+		http.MethodGet: s.getEntitlement, http.MethodPatch: s.patchEntitlement, http.MethodDelete: s.deleteEntitlement,
+	})
+	s.handle(p+"/entitlements/{name}/shares", methods{http.MethodPost: s.addShares})
+	s.handle(p+"/entitlements/{name}/shares/{target}", methods{http.MethodDelete: s.removeShare})
+	s.handle(p+"/entitlements/{name}/quota", methods{http.MethodGet: s.getQuota})
+	s.handle(p+"/organization", methods{http.MethodGet: s.getOrganization, http.MethodPut: s.putOrganization})
+	s.handle(p+"/credentials", methods{http.MethodGet: s.listCredentials, http.MethodPost: s.issueCredential})
+	s.handle(p+"/credentials/{id}", methods{http.MethodDelete: s.revokeCredential})
+	s.handle(p+"/audit", methods{http.MethodGet: s.listAudit})
+	s.handle(p+"/apply", methods{http.MethodPost: s.apply})
+	s.handle(p+"/usage", methods{http.MethodGet: s.getUsage})
+	s.mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return errNotFound("no such admin endpoint: %s", r.URL.Path)
+	}))
+}
+
+// handlerFunc is an admin endpoint; a returned *apiError is sent to the
+// client, any other error becomes a logged 500.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type methods map[string]handlerFunc
+
+func (s *server) handle(pattern string, m methods) {
+	allow := make([]string, 0, len(m))
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m[method] != nil {
+			allow = append(allow, method)
+		}
+	}
+	allowed := strings.Join(allow, ", ")
+	s.mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		h := m[r.Method]
+		if h == nil && r.Method == http.MethodHead {
+			h = m[http.MethodGet]
+		}
+		if h == nil {
+			w.Header().Set("Allow", allowed)
+			return &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+				Message: "method " + r.Method + " is not allowed here; allowed: " + allowed}
+		}
+		return h(w, r)
+	}))
+}
+
+func (s *server) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+type actorKey struct{}
+
+// actor returns the audit actor of an authenticated request.
+func actor(r *http.Request) string {
+	a, _ := r.Context().Value(actorKey{}).(string)
+	return a
+}
+
+// ServeHTTP authenticates every request before routing it.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if len(s.tokens) == 0 {
+		s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+			Message: "admin tokens are not configured on this gateway (set --admin-token or GATEWAY_ADMIN_TOKEN); the admin API is disabled"})
+		return
+	}
+	name, ok := s.authenticate(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway-admin"`)
+		s.writeError(w, r, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+			Message: "a valid admin token is required: Authorization: Bearer <token>"})
+		return
+	}
+	ctx := context.WithValue(r.Context(), actorKey{}, "admin:"+name)
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// authenticate compares the bearer token against every configured token in
+// constant time, without stopping at the first match.
+func (s *server) authenticate(header string) (string, bool) {
+	const prefix = "bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", false
+	}
+	token := strings.TrimSpace(header[len(prefix):])
+	if token == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(token))
+	match := -1
+	for i := range s.tokens {
+		if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return "", false
+	}
+	return s.tokens[match].name, true
+}

@@ -1,0 +1,78 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+func errNotImplemented(what string) *apiError {
+	return &apiError{Status: http.StatusNotImplemented, Code: codeNotImplemented,
+		Message: what + " is not available on this gateway yet"}
+}
+
+// sourceError maps a UsageSource or QuotaSource error.
+func sourceError(err error) error {
+	if errors.Is(err, ErrInvalidQuery) {
+		return errBadRequest("%v", err)
+	}
+	return err
+}
+
+func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
+	if s.usage == nil {
+		return errNotImplemented("the usage report")
+	}
+	q := r.URL.Query()
+	uq := UsageQuery{Month: q.Get("month"), GroupBy: q.Get("group_by"), Format: q.Get("format")}
+	if uq.Month == "" {
+		uq.Month = s.now().UTC().Format("2006-01")
+	} else if _, err := time.Parse("2006-01", uq.Month); err != nil || len(uq.Month) != 7 {
+		return errBadRequest("month %q must be YYYY-MM", uq.Month)
+	}
+	switch uq.GroupBy {
+	case "", "team", "account", "entitlement", "model":
+	default:
+		return errBadRequest("group_by %q must be team, account, entitlement or model", uq.GroupBy)
+	}
+	switch uq.Format {
+	case "":
+		uq.Format = "json"
+	case "json", "csv":
+	default:
+		return errBadRequest("format %q must be json or csv", uq.Format)
+	}
+	report, csv, err := s.usage.Usage(r.Context(), uq)
+	if err != nil {
+		return sourceError(err)
+	}
+	if uq.Format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="usage-`+uq.Month+`.csv"`)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(csv)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, report)
+	return nil
+}
+
+func (s *server) getQuota(w http.ResponseWriter, r *http.Request) error {
+	if s.quota == nil {
+		return errNotImplemented("the quota report")
+	}
+	name := r.PathValue("name")
+	st, _, err := s.load(r.Context())
+	if err != nil {
+		return err
+	}
+	if findEntitlement(st, name) < 0 {
+		return errNotFound("entitlement %q does not exist", name)
+	}
+	rem, err := s.quota.Remaining(r.Context(), name)
+	if err != nil {
+		return sourceError(err)
+	}
+	writeJSON(w, http.StatusOK, rem)
+	return nil
+}
