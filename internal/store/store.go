@@ -1,0 +1,239 @@
+// Package store owns the gateway's state in Redis, its system of record: the
+// organization, entitlements with their shares, credentials and the audit log.
+// It writes changes under optimistic concurrency, tells every replica about them
+// (pub/sub, with a version poll as fallback) and keeps each replica's snapshot
+// current through a Syncer.
+//
+// Every key lives under one hash tag ({state}) so transactions and WATCH work on
+// Redis Cluster as on a single node:
+//
+//	<prefix>:{state}:version       counter, incremented by every change
+//	<prefix>:{state}:org           JSON of state.Organization
+//	<prefix>:{state}:entitlements  hash: name -> JSON of state.Entitlement
+//	<prefix>:{state}:credentials   hash: ID -> JSON of state.Credential
+//	<prefix>:{state}:audit         stream of AuditEntry
+//	<prefix>:{state}:changes       pub/sub channel carrying the new version
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix       = "gw"
+	DefaultPollInterval = 500 * time.Millisecond
+	DefaultAuditMax     = 100000
+)
+
+var (
+	// ErrConflict means Update gave up after too many concurrent writers won.
+	ErrConflict = errors.New("store: too many concurrent updates, giving up")
+	// ErrInvalid means a state cannot be stored as given: an item without its
+	// key, two items with one key, or a plaintext API key.
+	ErrInvalid = errors.New("store: state cannot be stored")
+)
+
+// Options configure a Store.
+type Options struct {
+	// Client is required; a single-node, Sentinel or Cluster client.
+	Client redis.UniversalClient
+	// Prefix of every key; default "gw". It must not contain braces, since the
+	// store adds its own hash tag.
+	Prefix string
+	// Logger; default discards.
+	Logger *slog.Logger
+	// PollInterval is how often Watch checks the version when no pub/sub message
+	// came, so a missed message delays a change by at most about this much.
+	// Default 500ms.
+	PollInterval time.Duration
+	// AuditMax is about how many audit entries are kept (older ones are trimmed).
+	// Default 100000.
+	AuditMax int64
+	// Now stamps audit entries; default time.Now.
+	Now func() time.Time
+}
+
+// Store reads and writes the state in Redis. It is safe for concurrent use.
+type Store struct {
+	client  redis.UniversalClient
+	log     *slog.Logger
+	poll    time.Duration
+	max     int64
+	now     func() time.Time
+	keys    keys
+	channel string
+}
+
+type keys struct {
+	version, org, entitlements, credentials, audit string
+}
+
+// New returns a Store; it does not touch Redis.
+func New(opts Options) (*Store, error) {
+	if opts.Client == nil {
+		return nil, errors.New("store: a Redis client is required")
+	}
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("store: prefix %q must not contain braces", prefix)
+	}
+	s := &Store{
+		client: opts.Client,
+		log:    opts.Logger,
+		poll:   opts.PollInterval,
+		max:    opts.AuditMax,
+		now:    opts.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.poll <= 0 {
+		s.poll = DefaultPollInterval
+	}
+	if s.max <= 0 {
+		s.max = DefaultAuditMax
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	base := prefix + ":{state}:"
+	s.keys = keys{
+		version:      base + "version",
+		org:          base + "org",
+		entitlements: base + "entitlements",
+		credentials:  base + "credentials",
+		audit:        base + "audit",
+	}
+	s.channel = base + "changes"
+	return s, nil
+}
+
+// Version returns the current state version; 0 when nothing was ever stored.
+func (s *Store) Version(ctx context.Context) (uint64, error) {
+	v, err := parseVersion(s.client.Get(ctx, s.keys.version))
+	if err != nil {
+		return 0, fmt.Errorf("reading state version: %w", err)
+	}
+	return v, nil
+}
+
+func parseVersion(cmd *redis.StringCmd) (uint64, error) {
+	v, err := cmd.Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// raw is the stored state as read in one transaction.
+type raw struct {
+	version      uint64
+	org          string
+	entitlements map[string]string
+	credentials  map[string]string
+}
+
+// loadRaw reads the version and every state key in one MULTI/EXEC, so the data
+// is exactly that of the version.
+func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
+	var (
+		ver   *redis.StringCmd
+		org   *redis.StringCmd
+		ents  *redis.MapStringStringCmd
+		creds *redis.MapStringStringCmd
+	)
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ver = p.Get(ctx, s.keys.version)
+		org = p.Get(ctx, s.keys.org)
+		ents = p.HGetAll(ctx, s.keys.entitlements)
+		creds = p.HGetAll(ctx, s.keys.credentials)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	r := &raw{}
+	if r.version, err = parseVersion(ver); err != nil {
+		return nil, fmt.Errorf("version: %w", err)
+	}
+	if r.org, err = org.Result(); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	if r.entitlements, err = ents.Result(); err != nil {
+		return nil, err
+	}
+	if r.credentials, err = creds.Result(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decode turns the stored form into a State: entitlements sorted by name,
+// credentials by ID, the organization as stored.
+func (r *raw) decode() (*state.State, error) {
+	st := &state.State{
+		Entitlements: make([]state.Entitlement, 0, len(r.entitlements)),
+		Credentials:  make([]state.Credential, 0, len(r.credentials)),
+	}
+	if r.org != "" {
+		if err := json.Unmarshal([]byte(r.org), &st.Organization); err != nil {
+			return nil, fmt.Errorf("decoding organization: %w", err)
+		}
+	}
+	for _, name := range sortedKeys(r.entitlements) {
+		var e state.Entitlement
+		if err := json.Unmarshal([]byte(r.entitlements[name]), &e); err != nil {
+			return nil, fmt.Errorf("decoding entitlement %q: %w", name, err)
+		}
+		st.Entitlements = append(st.Entitlements, e)
+	}
+	for _, id := range sortedKeys(r.credentials) {
+		var c state.Credential
+		if err := json.Unmarshal([]byte(r.credentials[id]), &c); err != nil {
+			return nil, fmt.Errorf("decoding credential %q: %w", id, err)
+		}
+		st.Credentials = append(st.Credentials, c)
+	}
+	return st, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// Load reads the whole state and the version it belongs to. The caller owns the
+// returned State.
+func (s *Store) Load(ctx context.Context) (*state.State, uint64, error) {
+	r, err := s.loadRaw(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("loading state: %w", err)
+	}
+	st, err := r.decode()
+	if err != nil {
+		return nil, 0, fmt.Errorf("loading state version %d: %w", r.version, err)
+	}
+	return st, r.version, nil
+}
+
+func formatVersion(v uint64) string { return strconv.FormatUint(v, 10) }
