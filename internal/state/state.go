@@ -15,9 +15,9 @@ type State struct {
 
 // Organization is the AWS Organization tree the hub shares into.
 type Organization struct {
-	ID         string `yaml:"id" json:"id"`                   // o-xxxxxxxxxx
-	Root       string `yaml:"root,omitempty" json:"root"`     // r-xxxx; optional
-	HubAccount string `yaml:"hub_account" json:"hub_account"` // 12 digits
+	ID         string    `yaml:"id" json:"id"`                   // o-xxxxxxxxxx
+	Root       string    `yaml:"root,omitempty" json:"root"`     // r-xxxx; optional
+	HubAccount string    `yaml:"hub_account" json:"hub_account"` // 12 digits
 	Units      []Unit    `yaml:"units,omitempty" json:"units"`
 	Accounts   []Account `yaml:"accounts,omitempty" json:"accounts"`
 }

@@ -1,0 +1,197 @@
+package state
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const exampleKeySHA256 = "94c87ac104059151e89925f852355448f16a90ca63d73b1c36eda668c4d41615"
+
+func exampleEnv(name string) (string, bool) {
+	if name == "SUPPORT_BOT_SECRET" {
+		return "support-bot-secret-0123456789", true
+	}
+	return "", false
+}
+
+// loadExample returns testdata/example.yaml resolved, normalized and validated.
+func loadExample(t testing.TB) *State {
+	t.Helper()
+	s, err := LoadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResolveSecrets(exampleEnv); err != nil {
+		t.Fatal(err)
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("example does not validate:\n%v", err)
+	}
+	return s
+}
+
+func TestExampleFile(t *testing.T) {
+	t.Parallel()
+	s := loadExample(t)
+	o := s.Organization
+	if o.ID != "o-exampleorg1" || o.HubAccount != "111111111111" || o.Root != "r-ab12" {
+		t.Errorf("organization = %+v", o)
+	}
+	if got := len(o.Units); got != 3 {
+		t.Errorf("%d units, want 3", got)
+	}
+	if o.Accounts[2].Team != "data-science" || o.Accounts[1].Unit != "ou-ab12-dev00001" {
+		t.Errorf("accounts = %+v", o.Accounts)
+	}
+	e := s.Entitlements[0]
+	want := Entitlement{
+		Name:  "customer-support-llm",
+		Model: "anthropic.claude-3-5-haiku-20241022-v1:0",
+		Scope: []string{"o-exampleorg1"},
+		Limits: Limits{MonthlyTokens: 50000000, AccountMonthlyTokens: 10000000, RequestsPerMinute: 600,
+			Count: CountTotal, AlertThresholds: []int{50, 80, 100}, OnStoreUnavailable: FailClosed, Estimate: EstimateTypical},
+		State:  EntitlementActive,
+		Shares: []Share{{Target: "ou-ab12-dev00001"}, {Target: "333333333333", MonthlyTokens: 2000000}},
+	}
+	if !reflect.DeepEqual(e, want) {
+		t.Errorf("entitlement =\n%+v\nwant\n%+v", e, want)
+	}
+	c := s.Credentials
+	if c[0].ID != "GWEXAMPLE00000000001" || c[0].Secret != "support-bot-secret-0123456789" || c[0].SecretEnv != "" {
+		t.Errorf("credential 0 = %+v", c[0])
+	}
+	if c[1].Secret != "not-for-production" {
+		t.Errorf("credential 1 = %+v", c[1])
+	}
+	if c[2].ID != "key-"+exampleKeySHA256[:16] || c[2].KeySHA256 != exampleKeySHA256 {
+		t.Errorf("credential 2 = %+v", c[2])
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string // substring; empty means success
+		check   func(*testing.T, *State)
+	}{
+		{name: "empty", in: "", wantErr: "empty"},
+		{name: "comment only", in: "# nothing\n", wantErr: "empty"},
+		{name: "unknown top-level field", in: "organisation: {}\n", wantErr: "organisation"},
+		{name: "unknown nested field", in: "entitlements:\n  - name: a\n    limits: {monthly_token: 5}\n", wantErr: "monthly_token"},
+		{name: "two documents", in: "organization: {id: o-exampleorg1}\n---\norganization: {id: o-exampleorg2}\n", wantErr: "more than one"},
+		{name: "syntax error", in: "organization: [\n", wantErr: "parsing state"},
+		{name: "wrong type", in: "entitlements: {a: 1}\n", wantErr: "parsing state"},
+		{name: "unquoted account IDs stay text", in: "organization:\n  hub_account: 011111111111\n  accounts: [{id: 222222222222, name: x}]\n",
+			check: func(t *testing.T, s *State) {
+				if s.Organization.HubAccount != "011111111111" || s.Organization.Accounts[0].ID != "222222222222" {
+					t.Errorf("organization = %+v", s.Organization)
+				}
+			}},
+		{name: "json", in: `{"organization":{"id":"o-exampleorg1","hub_account":"111111111111"},"entitlements":[{"name":"a","model":"m","limits":{"monthly_tokens":5}}],"credentials":[{"account":"111111111111","kind":"sigv4","expires_at":"2030-01-02T03:04:05Z"}]}`,
+			check: func(t *testing.T, s *State) {
+				if s.Entitlements[0].Limits.MonthlyTokens != 5 {
+					t.Errorf("limits = %+v", s.Entitlements[0].Limits)
+				}
+				if exp := s.Credentials[0].ExpiresAt; exp == nil || !exp.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+					t.Errorf("expires_at = %v", exp)
+				}
+			}},
+		{name: "json unknown field", in: `{"organization":{"id":"o-exampleorg1","hubAccount":"111111111111"}}`, wantErr: "hubAccount"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := Parse([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, s)
+		})
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	t.Parallel()
+	if _, err := LoadFile("testdata/does-not-exist.yaml"); err == nil {
+		t.Fatal("LoadFile of a missing file succeeded")
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := loadExample(t)
+	exp := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	s.Credentials[1].ExpiresAt = &exp
+	s.Entitlements[0].CreatedAt = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Entitlements[0].Operations = []string{"Converse", "ConverseStream"}
+	out, err := Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("Parse(Marshal(s)): %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(s, back) {
+		t.Errorf("round trip changed the state:\n%s", out)
+	}
+	again, err := Marshal(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != string(out) {
+		t.Errorf("Marshal is not stable:\n%s\n---\n%s", out, again)
+	}
+	if !strings.Contains(string(out), `hub_account: "111111111111"`) {
+		t.Errorf("account IDs must stay quoted:\n%s", out)
+	}
+	if strings.Contains(string(out), "updated_at") {
+		t.Errorf("zero times must be omitted:\n%s", out)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"organization: {id: o-exampleorg1, hub_account: \"111111111111\"}\n",
+		"entitlements: [{name: a, model: m, shares: [{target: o-exampleorg1}]}]\n",
+		"credentials: [{account: \"1\", kind: api_key, key: k}]\n",
+		"{\"organization\": {\"units\": [{\"id\": \"ou-ab12-12345678\", \"parent\": \"ou-ab12-12345678\"}]}}",
+		"a: &a [*a]\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	if data, err := readExample(); err == nil {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data)
+		if err != nil {
+			return
+		}
+		// Nothing downstream of a successful parse may panic either.
+		c := s.Clone()
+		_ = c.ResolveSecrets(func(string) (string, bool) { return "0123456789abcdef", true })
+		c.Normalize()
+		_ = c.Validate()
+		_ = c.References("ou-ab12-12345678")
+		_ = Diff(s, c)
+		if _, err := Marshal(c); err != nil {
+			t.Fatalf("Marshal of a parsed state: %v", err)
+		}
+	})
+}
+
+func readExample() ([]byte, error) { return os.ReadFile("testdata/example.yaml") }
