@@ -52,8 +52,8 @@ func ParseAuthorization(v string) (SigV4Header, error) {
 
 func parseAuthHeader(v string) (authHeader, *bedrock.Error) {
 	var a authHeader
-	alg, rest, ok := strings.Cut(v, " ")
-	if !ok || alg != sigV4Algorithm {
+	alg, rest, _ := strings.Cut(v, " ")
+	if alg != sigV4Algorithm {
 		if strings.HasPrefix(v, "AWS4-") {
 			return a, bedrock.BadSignature("Unsupported AWS 'algorithm': '" + truncate(alg, 64) + "'")
 		}
