@@ -1,0 +1,59 @@
+// Package quota owns the gateway's shared usage accounting in Redis: monthly
+// token caps at three levels (entitlement, share, account), per-account
+// per-minute request and token rate limits, the monthly usage ledger and
+// budget-alert threshold crossings, plus what happens while Redis is away.
+//
+// # Reserve, then settle
+//
+// Reserve runs one Lua script in one round trip. The script reads the time
+// from Redis TIME (never the replica's clock) and picks the calendar month,
+// in the configured zone, among candidates Go precomputes from its own clock;
+// if the replica's clock is so far off that none fits, the script says so with
+// the Redis time and Go retries once with candidates built from that time, so
+// a skewed replica can never put a request in the wrong month. It purges
+// expired reservations, checks used+reserved+tokens <= limit for every cap and
+// the GCRA rate limits, and then reserves in all caps or in none.
+//
+// Settle replaces the reservation with the exact usage, updates the ledger and
+// claims newly crossed alert thresholds, all in one script, exactly once per
+// reservation ID: a settled-marker key (TTL 2×ReservationTTL) makes retries
+// harmless, and a reservation that already expired still has its usage
+// counted (the tokens were consumed). Release removes a reservation without
+// charge. Settlements are queued and written by one worker goroutine in
+// batched pipelines of EVALSHA; a full queue makes Settle write synchronously.
+//
+// The ledger counts a request in `requests` only when it is settled; a
+// released reservation (the upstream call failed) counts one in `errors` and
+// nothing in `requests`. A call that was admitted and charged (for example a
+// client that went away) is settled, so it counts as a request.
+//
+// # Keys
+//
+// Every key of one decision carries the hash tag {ent:<entitlement>}, so each
+// script touches one cluster slot:
+//
+//	<prefix>:{ent:<name>}:cap:<month>:<level>:<target>     hash: used, reserved, r:<id> = tokens
+//	<prefix>:{ent:<name>}:capres:<month>:<level>:<target>  zset: reservation id -> expiry (ms)
+//	<prefix>:{ent:<name>}:rpm:<account>, ...:tpm:<account> GCRA theoretical arrival time (ms)
+//	<prefix>:{ent:<name>}:ledger:<month>                   hash: <account>|<model>|<metric>
+//	<prefix>:{ent:<name>}:alerts:<month>                   hash: <level>:<target>:<threshold> -> used
+//	<prefix>:{ent:<name>}:settled:<id>                     settled marker
+//
+// Cap and alert keys expire at the end of their month plus Grace; ledger keys
+// 400 days after the end of their month.
+//
+// # When Redis is unreachable
+//
+// Connection errors and timeouts (not script errors, which are bugs: they are
+// logged and fail closed) mark the limiter degraded; while degraded it does not
+// call Redis on the request path and the worker probes Redis until it answers.
+// Fail-closed requests get ErrStoreUnavailable. Fail-open requests are admitted
+// under a per-replica token bucket (Reservation.Degraded, no Redis reservation,
+// month from the replica's clock) while the settlement queue has room; their
+// settlements wait in the queue and are written when Redis returns. Close
+// drains the queue within its context and appends whatever it could not write
+// to Options.SpillFile (JSON lines), which New reads back and queues again.
+//
+// The client passed in should be built with ContextTimeoutEnabled so that
+// Options.Timeout bounds every call.
+package quota

@@ -1,0 +1,185 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := checkLeaks(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// checkLeaks fails when a Limiter worker outlives the tests: polls until none
+// is left or the deadline passes.
+func checkLeaks(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var leaked []string
+		for _, g := range strings.Split(stacks, "\n\n") {
+			if strings.Contains(g, "quota.(*Limiter).work") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("leaked %d limiter goroutines:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// backend is a Redis deployment the core suite runs against.
+type backend struct {
+	name   string
+	client func(t testing.TB) redis.UniversalClient
+}
+
+func singleClient(tb testing.TB, s *redistest.Server) redis.UniversalClient {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func clusterClient(tb testing.TB, c *redistest.Cluster) redis.UniversalClient {
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ContextTimeoutEnabled: true})
+	tb.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("QUOTA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newTestLimiter builds a limiter closed when the test ends.
+func newTestLimiter(t testing.TB, client redis.UniversalClient, opts Options) *Limiter {
+	t.Helper()
+	opts.Client = client
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	if opts.Timeout == 0 {
+		// Generous: the machine is shared and the race detector is slow; a
+		// timeout here would read as an outage.
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = 20 * time.Millisecond
+	}
+	l, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
+	return l
+}
+
+// entName turns the test name into a unique entitlement name.
+func entName(t testing.TB) string {
+	r := strings.NewReplacer("/", "-", "_", "-", "#", "-")
+	return strings.ToLower(r.Replace(t.Name()))
+}
+
+// setNow makes the scripts (and the local clock) see at as the current time.
+func (l *Limiter) setNow(at time.Time) {
+	l.offsetMs.Store(time.Until(at).Milliseconds())
+}
+
+func (l *Limiter) advance(d time.Duration) { l.offsetMs.Add(d.Milliseconds()) }
+
+func flush(t testing.TB, l *Limiter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+func mustReserve(t testing.TB, l *Limiter, req Request) *Reservation {
+	t.Helper()
+	r, err := l.Reserve(context.Background(), req)
+	if err != nil {
+		t.Fatalf("reserve %d tokens: %v", req.Tokens, err)
+	}
+	return r
+}
+
+func capStatus(t testing.TB, l *Limiter, ent string, caps ...Cap) []CapStatus {
+	t.Helper()
+	st, err := l.Status(context.Background(), ent, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func ledgerRow(t testing.TB, l *Limiter, month, ent, account, model string) LedgerRow {
+	t.Helper()
+	rows, err := l.Ledger(context.Background(), month, []string{ent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Account == account && r.Model == model {
+			return r
+		}
+	}
+	return LedgerRow{}
+}
+
+func asCapErr(err error) *CapExceededError {
+	var e *CapExceededError
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+func asRateErr(err error) *RateLimitedError {
+	var e *RateLimitedError
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+}

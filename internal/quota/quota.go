@@ -1,0 +1,351 @@
+package quota
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// Level is the level a monthly cap applies at.
+type Level string
+
+// Cap levels.
+const (
+	LevelEntitlement Level = "entitlement"
+	LevelShare       Level = "share"
+	LevelAccount     Level = "account"
+)
+
+// Rate limit names, as in RateLimitedError.Limit.
+const (
+	LimitRequestsPerMinute = "requests_per_minute"
+	LimitTokensPerMinute   = "tokens_per_minute"
+)
+
+// Cap is one monthly token cap that applies to a request.
+type Cap struct {
+	Level Level `json:"level"`
+	// Target is the entitlement name at entitlement level, the share's target
+	// (account, OU or organization ID) at share level, the account ID at
+	// account level.
+	Target string `json:"target"`
+	// Limit is tokens per calendar month; 0 means no cap (skipped).
+	Limit int64 `json:"limit"`
+	// Thresholds are budget-alert thresholds in percent of Limit.
+	Thresholds []int `json:"thresholds,omitempty"`
+}
+
+// Request is one admission decision.
+type Request struct {
+	Entitlement string
+	Account     string
+	Model       string // upstream model, recorded in the ledger
+	Caps        []Cap
+	// RequestsPerMinute and TokensPerMinute are per account per entitlement;
+	// 0 means no limit.
+	RequestsPerMinute, TokensPerMinute int64
+	// Tokens is the estimate, already counted per the entitlement's count rule.
+	Tokens int64
+	// FailOpen admits under a local limiter when Redis is unreachable.
+	FailOpen bool
+}
+
+// Reservation is an admitted request's hold on its caps, to be settled or
+// released exactly once (repeats are harmless).
+type Reservation struct {
+	ID     string
+	Month  string // the month the request counts in, e.g. "2026-11"
+	Tokens int64
+	// Remaining is the smallest limit-used-reserved over the caps after this
+	// reservation; -1 when no cap applies (or when Degraded).
+	Remaining int64
+	ResetAt   time.Time // start of the next month in the configured zone
+	// Degraded is true when the request was admitted by the local fail-open
+	// limiter while Redis was unreachable.
+	Degraded bool
+
+	req      Request // Caps filtered to Limit>0 and deduplicated
+	monthEnd time.Time
+	done     atomic.Bool // set once Settle or Release handed it on
+}
+
+// Alert is one budget threshold crossing, reported once per cap, threshold
+// and month across all replicas.
+type Alert struct {
+	Entitlement string
+	Level       Level
+	Target      string
+	Threshold   int
+	Used, Limit int64
+	Month       string
+}
+
+// CapExceededError is returned when a monthly cap cannot hold the request.
+type CapExceededError struct {
+	Entitlement string
+	Level       Level
+	Target      string
+	Limit, Used int64
+	Reserved    int64 // held by requests in flight
+	Requested   int64
+	ResetAt     time.Time
+}
+
+func (e *CapExceededError) Error() string {
+	what := "monthly token cap"
+	switch e.Level {
+	case LevelEntitlement:
+		what = "monthly token cap of entitlement " + e.Target
+	case LevelShare:
+		what = "monthly token cap of the share to " + e.Target
+	case LevelAccount:
+		what = "monthly token cap of account " + e.Target
+	}
+	if e.Entitlement != "" && e.Level != LevelEntitlement {
+		what += " on entitlement " + e.Entitlement
+	}
+	return fmt.Sprintf("%s is spent (%d of %d tokens used); it resets at %s",
+		what, e.Used+e.Reserved, e.Limit, e.ResetAt.Format(time.RFC3339))
+}
+
+// RateLimitedError is returned when a per-minute rate limit refuses the request.
+type RateLimitedError struct {
+	Limit      string // LimitRequestsPerMinute or LimitTokensPerMinute
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limit %s exceeded; retry after %s", e.Limit, e.RetryAfter)
+}
+
+// ErrStoreUnavailable is returned (wrapped) for fail-closed requests while
+// Redis is unreachable, and for fail-open ones when the local limiter or the
+// settlement queue has no room left.
+var ErrStoreUnavailable = errors.New("quota store unavailable")
+
+// errBadResult marks a script reply the code does not understand: a bug, not an outage.
+var errBadResult = errors.New("unexpected quota script result")
+
+// ErrClosed is returned by Settle and Release after Close.
+var ErrClosed = errors.New("quota limiter closed")
+
+// Options configure a Limiter. Zero values take the documented defaults.
+type Options struct {
+	// Client is the Redis client (single node, Sentinel or Cluster). Build it
+	// with ContextTimeoutEnabled so Timeout applies. Required.
+	Client redis.UniversalClient
+	// Location sets month boundaries; default UTC.
+	Location *time.Location
+	// Prefix starts every key; default "gw". It must not contain '{' or '}'.
+	Prefix string
+	// ReservationTTL is how long an unsettled reservation holds tokens before
+	// later script runs purge it; default 15m. It must exceed the longest
+	// request plus settlement delay.
+	ReservationTTL time.Duration
+	// Grace keeps cap and alert keys after the end of their month; default 35 days.
+	Grace time.Duration
+	// Timeout bounds each Redis call; default 500ms.
+	Timeout time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// OnAlert is called once per threshold crossing from the goroutine that
+	// wrote the settlement; it should not block. May be nil.
+	OnAlert func(Alert)
+	// FailOpenRate is the local limiter for fail-open admissions, requests/s per
+	// replica; default 50. FailOpenBurst defaults to 100.
+	FailOpenRate  float64
+	FailOpenBurst int
+	// QueueSize bounds the settlement queue; default 65536.
+	QueueSize int
+	// SpillFile receives, at Close, queued settlements that could not be
+	// written, and is read back (and removed) by New. "" = no spill. Each
+	// replica needs its own file.
+	SpillFile string
+	// BatchSize is settlements per pipeline; default 128.
+	BatchSize int
+	// ProbeInterval is how often the worker pings Redis while degraded;
+	// default 250ms.
+	ProbeInterval time.Duration
+}
+
+// ledgerRetention keeps ledger keys for this long after the end of their month.
+const ledgerRetention = 400 * 24 * time.Hour
+
+// Limiter reserves, settles and reports token usage. It is safe for concurrent use.
+type Limiter struct {
+	opts    Options
+	client  redis.UniversalClient
+	log     *slog.Logger
+	reserve *redis.Script
+	settle  *redis.Script
+	local   *rate.Limiter
+
+	healthy atomic.Bool
+	wake    chan struct{} // tells an idle worker to start probing
+	// inflightDegraded counts fail-open admissions not yet settled, so that
+	// degraded admissions never outgrow the queue that must hold their usage.
+	inflightDegraded atomic.Int64
+
+	// closeMu guards sends on queue against Close.
+	closeMu   sync.RWMutex
+	closed    bool
+	stopping  chan struct{} // closed when Close starts: unblocks waiting senders
+	queue     chan *settlement
+	closeCh   chan context.Context
+	closeOnce sync.Once
+	done      chan struct{} // closed when the worker has exited
+	closeErr  error         // set by the worker before done is closed
+	backlog   []*settlement // reloaded from the spill file; the worker's own
+	spillMu   sync.Mutex
+
+	// test hooks: offsetMs shifts both the Redis time the scripts see and the
+	// local clock; skewMs shifts only the local clock (a skewed replica).
+	offsetMs atomic.Int64
+	skewMs   atomic.Int64
+}
+
+//go:embed reserve.lua
+var reserveLua string
+
+//go:embed settle.lua
+var settleLua string
+
+// New validates opts, loads the scripts (starting degraded if Redis is
+// unreachable), re-queues any spilled settlements and starts the worker.
+func New(opts Options) (*Limiter, error) {
+	if opts.Client == nil {
+		return nil, errors.New("quota: Options.Client is required")
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "gw"
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("quota: prefix %q must not contain braces", opts.Prefix)
+	}
+	if opts.ReservationTTL <= 0 {
+		opts.ReservationTTL = 15 * time.Minute
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 35 * 24 * time.Hour
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 500 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.FailOpenRate <= 0 {
+		opts.FailOpenRate = 50
+	}
+	if opts.FailOpenBurst <= 0 {
+		opts.FailOpenBurst = 100
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 65536
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 128
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = 250 * time.Millisecond
+	}
+	l := &Limiter{
+		opts:     opts,
+		client:   opts.Client,
+		log:      opts.Logger,
+		reserve:  redis.NewScript(reserveLua),
+		settle:   redis.NewScript(settleLua),
+		local:    rate.NewLimiter(rate.Limit(opts.FailOpenRate), opts.FailOpenBurst),
+		queue:    make(chan *settlement, opts.QueueSize),
+		closeCh:  make(chan context.Context),
+		stopping: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	l.healthy.Store(true)
+	if err := l.loadScripts(context.Background()); err != nil {
+		if !isUnreachable(err) {
+			return nil, fmt.Errorf("loading quota scripts: %w", err)
+		}
+		l.markDown("loading scripts", err)
+	}
+	if opts.SpillFile != "" {
+		items, err := readSpill(opts.SpillFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading quota spill file: %w", err)
+		}
+		if len(items) > 0 {
+			l.log.Info("re-queued spilled quota settlements", "count", len(items), "file", opts.SpillFile)
+		}
+		l.backlog = items
+	}
+	go l.work()
+	return l, nil
+}
+
+// Healthy reports false while Redis is unreachable (degraded).
+func (l *Limiter) Healthy() bool { return l.healthy.Load() }
+
+func (l *Limiter) loadScripts(ctx context.Context) error {
+	for _, s := range []*redis.Script{l.reserve, l.settle} {
+		cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+		err := s.Load(cctx, l.client).Err()
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Limiter) markDown(op string, err error) {
+	if l.healthy.Swap(false) {
+		l.log.Warn("quota store unreachable; degraded", "op", op, "err", err)
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *Limiter) markUp() {
+	if !l.healthy.Swap(true) {
+		l.log.Info("quota store reachable again")
+	}
+}
+
+// now is the local clock as shifted by the test hooks.
+func (l *Limiter) now() time.Time {
+	return time.Now().Add(time.Duration(l.offsetMs.Load()+l.skewMs.Load()) * time.Millisecond)
+}
+
+// isUnreachable tells a store outage (connection refused or reset, timeouts,
+// a cluster without a master for the slot, a server still loading) from a
+// reply error such as a failing script, which is a bug and never an outage.
+func isUnreachable(err error) bool {
+	if err == nil || errors.Is(err, errBadResult) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return redis.IsLoadingError(err) || redis.IsClusterDownError(err) ||
+			redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+	}
+	return true
+}
+
+func isNoScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
+}

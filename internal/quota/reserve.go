@@ -1,0 +1,189 @@
+package quota
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// monthMissError means Redis time fell in none of the candidate months: the
+// replica's clock is far off. It carries the Redis time to retry with.
+type monthMissError struct{ now time.Time }
+
+func (e *monthMissError) Error() string {
+	return "no candidate month holds Redis time " + e.now.String()
+}
+
+// Reserve admits req against its caps and rate limits in one round trip, or
+// refuses it with *CapExceededError, *RateLimitedError or (wrapped)
+// ErrStoreUnavailable. Any other error is a failure to decide (a script bug,
+// a cancelled ctx) and the request must not be admitted.
+func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error) {
+	if req.Entitlement == "" {
+		return nil, errors.New("reserving quota: entitlement is required")
+	}
+	if req.Tokens < 0 {
+		return nil, errors.New("reserving quota: negative token estimate")
+	}
+	req.Caps = effectiveCaps(req.Caps)
+	id, err := newID()
+	if err != nil {
+		return nil, fmt.Errorf("reserving quota: %w", err)
+	}
+	if !l.healthy.Load() {
+		// The worker probes Redis while degraded; requests do not wait on it.
+		return l.admitDegraded(req, id)
+	}
+	r, err := l.reserveOnce(ctx, req, id, candidates(l.now(), l.opts.Location))
+	var miss *monthMissError
+	if errors.As(err, &miss) {
+		l.log.Warn("replica clock far from Redis time", "redis_time", miss.now, "local_time", l.now())
+		r, err = l.reserveOnce(ctx, req, id, candidates(miss.now, l.opts.Location))
+	}
+	var capErr *CapExceededError
+	var rateErr *RateLimitedError
+	switch {
+	case err == nil:
+		l.markUp()
+		return r, nil
+	case errors.As(err, &capErr), errors.As(err, &rateErr):
+		l.markUp()
+		return nil, err
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("reserving quota: %w", ctx.Err())
+	case isUnreachable(err):
+		l.markDown("reserve", err)
+		return l.admitDegraded(req, id)
+	default:
+		l.log.Error("quota reserve script failed", "entitlement", req.Entitlement, "err", err)
+		return nil, fmt.Errorf("reserving quota: %w", err)
+	}
+}
+
+func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands []month) (*Reservation, error) {
+	k := l.keysFor(req.Entitlement)
+	nc := len(req.Caps)
+	keys := make([]string, 0, 2+2*nc*len(cands))
+	keys = append(keys, k.rpm(req.Account), k.tpm(req.Account))
+	for _, m := range cands {
+		for _, c := range req.Caps {
+			keys = append(keys, k.capHash(m.key, c), k.capZset(m.key, c))
+		}
+	}
+	args := make([]any, 0, 9+3*len(cands)+nc)
+	args = append(args, l.offsetMs.Load(), id, req.Tokens, req.RequestsPerMinute, req.TokensPerMinute,
+		l.opts.ReservationTTL.Milliseconds(), l.opts.Grace.Milliseconds(), len(cands), nc)
+	for _, m := range cands {
+		args = append(args, m.key, m.start.UnixMilli(), m.end.UnixMilli())
+	}
+	for _, c := range req.Caps {
+		args = append(args, c.Limit)
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	cmd := l.reserve.Run(cctx, l.client, keys, args...)
+	if err := cmd.Err(); err != nil {
+		return nil, err
+	}
+	vals, err := cmd.Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadResult, err)
+	}
+	if len(vals) < 2 {
+		return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+	}
+	pick := func(i int64) (month, error) {
+		if i < 1 || int(i) > len(cands) {
+			return month{}, fmt.Errorf("%w: month index %d", errBadResult, i)
+		}
+		return cands[i-1], nil
+	}
+	switch vals[0] {
+	case 0: // admitted
+		if len(vals) != 4 {
+			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+		}
+		m, err := pick(vals[1])
+		if err != nil {
+			return nil, err
+		}
+		return &Reservation{ID: id, Month: m.key, Tokens: req.Tokens, Remaining: vals[2],
+			ResetAt: m.end, req: req, monthEnd: m.end}, nil
+	case 1: // a cap is spent
+		if len(vals) != 6 || vals[1] < 1 || int(vals[1]) > nc {
+			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+		}
+		m, err := pick(vals[5])
+		if err != nil {
+			return nil, err
+		}
+		c := req.Caps[vals[1]-1]
+		return nil, &CapExceededError{Entitlement: req.Entitlement, Level: c.Level, Target: c.Target,
+			Used: vals[2], Reserved: vals[3], Limit: vals[4], Requested: req.Tokens, ResetAt: m.end}
+	case 2: // rate limited
+		if len(vals) != 3 {
+			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+		}
+		which := LimitRequestsPerMinute
+		if vals[1] == 2 {
+			which = LimitTokensPerMinute
+		}
+		return nil, &RateLimitedError{Limit: which, RetryAfter: time.Duration(vals[2]) * time.Millisecond}
+	case 3: // the local clock is far off
+		return nil, &monthMissError{now: time.UnixMilli(vals[1])}
+	}
+	return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+}
+
+// admitDegraded decides a request while Redis is unreachable.
+func (l *Limiter) admitDegraded(req Request, id string) (*Reservation, error) {
+	if !req.FailOpen {
+		return nil, fmt.Errorf("reserving quota: %w", ErrStoreUnavailable)
+	}
+	// Every fail-open admission needs a queue slot for its usage later; refuse
+	// rather than lose ledger rows.
+	if l.inflightDegraded.Load()+int64(len(l.queue)) >= int64(cap(l.queue)) {
+		return nil, fmt.Errorf("reserving quota: settlement queue full: %w", ErrStoreUnavailable)
+	}
+	if !l.local.Allow() {
+		return nil, fmt.Errorf("reserving quota: local fail-open limit reached: %w", ErrStoreUnavailable)
+	}
+	l.inflightDegraded.Add(1)
+	m := monthOf(l.now(), l.opts.Location)
+	req.TokensPerMinute = 0 // nothing was taken from the rate limiter, so nothing to give back
+	return &Reservation{ID: id, Month: m.key, Tokens: req.Tokens, Remaining: -1, ResetAt: m.end,
+		Degraded: true, req: req, monthEnd: m.end}, nil
+}
+
+// effectiveCaps drops caps without a limit and duplicates (a cap listed twice
+// would be reserved twice in the same hash).
+func effectiveCaps(caps []Cap) []Cap {
+	out := make([]Cap, 0, len(caps))
+	for _, c := range caps {
+		if c.Limit <= 0 {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			if o.Level == c.Level && o.Target == c.Target {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func newID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,120 @@
+-- Reserve: check every monthly cap and both rate limits, then reserve in all of
+-- them or in none. Time comes from Redis TIME (plus a test-only offset).
+--
+-- KEYS[1] RPM GCRA key, KEYS[2] TPM GCRA key, then for each candidate month m
+-- (1..M) and cap c (1..C) two keys at 2 + ((m-1)*C + (c-1))*2 + {1,2}:
+-- the cap hash (used, reserved, r:<id> = tokens) and the cap's reservation
+-- zset (id -> expiry ms).
+--
+-- ARGV: 1 offset_ms, 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms, 7 grace_ms,
+-- 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
+--
+-- Returns one of
+--   {0, month_index, remaining (-1: no cap), now_ms}            admitted
+--   {1, cap_index, used, reserved, limit, month_index}          a cap is spent
+--   {2, which (1 rpm, 2 tpm), retry_after_ms}                   rate limited
+--   {3, now_ms}                                                 no candidate month holds now
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+
+local id = ARGV[2]
+local tokens = tonumber(ARGV[3])
+local rpm = tonumber(ARGV[4])
+local tpm = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[6])
+local grace = tonumber(ARGV[7])
+local M = tonumber(ARGV[8])
+local C = tonumber(ARGV[9])
+
+local m = 0
+for i = 1, M do
+  local b = 9 + (i - 1) * 3
+  if now >= tonumber(ARGV[b + 2]) and now < tonumber(ARGV[b + 3]) then
+    m = i
+    break
+  end
+end
+if m == 0 then
+  return {3, now}
+end
+local month_end = tonumber(ARGV[9 + (m - 1) * 3 + 3])
+local limits_at = 9 + M * 3
+
+-- Caps first: purge reservations that expired (a crashed replica never settled
+-- them), then check. A spent cap wins over a rate limit: it is not retryable.
+local remaining = -1
+for c = 1, C do
+  local k = 2 + ((m - 1) * C + (c - 1)) * 2
+  local h, z = KEYS[k + 1], KEYS[k + 2]
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 256)
+  for _, rid in ipairs(expired) do
+    local tok = redis.call('HGET', h, 'r:' .. rid)
+    if tok then
+      redis.call('HINCRBY', h, 'reserved', -tonumber(tok))
+      redis.call('HDEL', h, 'r:' .. rid)
+    end
+    redis.call('ZREM', z, rid)
+  end
+  local v = redis.call('HMGET', h, 'used', 'reserved')
+  local used = tonumber(v[1]) or 0
+  local reserved = tonumber(v[2]) or 0
+  local limit = tonumber(ARGV[limits_at + c])
+  if used + reserved + tokens > limit then
+    return {1, c, used, reserved, limit, m}
+  end
+  local left = limit - used - reserved - tokens
+  if remaining < 0 or left < remaining then
+    remaining = left
+  end
+end
+
+-- GCRA with a burst of one minute's worth. A cost above the whole burst is
+-- checked as a full burst (so it can pass at all) but charged in full, which
+-- keeps the long-run rate.
+local function gcra(key, limit, cost)
+  if limit <= 0 then
+    return 0, nil
+  end
+  local interval = 60000 / limit
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then
+    tat = now
+  end
+  local check = cost
+  if check > limit then
+    check = limit
+  end
+  local allow_at = tat + check * interval - 60000
+  if allow_at > now then
+    return math.ceil(allow_at - now), nil
+  end
+  return 0, tat + cost * interval
+end
+
+local rpm_wait, rpm_tat = gcra(KEYS[1], rpm, 1)
+local tpm_wait, tpm_tat = gcra(KEYS[2], tpm, tokens)
+if rpm_wait > 0 or tpm_wait > 0 then
+  if rpm_wait >= tpm_wait then
+    return {2, 1, rpm_wait}
+  end
+  return {2, 2, tpm_wait}
+end
+
+-- Everything passed: write.
+if rpm_tat then
+  redis.call('SET', KEYS[1], string.format('%.17g', rpm_tat), 'PX', math.max(1, math.ceil(rpm_tat - now)))
+end
+if tpm_tat then
+  redis.call('SET', KEYS[2], string.format('%.17g', tpm_tat), 'PX', math.max(1, math.ceil(tpm_tat - now)))
+end
+local expire_at = month_end + grace
+for c = 1, C do
+  local k = 2 + ((m - 1) * C + (c - 1)) * 2
+  local h, z = KEYS[k + 1], KEYS[k + 2]
+  redis.call('HINCRBY', h, 'reserved', tokens)
+  redis.call('HSET', h, 'r:' .. id, tokens)
+  redis.call('ZADD', z, now + ttl, id)
+  redis.call('PEXPIREAT', h, expire_at)
+  redis.call('PEXPIREAT', z, expire_at)
+end
+return {0, m, remaining, now}

@@ -1,0 +1,201 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+)
+
+const (
+	kindSettle  = "s"
+	kindRelease = "r"
+)
+
+// settlement is one queued Settle or Release; it is self-contained (it is
+// what the spill file holds, one JSON object a line).
+type settlement struct {
+	Kind        string        `json:"kind"`
+	ID          string        `json:"id"`
+	Entitlement string        `json:"entitlement"`
+	Account     string        `json:"account"`
+	Model       string        `json:"model"`
+	Month       string        `json:"month"`
+	MonthEnd    time.Time     `json:"month_end"`
+	Caps        []Cap         `json:"caps,omitempty"`
+	Counted     int64         `json:"counted"`
+	Usage       bedrock.Usage `json:"usage"`
+	Tokens      int64         `json:"tokens"`        // reserved estimate
+	TPM         int64         `json:"tpm,omitempty"` // tokens per minute limit to refund against; 0 = none
+
+	barrier chan struct{} // Flush marker: closed once everything before it is written
+}
+
+// Settle replaces the reservation with the exact usage: counted is the usage
+// per the entitlement's count rule (charged to every cap) and usage goes to the
+// ledger. It is idempotent per reservation ID. The write is queued and done
+// in a batch; when the queue is full it is done before Settle returns.
+func (l *Limiter) Settle(ctx context.Context, r *Reservation, counted int64, usage bedrock.Usage) error {
+	if r == nil {
+		return errors.New("settling quota: nil reservation")
+	}
+	if counted < 0 {
+		return errors.New("settling quota: negative usage")
+	}
+	if err := l.finish(ctx, r, l.newSettlement(r, kindSettle, counted, usage)); err != nil {
+		return fmt.Errorf("settling quota: %w", err)
+	}
+	return nil
+}
+
+// Release cancels a reservation without charge (the upstream call failed) and
+// counts one error in the ledger. It is idempotent per reservation ID.
+func (l *Limiter) Release(ctx context.Context, r *Reservation) error {
+	if r == nil {
+		return errors.New("releasing quota: nil reservation")
+	}
+	if err := l.finish(ctx, r, l.newSettlement(r, kindRelease, 0, bedrock.Usage{})); err != nil {
+		return fmt.Errorf("releasing quota: %w", err)
+	}
+	return nil
+}
+
+func (l *Limiter) finish(ctx context.Context, r *Reservation, s *settlement) error {
+	if !r.done.CompareAndSwap(false, true) {
+		return nil // already handed on; the script would ignore it anyway
+	}
+	if err := l.submit(ctx, s); err != nil {
+		r.done.Store(false) // let the caller retry
+		return err
+	}
+	if r.Degraded {
+		l.inflightDegraded.Add(-1)
+	}
+	return nil
+}
+
+func (l *Limiter) newSettlement(r *Reservation, kind string, counted int64, usage bedrock.Usage) *settlement {
+	return &settlement{
+		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Model: r.req.Model,
+		Month: r.Month, MonthEnd: r.monthEnd, Caps: r.req.Caps, Counted: counted, Usage: usage,
+		Tokens: r.Tokens, TPM: r.req.TokensPerMinute,
+	}
+}
+
+// submit queues s, or writes it now when the queue is full; it never drops it.
+func (l *Limiter) submit(ctx context.Context, s *settlement) error {
+	ok, err := l.enqueue(ctx, s, false)
+	if ok || err != nil {
+		return err
+	}
+	err = l.writeOne(ctx, s)
+	if err == nil || !isUnreachable(err) || ctx.Err() != nil {
+		return err
+	}
+	// Redis is down and the queue is full: wait for room.
+	ok, err = l.enqueue(ctx, s, true)
+	if ok {
+		return nil
+	}
+	if errors.Is(err, ErrClosed) && l.opts.SpillFile != "" {
+		return l.spill([]*settlement{s})
+	}
+	return err
+}
+
+// enqueue puts s on the queue, waiting for room (bounded by ctx) when wait is set.
+func (l *Limiter) enqueue(ctx context.Context, s *settlement, wait bool) (bool, error) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	if !wait {
+		select {
+		case l.queue <- s:
+			return true, nil
+		default:
+			return false, nil
+		}
+	}
+	select {
+	case l.queue <- s:
+		return true, nil
+	case <-l.stopping:
+		return false, ErrClosed
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// settleCall builds the keys and arguments of the settle script for s.
+func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
+	k := l.keysFor(s.Entitlement)
+	keys := make([]string, 0, 4+2*len(s.Caps))
+	keys = append(keys, k.settled(s.ID), k.ledger(s.Month), k.alerts(s.Month), k.tpm(s.Account))
+	for _, c := range s.Caps {
+		keys = append(keys, k.capHash(s.Month, c), k.capZset(s.Month, c))
+	}
+	args := make([]any, 0, 15+4*len(s.Caps))
+	args = append(args, l.offsetMs.Load(), s.ID, s.Kind, s.Counted, ledgerPrefix(s.Account, s.Model),
+		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
+		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
+		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps))
+	for _, c := range s.Caps {
+		args = append(args, c.Limit, string(c.Level)+":"+c.Target, len(c.Thresholds))
+		for _, t := range c.Thresholds {
+			args = append(args, t)
+		}
+	}
+	return keys, args
+}
+
+// writeOne runs the settle script for s now (EVALSHA, falling back to EVAL).
+func (l *Limiter) writeOne(ctx context.Context, s *settlement) error {
+	keys, args := l.settleCall(s)
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	err := l.handleSettled(s, l.settle.Run(cctx, l.client, keys, args...).Slice)
+	switch {
+	case err == nil:
+		l.markUp()
+	case isUnreachable(err) && ctx.Err() == nil:
+		l.markDown("settle", err)
+	case ctx.Err() == nil:
+		l.log.Error("quota settle script failed", "entitlement", s.Entitlement, "id", s.ID, "err", err)
+	}
+	return err
+}
+
+// handleSettled reads a settle script reply and reports the alerts it claimed.
+func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) error {
+	vals, err := result()
+	if err != nil {
+		return err
+	}
+	if len(vals) == 0 {
+		return fmt.Errorf("%w: empty settle reply", errBadResult)
+	}
+	if (len(vals)-1)%3 != 0 {
+		return fmt.Errorf("%w: settle returned %v", errBadResult, vals)
+	}
+	for i := 1; i+2 < len(vals); i += 3 {
+		c, ok1 := vals[i].(int64)
+		thr, ok2 := vals[i+1].(int64)
+		used, ok3 := vals[i+2].(int64)
+		if !ok1 || !ok2 || !ok3 || c < 1 || int(c) > len(s.Caps) {
+			return fmt.Errorf("%w: settle returned %v", errBadResult, vals)
+		}
+		cp := s.Caps[c-1]
+		a := Alert{Entitlement: s.Entitlement, Level: cp.Level, Target: cp.Target, Threshold: int(thr),
+			Used: used, Limit: cp.Limit, Month: s.Month}
+		l.log.Info("quota budget threshold crossed", "entitlement", a.Entitlement, "level", string(a.Level),
+			"target", a.Target, "threshold", a.Threshold, "used", a.Used, "limit", a.Limit, "month", a.Month)
+		if l.opts.OnAlert != nil {
+			l.opts.OnAlert(a)
+		}
+	}
+	return nil
+}

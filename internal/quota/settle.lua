@@ -1,0 +1,92 @@
+-- Settle or release one reservation, exactly once per reservation ID.
+--
+-- KEYS[1] settled marker, KEYS[2] ledger hash, KEYS[3] alerts hash,
+-- KEYS[4] TPM GCRA key, then per cap c two keys at 4 + (c-1)*2 + {1,2}: the cap
+-- hash and its reservation zset.
+--
+-- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release), 4 counted,
+-- 5 ledger field prefix "<account>|<model>|", 6 input, 7 output, 8 cache_read,
+-- 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms, 12 marker ttl ms,
+-- 13 tpm (0: no refund), 14 reserved tokens, 15 C, then per cap:
+-- limit, alert label, n, n thresholds.
+--
+-- Returns {0} when this ID was settled or released before, otherwise
+-- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now.
+if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[12]) then
+  return {0}
+end
+
+local id = ARGV[2]
+local settle = ARGV[3] == 's'
+local counted = tonumber(ARGV[4])
+local C = tonumber(ARGV[15])
+local cap_expire = ARGV[11]
+local out = {1}
+
+local pos = 16
+for c = 1, C do
+  local h, z = KEYS[4 + (c - 1) * 2 + 1], KEYS[4 + (c - 1) * 2 + 2]
+  local limit = tonumber(ARGV[pos])
+  local label = ARGV[pos + 1]
+  local n = tonumber(ARGV[pos + 2])
+  -- The reservation may have expired and been purged: the usage still counts.
+  local tok = redis.call('HGET', h, 'r:' .. id)
+  if tok then
+    redis.call('HINCRBY', h, 'reserved', -tonumber(tok))
+    redis.call('HDEL', h, 'r:' .. id)
+    redis.call('ZREM', z, id)
+  end
+  if settle and counted > 0 then
+    local used = redis.call('HINCRBY', h, 'used', counted)
+    redis.call('PEXPIREAT', h, cap_expire)
+    for i = 1, n do
+      local thr = tonumber(ARGV[pos + 2 + i])
+      if used * 100 >= thr * limit and redis.call('HSETNX', KEYS[3], label .. ':' .. thr, used) == 1 then
+        redis.call('PEXPIREAT', KEYS[3], cap_expire)
+        out[#out + 1] = c
+        out[#out + 1] = thr
+        out[#out + 1] = used
+      end
+    end
+  end
+  pos = pos + 3 + n
+end
+
+local p = ARGV[5]
+local ledger = KEYS[2]
+if settle then
+  redis.call('HINCRBY', ledger, p .. 'requests', 1)
+  local names = {'input', 'output', 'cache_read', 'cache_write'}
+  for i = 1, 4 do
+    local v = tonumber(ARGV[5 + i])
+    if v ~= 0 then
+      redis.call('HINCRBY', ledger, p .. names[i], v)
+    end
+  end
+else
+  redis.call('HINCRBY', ledger, p .. 'errors', 1)
+end
+redis.call('PEXPIREAT', ledger, ARGV[10])
+
+-- Give back the per-minute tokens the estimate took beyond what was used.
+local tpm = tonumber(ARGV[13])
+if tpm > 0 then
+  local refund = tonumber(ARGV[14])
+  if settle then
+    refund = refund - counted
+  end
+  if refund > 0 then
+    local tat = tonumber(redis.call('GET', KEYS[4]))
+    if tat then
+      local t = redis.call('TIME')
+      local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+      local nt = tat - refund * 60000 / tpm
+      if nt > now then
+        redis.call('SET', KEYS[4], string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
+      else
+        redis.call('DEL', KEYS[4])
+      end
+    end
+  end
+end
+return out

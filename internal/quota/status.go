@@ -1,0 +1,144 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// CapStatus is one cap's state in the current month.
+type CapStatus struct {
+	Level  Level
+	Target string
+	Limit  int64
+	Used   int64 // settled tokens
+	// Reserved is held by requests in flight (it may include reservations
+	// that expired but were not purged yet).
+	Reserved  int64
+	Remaining int64 // Limit-Used-Reserved, not below 0; -1 when Limit is 0
+	Month     string
+	ResetAt   time.Time
+}
+
+// Status reads the caps of entitlement in the current month (by Redis time).
+func (l *Limiter) Status(ctx context.Context, entitlement string, caps []Cap) ([]CapStatus, error) {
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	now, err := l.client.Time(cctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading quota status: %w", err)
+	}
+	m := monthOf(now.Add(time.Duration(l.offsetMs.Load())*time.Millisecond), l.opts.Location)
+	k := l.keysFor(entitlement)
+	pipe := l.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(caps))
+	for i, c := range caps {
+		cmds[i] = pipe.HMGet(cctx, k.capHash(m.key, c), "used", "reserved")
+	}
+	if len(caps) > 0 {
+		if _, err := pipe.Exec(cctx); err != nil {
+			return nil, fmt.Errorf("reading quota status: %w", err)
+		}
+	}
+	out := make([]CapStatus, len(caps))
+	for i, c := range caps {
+		v := cmds[i].Val()
+		st := CapStatus{Level: c.Level, Target: c.Target, Limit: c.Limit, Month: m.key, ResetAt: m.end,
+			Used: toInt64(v, 0), Reserved: toInt64(v, 1), Remaining: -1}
+		if c.Limit > 0 {
+			st.Remaining = max(0, c.Limit-st.Used-st.Reserved)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+func toInt64(v []any, i int) int64 {
+	if i >= len(v) {
+		return 0
+	}
+	s, ok := v[i].(string)
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// LedgerRow is one month's usage of one account of one entitlement through one model.
+type LedgerRow struct {
+	Month, Entitlement, Account, Model                                             string
+	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
+}
+
+// Ledger returns the month's ledger rows of the given entitlements, sorted by
+// entitlement, account and model.
+func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []string) ([]LedgerRow, error) {
+	if _, ok := parseMonth(month, l.opts.Location); !ok {
+		return nil, fmt.Errorf("reading ledger: bad month %q (want YYYY-MM)", month)
+	}
+	if len(entitlements) == 0 {
+		return nil, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	pipe := l.client.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(entitlements))
+	for i, e := range entitlements {
+		cmds[i] = pipe.HGetAll(cctx, l.keysFor(e).ledger(month))
+	}
+	if _, err := pipe.Exec(cctx); err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	type rowKey struct{ ent, account, model string }
+	rows := map[rowKey]*LedgerRow{}
+	for i, e := range entitlements {
+		for f, v := range cmds[i].Val() {
+			account, model, metric, ok := parseLedgerField(f)
+			n, err := strconv.ParseInt(v, 10, 64)
+			if !ok || err != nil {
+				l.log.Warn("skipping malformed ledger field", "entitlement", e, "field", f)
+				continue
+			}
+			rk := rowKey{e, account, model}
+			r := rows[rk]
+			if r == nil {
+				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model}
+				rows[rk] = r
+			}
+			switch metric {
+			case "requests":
+				r.Requests += n
+			case "errors":
+				r.Errors += n
+			case "input":
+				r.InputTokens += n
+			case "output":
+				r.OutputTokens += n
+			case "cache_read":
+				r.CacheReadTokens += n
+			case "cache_write":
+				r.CacheWriteTokens += n
+			}
+		}
+	}
+	out := make([]LedgerRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Entitlement != b.Entitlement {
+			return a.Entitlement < b.Entitlement
+		}
+		if a.Account != b.Account {
+			return a.Account < b.Account
+		}
+		return a.Model < b.Model
+	})
+	return out, nil
+}
