@@ -1,0 +1,46 @@
+package sim
+
+import (
+	"strconv"
+)
+
+// Help describes the simulator's behaviour for `gateway sim --help`.
+func Help() string {
+	return `The Bedrock simulator answers every Bedrock Runtime operation the way
+bedrock-runtime does on the wire (JSON shapes, headers, event streams, error shapes),
+plus GET /foundation-models and GET /foundation-models/{id} from a small catalog.
+
+Token counts (deterministic):
+  input   words (whitespace-separated) of all prompt text: system and messages[].content
+          text (Converse, Anthropic, Nova), inputText (Titan), prompt (Llama, Mistral,
+          others), texts (Cohere embeddings); a non-JSON body counts len(body)/4; min 1
+  output  --output-tokens (default ` + strconv.Itoa(DefaultOutputTokens) + `) or X-Sim-Output-Tokens, capped by the
+          request's maximum (Converse inferenceConfig.maxTokens, max_tokens,
+          textGenerationConfig.maxTokenCount, max_gen_len, inferenceConfig.max_new_tokens);
+          0 for embedding models (model ID containing "embed")
+  text    that many words of "lorem ipsum ...", one word per stream delta event
+
+Per-request headers:
+  X-Sim-Fault: <fault>             inject a fault (overrides the fault rate)
+  X-Sim-Output-Tokens: N           output tokens (still capped by the request's maximum)
+  X-Sim-Cache-Read-Tokens: N       cache read input tokens to report
+  X-Sim-Cache-Write-Tokens: N      cache write input tokens to report
+  X-Sim-Latency: <duration>        wait before the response headers, e.g. 200ms
+  X-Sim-Event-Delay: <duration>    wait between stream events
+
+Faults:
+  throttle      429 ThrottlingException
+  internal      500 InternalServerException
+  unavailable   503 ServiceUnavailableException
+  timeout       408 ModelTimeoutException
+  model-error   424 ModelErrorException
+  midstream     streams: 200, a few events, then an internalServerException frame
+                before any usage; other operations: as internal
+  reset         the connection is dropped without a response (streams: after a few
+                events; the body then ends without its final chunk, which a proxy
+                reads as io.ErrUnexpectedEOF but the Go SDK, over HTTP/1.1, as the end)
+
+Async invocations are kept in memory: InProgress until the first GetAsyncInvoke, then
+Completed.
+`
+}
