@@ -635,3 +635,32 @@ func BenchmarkAuthenticateBearer(b *testing.B) {
 		}
 	})
 }
+
+// FuzzAuthenticate feeds arbitrary Authorization, request target and date
+// values to the verifier: it must refuse them with a *bedrock.Error, never
+// panic, and never accept a signature it did not compute.
+func FuzzAuthenticate(f *testing.F) {
+	seed := clientRequest(f, signSpec{target: "/model/m%3A0/invoke?a=1", body: "{}", header: http.Header{"X-Custom": {"a", "b"}}})
+	f.Add(seed.Header.Get("Authorization"), "/model/m%3A0/invoke?a=1", seed.Header.Get("X-Amz-Date"))
+	f.Add("Bearer bgw-x", "/", "")
+	f.Add("AWS4-HMAC-SHA256 Credential=GWTESTKEY00000000001/20260101/r/bedrock/aws4_request, SignedHeaders=host;"+strings.Repeat("x", 80)+", Signature="+sig64, "/?%zz", "20260101T001000Z")
+	v := testVerifier()
+	lookup := testLookup(f)
+	f.Fuzz(func(t *testing.T, auth, target, amzDate string) {
+		r := seed.Clone(context.Background())
+		r.Header.Set("Authorization", auth)
+		r.Header.Set("X-Amz-Date", amzDate)
+		r.RequestURI = target
+		res, err := v.Authenticate(r, sha256Hex([]byte("{}")), lookup)
+		if err != nil {
+			var be *bedrock.Error
+			if !errors.As(err, &be) {
+				t.Fatalf("error %v (%T) is not a *bedrock.Error", err, err)
+			}
+			return
+		}
+		if res.Credential == nil {
+			t.Fatal("accepted without a credential")
+		}
+	})
+}
