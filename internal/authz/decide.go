@@ -1,0 +1,188 @@
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+// deniedMessage is the one message of every denial, whatever the reason (unknown
+// entitlement, not shared, outside the scope, suspended, operation not allowed,
+// unknown account), so that nobody can probe for entitlement names.
+const deniedMessage = "You don't have access to the model with the specified model ID."
+
+func denied() error { return bedrock.AccessDenied(deniedMessage) }
+
+// Decision is the outcome of a successful authorization.
+type Decision struct {
+	Entitlement *Entitlement
+	Account     *Account
+	// Share is the most specific share covering the account: the account itself,
+	// else its nearest OU, else the root, else the organization.
+	Share state.Share
+	// UpstreamModel is the model ID to call upstream (the entitlement's model).
+	UpstreamModel string
+}
+
+// Authorize decides whether account may call op on modelID (already URL-decoded
+// once). modelID is resolved, in order, as (1) an entitlement name; (2) a
+// foundation-model ARN whose resource is an entitlement name,
+// arn:<partition>:bedrock:<region>::foundation-model/<name>; (3) an upstream model
+// ID or ARN, when exactly one entitlement the account may use for op has that
+// upstream model (several give a ValidationException naming them). The
+// entitlement must then be active, allow op, and be shared with the account
+// directly, through an ancestor OU, the root or the organization, inside its
+// scope.
+//
+// Every denial is the same *bedrock.Error AccessDeniedException. Authorize is
+// small enough to inline, so when the caller keeps the Decision local it
+// allocates nothing; Decide returns it by value.
+func (s *Snapshot) Authorize(account string, op bedrock.Operation, modelID string) (*Decision, error) {
+	d, err := s.Decide(account, op, modelID)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Decide is Authorize returning the Decision by value: it never allocates when
+// access is granted.
+func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) (Decision, error) {
+	a := s.accounts[account]
+	if a == nil {
+		return Decision{}, denied()
+	}
+	e := s.entitlements[modelID]
+	if e == nil {
+		if name, ok := foundationModelResource(modelID); ok {
+			e = s.entitlements[name]
+		}
+	}
+	if e == nil {
+		return s.decideUpstream(a, op, modelID)
+	}
+	if !e.active || !e.Allows(op) {
+		return Decision{}, denied()
+	}
+	sh, ok := s.covering(e, a)
+	if !ok {
+		return Decision{}, denied()
+	}
+	return Decision{Entitlement: e, Account: a, Share: sh, UpstreamModel: e.Model}, nil
+}
+
+// covering finds the most specific share of e that covers a: a walk over the
+// account's precomputed ancestors, one map lookup per level.
+func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
+	if len(e.shares) == 0 {
+		return state.Share{}, false
+	}
+	if tokens, ok := e.shares[a.node]; ok {
+		return state.Share{Target: a.ID, MonthlyTokens: tokens}, true
+	}
+	for _, n := range a.ancestors {
+		if tokens, ok := e.shares[n]; ok {
+			return state.Share{Target: s.nodes[n], MonthlyTokens: tokens}, true
+		}
+	}
+	return state.Share{}, false
+}
+
+// decideUpstream resolves an upstream model ID or ARN to the one entitlement
+// with that model which the account may use for op.
+func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID string) (Decision, error) {
+	var (
+		found *Entitlement
+		share state.Share
+		n     int
+	)
+	candidates := s.byModel[modelKey(modelID)]
+	for _, e := range candidates {
+		if !e.active || !e.Allows(op) {
+			continue
+		}
+		if sh, ok := s.covering(e, a); ok {
+			if n == 0 {
+				found, share = e, sh
+			}
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return Decision{}, denied()
+	case 1:
+		return Decision{Entitlement: found, Account: a, Share: share, UpstreamModel: found.Model}, nil
+	}
+	names := make([]string, 0, n)
+	for _, e := range candidates { // already sorted by name
+		if e.active && e.Allows(op) {
+			if _, ok := s.covering(e, a); ok {
+				names = append(names, e.Name)
+			}
+		}
+	}
+	return Decision{}, bedrock.Validation(fmt.Sprintf(
+		"The model ID %s matches more than one entitlement shared with you. Use one of these entitlement names as the model ID instead: %s.",
+		modelID, strings.Join(names, ", ")))
+}
+
+// modelKey is the upstream index key of a model ID: a foundation-model ARN and
+// the base model ID it names are the same model.
+func modelKey(model string) string {
+	if base, ok := foundationModelResource(model); ok {
+		return base
+	}
+	return model
+}
+
+// foundationModelResource returns the resource of a foundation-model ARN,
+// arn:<partition>:bedrock:<region>::foundation-model/<resource>.
+func foundationModelResource(id string) (string, bool) {
+	rest, ok := strings.CutPrefix(id, "arn:")
+	if !ok {
+		return "", false
+	}
+	partition, rest, ok := strings.Cut(rest, ":")
+	if !ok || partition == "" {
+		return "", false
+	}
+	rest, ok = strings.CutPrefix(rest, "bedrock:")
+	if !ok {
+		return "", false
+	}
+	region, rest, ok := strings.Cut(rest, ":")
+	if !ok || region == "" {
+		return "", false
+	}
+	res, ok := strings.CutPrefix(rest, ":foundation-model/")
+	if !ok || res == "" {
+		return "", false
+	}
+	return res, true
+}
+
+// EntitlementsFor lists the entitlements account may use (active and shared with
+// it inside their scope), sorted by name: what GET /foundation-models shows.
+func (s *Snapshot) EntitlementsFor(account string) []*Entitlement {
+	a := s.accounts[account]
+	if a == nil {
+		return nil
+	}
+	idx := slices.Clone(s.byTarget[a.node])
+	for _, n := range a.ancestors {
+		idx = append(idx, s.byTarget[n]...)
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	out := make([]*Entitlement, 0, len(idx))
+	for _, i := range idx {
+		if e := s.sorted[i]; e.active {
+			out = append(out, e)
+		}
+	}
+	return out
+}
