@@ -140,14 +140,14 @@ var (
 // jsonCount parses a JSON number that must be a non-negative integer. Forms
 // such as 100.0 and 1e3 are integers too and are accepted.
 func jsonCount(v []byte) (int64, error) {
-	if n, ok := parseCount(v); ok && (len(v) == 1 || v[0] != '0') {
+	if n, ok := parseCount(v); ok && n <= maxJSONCount && (len(v) == 1 || v[0] != '0') {
 		return n, nil
 	}
 	if !isJSONNumber(v) {
 		return 0, errNotInteger
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
-	if err != nil || f < 0 || f > maxJSONCount || f != math.Trunc(f) {
+	if err != nil || f < 0 || f >= maxJSONCount || f != math.Trunc(f) {
 		return 0, errNotInteger
 	}
 	return int64(f), nil
