@@ -430,3 +430,28 @@ func TestUpdateContextCancelled(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestLoadSharesNothing: Load reuses decoded items between calls, so a caller
+// changing its state must not change what the next Load returns.
+func TestLoadSharesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, redistest.Start(t).Client(t), Options{})
+	if _, err := s.Replace(ctx, "test", sampleState(2)); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Entitlements[0].Scope[0] = "changed"
+	first.Entitlements[0].Shares[0].Target = "changed"
+	first.Entitlements[1].Limits.AlertThresholds[0] = 1
+	*first.Credentials[0].ExpiresAt = time.Time{}
+	first.Organization.Units[0].Name = "changed"
+	second, _, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertStateEqual(t, second, sampleState(2))
+}

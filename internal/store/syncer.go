@@ -29,6 +29,8 @@ type Syncer struct {
 	apply func(*state.State, uint64) error
 	log   *slog.Logger
 
+	failing bool // only touched by sync, which Watch serializes
+
 	mu      sync.Mutex
 	ready   bool
 	version uint64
@@ -58,9 +60,19 @@ func (s *Syncer) sync(ctx context.Context, _ uint64) error {
 	st, v, err := s.store.Load(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Error("loading state; serving the last good snapshot", "err", err, "applied_version", s.Version())
+			// Retried every poll: say it loudly once per run of failures.
+			level := slog.LevelError
+			if s.failing {
+				level = slog.LevelDebug
+			}
+			s.log.Log(ctx, level, "loading state; serving the last good snapshot", "err", err, "applied_version", s.Version())
+			s.failing = true
 		}
 		return err
+	}
+	if s.failing {
+		s.log.Info("loading state works again", "version", v)
+		s.failing = false
 	}
 	s.mu.Lock()
 	current := s.ready && s.version == v

@@ -42,7 +42,7 @@ func (s *Store) Update(ctx context.Context, actor, action string, fn func(st *st
 		if err != nil {
 			return 0, fmt.Errorf("loading state for update: %w", err)
 		}
-		st, err := r.decode()
+		st, err := s.decode(r)
 		if err != nil {
 			return 0, fmt.Errorf("loading state version %d for update: %w", r.version, err)
 		}
