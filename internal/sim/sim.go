@@ -259,6 +259,9 @@ const (
 	HeaderEventDelay       = "X-Sim-Event-Delay"
 )
 
+// maxHeaderTokens bounds X-Sim-*-Tokens so one request cannot exhaust memory.
+const maxHeaderTokens = 1_000_000
+
 func (s *Simulator) controls(r *http.Request) (controls, *bedrock.Error) {
 	c := controls{
 		latency:    s.opts.Latency,
@@ -282,9 +285,9 @@ func (s *Simulator) controls(r *http.Request) (controls, *bedrock.Error) {
 		dst  *int64
 	}{{HeaderOutputTokens, &c.output}, {HeaderCacheReadTokens, &c.cacheRead}, {HeaderCacheWriteTokens, &c.cacheWrite}} {
 		if v := h.Get(n.name); v != "" {
-			x, err := strconv.ParseInt(v, 10, 32)
-			if err != nil || x < 0 {
-				return c, bedrock.Validation(n.name + " must be a non-negative integer.")
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || x < 0 || x > maxHeaderTokens {
+				return c, bedrock.Validation(n.name + " must be an integer from 0 to " + strconv.Itoa(maxHeaderTokens) + ".")
 			}
 			*n.dst = x
 		}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -77,7 +78,12 @@ func (c *call) stream(g *generation, clock *streamClock, src eventSource, conten
 	c.setStatus(http.StatusOK)
 	c.w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(c.w)
-	if rc.Flush() != nil {
+	// flush pushes each event out at once; a writer that cannot flush still works.
+	flush := func() bool {
+		err := rc.Flush()
+		return err == nil || errors.Is(err, http.ErrNotSupported)
+	}
+	if !flush() {
 		return
 	}
 
@@ -108,7 +114,7 @@ func (c *call) stream(g *generation, clock *streamClock, src eventSource, conten
 			clock.firstByte = time.Since(clock.start)
 		}
 		k++
-		return enc.Encode(c.w, m) == nil && rc.Flush() == nil
+		return enc.Encode(c.w, m) == nil && flush()
 	}
 	for i := range limit {
 		if !send(src.event(i)) {

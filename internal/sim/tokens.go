@@ -10,10 +10,11 @@ import (
 const DefaultOutputTokens = 24
 
 // loremWords is cycled to produce generated text; one word is one output token.
+// Each carries the space that precedes it in running text.
 var loremWords = [...]string{
-	"lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit",
-	"sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore",
-	"magna", "aliqua",
+	" lorem", " ipsum", " dolor", " sit", " amet", " consectetur", " adipiscing", " elit",
+	" sed", " do", " eiusmod", " tempor", " incididunt", " ut", " labore", " et", " dolore",
+	" magna", " aliqua",
 }
 
 // word returns the i-th generated word as it appears in a stream delta: words after
@@ -21,9 +22,9 @@ var loremWords = [...]string{
 func word(i int) string {
 	w := loremWords[i%len(loremWords)]
 	if i == 0 {
-		return w
+		return w[1:]
 	}
-	return " " + w
+	return w
 }
 
 // generatedText is the full text of n output tokens.
