@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,6 +39,9 @@ func (c *call) setStatus(code int) {
 
 // finish logs the call; it runs even when the handler aborts.
 func (c *call) finish() {
+	if !c.s.log.Enabled(c.r.Context(), slog.LevelDebug) {
+		return
+	}
 	c.s.mu.Lock()
 	o := c.rec.Observed
 	c.s.mu.Unlock()
