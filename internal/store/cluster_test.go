@@ -8,7 +8,7 @@ import (
 
 // TestCluster runs the Redis-semantics tests against a 3-master Redis Cluster:
 // transactions, WATCH and the audit stream need every key in one slot, and
-// pub/sub must reach a subscriber connected to another node.
+// the PUBLISH queued inside MULTI must be routed with them.
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t, 3)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -309,14 +310,15 @@ func diff(before, after *encoded) []change {
 }
 
 func diffItems(out []change, kind itemKind, before, after map[string]item) []change {
-	names := make(map[string]string, len(after))
+	keys := make([]string, 0, len(after)+len(before))
 	for k := range before {
-		names[k] = ""
+		keys = append(keys, k)
 	}
 	for k := range after {
-		names[k] = ""
+		keys = append(keys, k)
 	}
-	for _, k := range sortedKeys(names) {
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
 		b, inBefore := before[k]
 		a, inAfter := after[k]
 		switch {
