@@ -515,9 +515,12 @@ func splitFrames(stream []byte) [][]byte {
 }
 
 func FuzzStreamScanner(f *testing.F) {
-	for _, c := range streamCases() {
-		f.Add(c.stream, uint16(len(c.stream)/3), uint8(c.op))
-	}
+	// Short seeds: the fuzzer minimizes every new input, which costs time
+	// proportional to the square of its length.
+	cs, _ := converseStream(1, wantConverse)
+	is, _ := invokeStreamText(1, anthropicStart, wantInvoke, "hi %d")
+	f.Add(cs, uint16(len(cs)/3), uint8(OpConverseStream))
+	f.Add(is, uint16(len(is)/3), uint8(OpInvokeModelWithResponseStream))
 	f.Add(EncodeExceptionFrame(Throttling("slow down", 0)), uint16(5), uint8(OpConverseStream))
 	f.Add(rawFrame([]byte("\x01a\x07\x00\x01b"), []byte(`{"bytes":"e30="}`)), uint16(0), uint8(OpInvokeModelWithResponseStream))
 	f.Add(EncodeChunkFrame([]byte(`{"type":"message_start","message":{"usage":{"input_tokens":4}}}`)), uint16(17), uint8(OpInvokeModelWithResponseStream))
@@ -542,6 +545,43 @@ func FuzzStreamScanner(f *testing.F) {
 			t.Fatal("negative events")
 		}
 	})
+}
+
+// FuzzStreamScannerFrame fuzzes what lies behind the CRCs (header blocks and
+// payloads), which random bytes almost never reach.
+func FuzzStreamScannerFrame(f *testing.F) {
+	hdr := func(typ string) []byte { return decodeFrameHeaders(EncodeEventFrame(typ, nil)) }
+	f.Add(hdr("chunk"), []byte(`{"bytes":"eyJ0eXBlIjoibWVzc2FnZV9zdGFydCIsIm1lc3NhZ2UiOnsidXNhZ2UiOnsiaW5wdXRfdG9rZW5zIjo0fX19"}`), uint8(OpInvokeModelWithResponseStream))
+	f.Add(hdr("metadata"), []byte(`{"usage":{"inputTokens":1,"outputTokens":2}}`), uint8(OpConverseStream))
+	f.Add(decodeFrameHeaders(EncodeExceptionFrame(Internal("x"))), []byte(`{"message":"boom \u00e9"}`), uint8(OpConverseStream))
+	f.Add(decodeFrameHeaders(EncodeChunkFrame([]byte(`{"amazon-bedrock-invocationMetrics":{"inputTokenCount":1,"outputTokenCount":2}}`))),
+		[]byte(`{"bytes":"eyJhbWF6b24tYmVkcm9jay1pbnZvY2F0aW9uTWV0cmljcyI6eyJpbnB1dFRva2VuQ291bnQiOjEsIm91dHB1dFRva2VuQ291bnQiOjJ9fQ=="}`), uint8(OpInvokeModelWithResponseStream))
+	f.Fuzz(func(t *testing.T, headers, payload []byte, op uint8) {
+		if len(headers)+len(payload)+16 > frameMaxLen {
+			return
+		}
+		s := NewStreamScanner(Operation(op % uint8(opCount)))
+		frame := rawFrame(headers, payload)
+		if n, err := s.Write(frame); n != len(frame) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		if err := s.Err(); err != nil && !errors.Is(err, ErrFrameHeader) {
+			t.Fatalf("Err() = %v for a frame with valid CRCs", err)
+		}
+		if (s.Err() == nil) != (s.Events() == 1) || s.Partial() {
+			t.Fatalf("Err %v, Events %d, Partial %v", s.Err(), s.Events(), s.Partial())
+		}
+		if u, ok := s.PartialUsage(); ok && (u.InputTokens < 0 || u.OutputTokens < 0) {
+			t.Fatalf("negative usage %+v", u)
+		}
+		_, _, _ = s.Exception()
+	})
+}
+
+// decodeFrameHeaders returns the header block of an encoded frame.
+func decodeFrameHeaders(frame []byte) []byte {
+	n := binary.BigEndian.Uint32(frame[4:8])
+	return frame[12 : 12+n]
 }
 
 func benchStream(b *testing.B, op Operation, stream []byte) {
