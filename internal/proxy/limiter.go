@@ -1,0 +1,121 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+// LimiterQuota adapts a quota.Limiter to the proxy's Quota interface; it is
+// where quota refusals become Bedrock errors.
+type LimiterQuota struct {
+	Limiter *quota.Limiter
+	Metrics *metering.Metrics
+	Logger  *slog.Logger
+}
+
+// Reserve implements Quota.
+func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, error) {
+	d := req.Decision
+	e := d.Entitlement
+	thresholds := e.Limits.AlertThresholds
+	caps := make([]quota.Cap, 0, 3)
+	if e.Limits.MonthlyTokens > 0 {
+		caps = append(caps, quota.Cap{Level: quota.LevelEntitlement, Target: e.Name, Limit: e.Limits.MonthlyTokens, Thresholds: thresholds})
+	}
+	if d.Share.MonthlyTokens > 0 {
+		caps = append(caps, quota.Cap{Level: quota.LevelShare, Target: d.Share.Target, Limit: d.Share.MonthlyTokens, Thresholds: thresholds})
+	}
+	if e.Limits.AccountMonthlyTokens > 0 {
+		caps = append(caps, quota.Cap{Level: quota.LevelAccount, Target: d.Account.ID, Limit: e.Limits.AccountMonthlyTokens, Thresholds: thresholds})
+	}
+	r, err := q.Limiter.Reserve(ctx, quota.Request{
+		Entitlement:       e.Name,
+		Account:           d.Account.ID,
+		Model:             d.UpstreamModel,
+		Caps:              caps,
+		RequestsPerMinute: e.Limits.RequestsPerMinute,
+		TokensPerMinute:   e.Limits.TokensPerMinute,
+		Tokens:            req.Tokens,
+		FailOpen:          e.Limits.OnStoreUnavailable == state.FailOpen,
+	})
+	if err != nil {
+		return nil, q.rejection(e.Name, err)
+	}
+	if r.Remaining >= 0 && q.Metrics != nil && len(caps) > 0 {
+		// The tightest cap is the one reported; record it for dashboards.
+		c := caps[0]
+		q.Metrics.QuotaRemaining(e.Name, string(c.Level), c.Target, r.Remaining)
+	}
+	return &limiterTicket{q: q, r: r}, nil
+}
+
+func (q *LimiterQuota) rejection(entitlement string, err error) error {
+	var capErr *quota.CapExceededError
+	var rateErr *quota.RateLimitedError
+	switch {
+	case errors.As(err, &capErr):
+		msg := err.Error()
+		return &Rejection{
+			Err:    bedrock.QuotaExceeded(strings.ToUpper(msg[:1]) + msg[1:] + "."),
+			Reason: "monthly_cap_" + string(capErr.Level),
+		}
+	case errors.As(err, &rateErr):
+		return &Rejection{
+			Err: bedrock.Throttling(fmt.Sprintf("Too many requests: the %s limit of entitlement %s is reached for this account. Retry after %s.",
+				strings.ReplaceAll(rateErr.Limit, "_", " "), entitlement, rateErr.RetryAfter.Round(time.Millisecond)), rateErr.RetryAfter),
+			Reason: rateErr.Limit,
+		}
+	case errors.Is(err, quota.ErrStoreUnavailable):
+		if q.Metrics != nil {
+			q.Metrics.StoreError("reserve")
+		}
+		return &Rejection{
+			Err:    bedrock.Unavailable("The quota store is unavailable and this entitlement fails closed. Try again shortly."),
+			Reason: "store_unavailable",
+		}
+	}
+	if q.Logger != nil {
+		q.Logger.Error("reserving quota", "entitlement", entitlement, "error", err)
+	}
+	if q.Metrics != nil {
+		q.Metrics.StoreError("reserve")
+	}
+	return &Rejection{Err: bedrock.Unavailable("The quota store could not decide this request. Try again shortly."), Reason: "store_error"}
+}
+
+type limiterTicket struct {
+	q *LimiterQuota
+	r *quota.Reservation
+}
+
+func (t *limiterTicket) Remaining() int64 { return t.r.Remaining }
+
+func (t *limiterTicket) Settle(ctx context.Context, counted int64, usage bedrock.Usage) {
+	if err := t.q.Limiter.Settle(ctx, t.r, counted, usage); err != nil {
+		t.q.storeError("settle", t.r, err)
+	}
+}
+
+func (t *limiterTicket) Release(ctx context.Context) {
+	if err := t.q.Limiter.Release(ctx, t.r); err != nil {
+		t.q.storeError("release", t.r, err)
+	}
+}
+
+func (q *LimiterQuota) storeError(op string, r *quota.Reservation, err error) {
+	if q.Metrics != nil {
+		q.Metrics.StoreError(op)
+	}
+	if q.Logger != nil {
+		q.Logger.Error("quota "+op+" failed", "reservation", r.ID, "error", err)
+	}
+}

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+// Quota reserves tokens before the upstream call. The proxy defines what it needs;
+// the quota package's Limiter is adapted to it in quota_adapter.go.
+type Quota interface {
+	// Reserve reserves tokens for the decision, or refuses with a *Rejection.
+	Reserve(ctx context.Context, req QuotaRequest) (Ticket, error)
+}
+
+// QuotaRequest is one admission to decide.
+type QuotaRequest struct {
+	Decision *authz.Decision
+	// Tokens is the estimate, counted per the entitlement's count rule.
+	Tokens int64
+}
+
+// Ticket is an admitted reservation.
+type Ticket interface {
+	// Remaining is the smallest number of tokens left over the caps that apply,
+	// or -1 when none applies.
+	Remaining() int64
+	// Settle replaces the reservation with exact usage: counted goes to the caps,
+	// usage to the ledger. It must not block on the store for long.
+	Settle(ctx context.Context, counted int64, usage bedrock.Usage)
+	// Release cancels the reservation without charge (the upstream refused the call).
+	Release(ctx context.Context)
+}
+
+// Rejection is a refusal by a cap, a rate limit or an unavailable store.
+type Rejection struct {
+	Err    *bedrock.Error
+	Reason string // metric label: monthly_cap_entitlement, monthly_cap_share, monthly_cap_account, requests_per_minute, tokens_per_minute, store_unavailable
+}
+
+func (r *Rejection) Error() string { return r.Err.Error() }
+
+// counted applies an entitlement's count rule to usage.
+func counted(count string, input, output int64) int64 {
+	switch count {
+	case state.CountInput:
+		return input
+	case state.CountOutput:
+		return output
+	}
+	return input + output
+}
+
+// reserve estimates the request's tokens and reserves them.
+func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error {
+	e := c.decision.Entitlement
+	mode, err := bedrock.ParseEstimateMode(e.Limits.Estimate)
+	if err != nil {
+		mode = bedrock.EstimateTypical
+	}
+	est, err := bedrock.EstimateRequest(c.route.Op, c.decision.UpstreamModel, c.body,
+		bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput})
+	if err != nil {
+		return err
+	}
+	c.estimate = est
+	if h.opts.Quota == nil {
+		return nil
+	}
+	ctx, span := h.opts.Tracer.Start(ctx, "quota.reserve")
+	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output)})
+	span.End()
+	if err != nil {
+		if rej, ok := err.(*Rejection); ok {
+			c.quotaNote = "rejected:" + rej.Reason
+			h.opts.Metrics.Rejection(e.Name, c.account.Team, c.account.ID, rej.Reason)
+		}
+		return err
+	}
+	c.ticket = t
+	c.quotaNote = "reserved"
+	if rem := t.Remaining(); rem >= 0 {
+		w.Header().Set("X-Gateway-Quota-Remaining-Tokens", strconv.FormatInt(rem, 10))
+	}
+	return nil
+}
+
+// settle charges the reservation with the exact usage, or with the estimate when
+// the upstream's usage could not be learned.
+func (h *Handler) settle(ctx context.Context, c *call) {
+	if c.ticket == nil {
+		return
+	}
+	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "quota.settle")
+	defer span.End()
+	count := c.decision.Entitlement.Limits.Count
+	if c.hasUsage {
+		c.ticket.Settle(ctx, counted(count, c.usage.InputTokens, c.usage.OutputTokens), c.usage)
+		c.quotaNote = "settled"
+	} else {
+		c.ticket.Settle(ctx, counted(count, c.estimate.Input, c.estimate.Output), bedrock.Usage{})
+		c.quotaNote = "charged_estimate"
+	}
+	c.ticket = nil
+}
+
+// release cancels the reservation (no charge).
+func (h *Handler) release(ctx context.Context, c *call) {
+	if c.ticket == nil {
+		return
+	}
+	c.ticket.Release(context.WithoutCancel(ctx))
+	c.ticket = nil
+	c.quotaNote = "released"
+}
