@@ -386,6 +386,18 @@ func testTPMRefund(t *testing.T, c redis.UniversalClient) {
 	}
 	flush(t, l)
 	mustReserve(t, l, req)
+
+	// Usage beyond the estimate is charged to the minute too.
+	other := Request{Entitlement: ent, Account: "333333333333", TokensPerMinute: 1000, Tokens: 100}
+	r3 := mustReserve(t, l, other)
+	if err := l.Settle(ctx, r3, 900, bedrock.Usage{OutputTokens: 900}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, l)
+	other.Tokens = 600
+	if _, err := l.Reserve(ctx, other); asRateErr(err) == nil {
+		t.Fatalf("after 900 tokens of 1000 a minute: %v, want rate limited", err)
+	}
 }
 
 func testNoCaps(t *testing.T, c redis.UniversalClient) {

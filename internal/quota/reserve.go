@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -22,8 +24,8 @@ func (e *monthMissError) Error() string {
 // ErrStoreUnavailable. Any other error is a failure to decide (a script bug,
 // a cancelled ctx) and the request must not be admitted.
 func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error) {
-	if req.Entitlement == "" {
-		return nil, errors.New("reserving quota: entitlement is required")
+	if req.Entitlement == "" || strings.ContainsAny(req.Entitlement, "{}") {
+		return nil, fmt.Errorf("reserving quota: bad entitlement name %q", req.Entitlement)
 	}
 	if req.Tokens < 0 {
 		return nil, errors.New("reserving quota: negative token estimate")
@@ -158,13 +160,16 @@ func (l *Limiter) admitDegraded(req Request, id string) (*Reservation, error) {
 		Degraded: true, req: req, monthEnd: m.end}, nil
 }
 
-// effectiveCaps drops caps without a limit and duplicates (a cap listed twice
-// would be reserved twice in the same hash).
+// effectiveCaps drops caps without a limit, duplicates (a cap listed twice
+// would be reserved twice in the same hash) and thresholds that are not positive.
 func effectiveCaps(caps []Cap) []Cap {
 	out := make([]Cap, 0, len(caps))
 	for _, c := range caps {
 		if c.Limit <= 0 {
 			continue
+		}
+		if slices.ContainsFunc(c.Thresholds, func(t int) bool { return t <= 0 }) {
+			c.Thresholds = slices.DeleteFunc(slices.Clone(c.Thresholds), func(t int) bool { return t <= 0 })
 		}
 		dup := false
 		for _, o := range out {

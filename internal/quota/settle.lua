@@ -7,7 +7,7 @@
 -- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release), 4 counted,
 -- 5 ledger field prefix "<account>|<model>|", 6 input, 7 output, 8 cache_read,
 -- 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms, 12 marker ttl ms,
--- 13 tpm (0: no refund), 14 reserved tokens, 15 C, then per cap:
+-- 13 tpm (0: no true-up), 14 reserved tokens, 15 C, then per cap:
 -- limit, alert label, n, n thresholds.
 --
 -- Returns {0} when this ID was settled or released before, otherwise
@@ -68,24 +68,26 @@ else
 end
 redis.call('PEXPIREAT', ledger, ARGV[10])
 
--- Give back the per-minute tokens the estimate took beyond what was used.
+-- True up the per-minute tokens: give back what the estimate took beyond the
+-- usage, or charge what the usage took beyond the estimate.
 local tpm = tonumber(ARGV[13])
 if tpm > 0 then
-  local refund = tonumber(ARGV[14])
+  local delta = -tonumber(ARGV[14])
   if settle then
-    refund = refund - counted
+    delta = delta + counted
   end
-  if refund > 0 then
-    local tat = tonumber(redis.call('GET', KEYS[4]))
-    if tat then
-      local t = redis.call('TIME')
-      local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-      local nt = tat - refund * 60000 / tpm
-      if nt > now then
-        redis.call('SET', KEYS[4], string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
-      else
-        redis.call('DEL', KEYS[4])
-      end
+  if delta ~= 0 then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+    local tat = tonumber(redis.call('GET', KEYS[4])) or now
+    if tat < now then
+      tat = now
+    end
+    local nt = tat + delta * 60000 / tpm
+    if nt > now then
+      redis.call('SET', KEYS[4], string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
+    else
+      redis.call('DEL', KEYS[4])
     end
   end
 end

@@ -13,7 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const maxBackoff = 5 * time.Second
+// maxBackoff caps the retry interval while Redis is unreachable: a retry is
+// also how the worker learns Redis is back, so keep it short.
+const maxBackoff = time.Second
 
 // work is the single worker goroutine: it writes queued settlements in
 // pipelined batches, retries them while Redis is unreachable (they are
