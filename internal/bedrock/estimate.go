@@ -1,7 +1,6 @@
 package bedrock
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -122,7 +121,7 @@ func EstimateRequest(op Operation, upstreamModel string, body []byte, opts Estim
 		est.Input = (int64(len(body)) + 3) / 4
 	}
 
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return Estimate{}, Validation("The request body is not valid JSON.")
 	}
 	var f outputFields

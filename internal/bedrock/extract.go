@@ -155,44 +155,211 @@ func jsonCount(v []byte) (int64, error) {
 
 // isJSONNumber reports whether v is exactly a JSON number token.
 func isJSONNumber(v []byte) bool {
-	i := 0
-	if i < len(v) && v[i] == '-' {
+	end, ok := scanNumber(v, 0)
+	return ok && end == len(v)
+}
+
+// maxJSONDepth is encoding/json's nesting limit, kept so that validJSON and
+// json.Valid agree on every input.
+const maxJSONDepth = 10000
+
+// jsonStop marks the bytes that end a run of plain string content: the quote,
+// the backslash and the control characters JSON forbids inside strings.
+var jsonStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// validJSON reports whether d is one valid JSON value, exactly as json.Valid
+// does (invalid UTF-8 inside strings is accepted, nesting is limited to
+// maxJSONDepth), but several times faster on the long strings that make up
+// prompts and base64 images, and without allocating.
+func validJSON(d []byte) bool {
+	var objects [maxJSONDepth/64 + 1]uint64 // bit set: that level is an object
+	depth := 0
+	i := skipWS(d, 0)
+	for {
+		// A value starts at d[i].
+		if i >= len(d) {
+			return false
+		}
+		var ok bool
+		switch c := d[i]; c {
+		case '{', '[':
+			if depth == maxJSONDepth {
+				return false
+			}
+			if c == '{' {
+				objects[depth/64] |= 1 << (depth % 64)
+			} else {
+				objects[depth/64] &^= 1 << (depth % 64)
+			}
+			depth++
+			i = skipWS(d, i+1)
+			if i < len(d) && (c == '{' && d[i] == '}' || c == '[' && d[i] == ']') {
+				depth--
+				i++
+				break
+			}
+			if c == '{' {
+				if i, ok = objectKey(d, i); !ok {
+					return false
+				}
+			}
+			continue
+		case '"':
+			if i, ok = scanString(d, i); !ok {
+				return false
+			}
+		case 't':
+			if i, ok = scanLiteral(d, i, "true"); !ok {
+				return false
+			}
+		case 'f':
+			if i, ok = scanLiteral(d, i, "false"); !ok {
+				return false
+			}
+		case 'n':
+			if i, ok = scanLiteral(d, i, "null"); !ok {
+				return false
+			}
+		default:
+			if i, ok = scanNumber(d, i); !ok {
+				return false
+			}
+		}
+		// A value ended at d[i]: close containers until another value is due.
+		for {
+			i = skipWS(d, i)
+			if depth == 0 {
+				return i == len(d)
+			}
+			if i >= len(d) {
+				return false
+			}
+			inObject := objects[(depth-1)/64]&(1<<((depth-1)%64)) != 0
+			if d[i] == ',' {
+				i = skipWS(d, i+1)
+				if inObject {
+					if i, ok = objectKey(d, i); !ok {
+						return false
+					}
+				}
+				break
+			}
+			if inObject && d[i] == '}' || !inObject && d[i] == ']' {
+				depth--
+				i++
+				continue
+			}
+			return false
+		}
+	}
+}
+
+// objectKey scans `"key" :` and the whitespace after it.
+func objectKey(d []byte, i int) (int, bool) {
+	if i >= len(d) || d[i] != '"' {
+		return i, false
+	}
+	i, ok := scanString(d, i)
+	if !ok {
+		return i, false
+	}
+	i = skipWS(d, i)
+	if i >= len(d) || d[i] != ':' {
+		return i, false
+	}
+	return skipWS(d, i+1), true
+}
+
+// scanString validates the string whose opening quote is d[i] and returns the
+// index just past its closing quote.
+func scanString(d []byte, i int) (int, bool) {
+	i++
+	for {
+		for i < len(d) && !jsonStop[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			return i, false
+		}
+		switch d[i] {
+		case '"':
+			return i + 1, true
+		case '\\':
+			if i+1 >= len(d) {
+				return i, false
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+					return i, false
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		default: // a control character
+			return i, false
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func scanLiteral(d []byte, i int, lit string) (int, bool) {
+	if len(d)-i < len(lit) || string(d[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// scanNumber validates the number starting at d[i] and returns its end.
+func scanNumber(d []byte, i int) (int, bool) {
+	start := i
+	if i < len(d) && d[i] == '-' {
 		i++
 	}
 	switch {
-	case i < len(v) && v[i] == '0':
+	case i < len(d) && d[i] == '0':
 		i++
-	case i < len(v) && v[i] >= '1' && v[i] <= '9':
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
 			i++
 		}
 	default:
-		return false
+		return start, false
 	}
-	if i < len(v) && v[i] == '.' {
+	if i < len(d) && d[i] == '.' {
 		i++
-		start := i
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return start, false
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
 			i++
 		}
-		if i == start {
-			return false
-		}
 	}
-	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
 		i++
-		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
 			i++
 		}
-		start := i
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-			i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return start, false
 		}
-		if i == start {
-			return false
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
 		}
 	}
-	return i == len(v)
+	return i, true
 }
 
 // The helpers below walk JSON without building values: they find the members

@@ -178,3 +178,71 @@ func BenchmarkUsageFromConverseBody(b *testing.B) {
 		}
 	}
 }
+
+func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	docs := []string{
+		``, ` `, `{}`, `[]`, `{ }`, `[ ]`, `0`, `-0`, `-`, `01`, `1.`, `1.0`, `.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-1.5e-3`,
+		`true`, `false`, `null`, `tru`, `nul`, `truex`, `True`, `"a"`, `"`, `"\"`, `"\\"`, `"\/\b\f\n\r\t"`, `"\u00e9"`, `"\u00g9"`, `"\u00e"`,
+		`"\x"`, "\"a\x01b\"", "\"a\x7fb\"", "\"\xff\xfe\"", `{"a":1}`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `{"a":}`, `{,}`, `[1,]`, `[,1]`, `[1 2]`,
+		`{"a":[1,{"b":null}],"c":{"d":[[]]}}`, `{"a":1}}`, `[[]`, `[]]`, `{"a":1]`, `[1}`, `{} {}`, ` {} `, "\t{\n}\r", `{"a":"b"`, `[1,2,3`,
+		`"abc`, `{"\"":"\\"}`, `{"a":tru}`, `[-]`, `[1-2]`, `[0x10]`, `[Infinity]`, `[NaN]`, "\u00a0{}",
+	}
+	for _, doc := range docs {
+		if got, want := validJSON([]byte(doc)), json.Valid([]byte(doc)); got != want {
+			t.Errorf("validJSON(%q) = %v, json.Valid = %v", doc, got, want)
+		}
+	}
+	for _, depth := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			closeB := "]"
+			if open != "[" {
+				closeB = "}"
+			}
+			doc := []byte(strings.Repeat(open, depth) + strings.Repeat(closeB, depth))
+			if got, want := validJSON(doc), json.Valid(doc); got != want {
+				t.Errorf("depth %d %s: validJSON %v, json.Valid %v", depth, open, got, want)
+			}
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,{"b":"\u00e9\n"}],"c":-1.5e3,"d":true,"e":null}`, `[1,2`, `"\ud83d"`, `{"a":"b"}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if got, want := validJSON(d), json.Valid(d); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", d, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	prompt := strings.Repeat(`{"role":"user","content":[{"type":"text","text":"Summarise the following ticket, with \"quotes\" and escapes \\n included. "}]},`, 100)
+	image := strings.Repeat("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg", 1000)
+	for _, doc := range []struct{ name, body string }{
+		{"prompt-16KiB", `{"messages":[` + prompt + `{"role":"user","content":"go"}],"max_tokens":1024}`},
+		{"image-100KiB", `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","data":"` + image + `"}}]}],"max_tokens":1024}`},
+	} {
+		body := []byte(doc.body)
+		b.Run(doc.name+"/validJSON", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if !validJSON(body) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+		b.Run(doc.name+"/json.Valid", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if !json.Valid(body) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
