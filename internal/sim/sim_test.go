@@ -58,20 +58,25 @@ func newServer(t *testing.T, opts Options) (*Simulator, *httptest.Server) {
 	return s, srv
 }
 
-// newClient is the official client, without retries, pointed at url; httpClient
-// may be nil.
+// newClient is the official client, without retries, pointed at url, over
+// httpClient (a fresh transport when nil) wrapped by SDKHTTPClient.
 func newClient(t *testing.T, url string, httpClient ...*http.Client) *bedrockruntime.Client {
 	t.Helper()
-	o := bedrockruntime.Options{
+	var inner *http.Client
+	if len(httpClient) > 0 {
+		inner = httpClient[0]
+	} else {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		t.Cleanup(tr.CloseIdleConnections)
+		inner = &http.Client{Transport: tr}
+	}
+	return bedrockruntime.New(bedrockruntime.Options{
 		BaseEndpoint: aws.String(url),
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		Retryer:      aws.NopRetryer{},
-	}
-	if len(httpClient) > 0 {
-		o.HTTPClient = httpClient[0]
-	}
-	return bedrockruntime.New(o)
+		HTTPClient:   SDKHTTPClient(inner),
+	})
 }
 
 // withHeaders adds request headers (X-Sim-*) to one SDK call.
