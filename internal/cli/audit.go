@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/store"
+)
+
+func runAudit(ctx context.Context, args []string, env Env) error {
+	fs, common := newFlags("audit", "audit [--limit N] [--since TIME|DURATION] [--before ID] [flags]\n\n"+
+		"Shows the audit log, newest first: who changed what, and when.", env, true)
+	limit := fs.Int("limit", 50, "number of entries (1 to 1000)")
+	since := fs.String("since", "", "only entries since an RFC 3339 time, or this long ago (e.g. 24h)")
+	before := fs.String("before", "", "only entries older than this entry ID (paging)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return done(err)
+	}
+	if len(pos) > 0 {
+		return usageError(fs, "audit: unexpected argument %q", pos[0])
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usageError(fs, "audit: --limit must be from 1 to 1000")
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *before != "" {
+		q.Set("before", *before)
+	}
+	if *since != "" {
+		t, err := parseSince(*since)
+		if err != nil {
+			return usageError(fs, "audit: %v", err)
+		}
+		q.Set("since", t.Format(time.RFC3339))
+	}
+	c, err := common.client(env)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Entries []store.AuditEntry `json:"entries"`
+	}
+	raw, err := c.getJSON(ctx, "/admin/v1/audit", q, &res)
+	if err != nil {
+		return err
+	}
+	if common.json() {
+		return printJSON(env.Stdout, raw)
+	}
+	if len(res.Entries) == 0 {
+		fmt.Fprintln(env.Stdout, "no audit entries")
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tTARGET\tID")
+	for _, e := range res.Entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), e.Actor, e.Action, e.Target, e.ID)
+	}
+	return tw.Flush()
+}
+
+func parseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q must be an RFC 3339 time or a duration such as 24h", s)
+	}
+	return t, nil
+}
