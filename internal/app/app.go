@@ -1,0 +1,107 @@
+// Package app owns the `gateway` command line: it dispatches subcommands (serve,
+// sim, config, version and the admin commands) and turns their errors into exit
+// codes. cmd/gateway only adds signals and the process environment.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/bedrock-gateway/gateway/internal/cli"
+)
+
+// Env is the process environment a command runs in.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	LookupEnv      func(string) (string, bool)
+}
+
+// ErrUsage means the usage text was already printed.
+var ErrUsage = errors.New("usage")
+
+// Version is set at build time with -ldflags "-X .../internal/app.Version=v1.2.3".
+var Version = "dev"
+
+// ExitCode maps an error to the process exit code: 2 for usage errors, 1 otherwise.
+func ExitCode(err error) int {
+	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `gateway: the Bedrock Entitlement Gateway
+
+Usage: gateway <command> [flags]
+
+Server:
+  serve        run the gateway (gateway serve -h lists every flag)
+  sim          run the Bedrock Runtime simulator
+  config       validate | reference: check a configuration, print the configuration reference
+  version      print the version
+
+Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
+  apply        make the store match a state file (-f FILE [--dry-run] [--prune])
+  export       write the whole state as a state file
+  entitlements list | get | create | delete
+  shares       add | remove ENTITLEMENT TARGET... [--csv FILE]
+  credentials  issue | list | revoke
+  usage        monthly usage report (--month YYYY-MM --by team|account|entitlement|model --format table|csv|json)
+  audit        the audit log
+`
+
+// Main runs one command.
+func Main(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return ErrUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], env)
+	case "sim":
+		return runSim(ctx, args[1:], env)
+	case "config":
+		return configCmd(args[1:], env)
+	case "version", "--version", "-version":
+		fmt.Fprintln(env.Stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	if slices.Contains(cli.Commands(), args[0]) {
+		return cli.Run(ctx, args, cli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, LookupEnv: env.LookupEnv})
+	}
+	fmt.Fprintf(env.Stderr, "gateway: unknown command %q\n\n%s", args[0], usage)
+	return ErrUsage
+}
+
+func versionString() string {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+		if rev != "" {
+			v += " (" + rev[:min(12, len(rev))] + dirty + ")"
+		}
+		v += " " + bi.GoVersion
+	}
+	return "gateway " + strings.TrimSpace(v)
+}

@@ -1,0 +1,50 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+func configCmd(args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, "Usage: gateway config validate [serve flags] | gateway config reference\n")
+		return ErrUsage
+	}
+	switch args[0] {
+	case "reference":
+		fmt.Fprint(env.Stdout, config.Reference())
+		return nil
+	case "validate":
+		cfg, err := config.Load(args[1:], env.Getenv, env.Stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrUsage
+		}
+		var errs []error
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if cfg != nil && cfg.Bootstrap != "" {
+			st, err := state.LoadFile(cfg.Bootstrap)
+			if err == nil {
+				st.Normalize()
+				if err = st.ResolveSecrets(env.LookupEnv); err == nil {
+					err = st.Validate()
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("bootstrap state %s:\n%w", cfg.Bootstrap, err))
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("configuration is invalid:\n%w", errors.Join(errs...))
+		}
+		fmt.Fprintln(env.Stdout, "configuration is valid")
+		return nil
+	}
+	fmt.Fprintf(env.Stderr, "gateway config: unknown subcommand %q\n", args[0])
+	return ErrUsage
+}

@@ -1,0 +1,104 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/server"
+)
+
+func newLogger(cfg *config.Serve, env Env) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(env.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+}
+
+func serve(ctx context.Context, args []string, env Env) error {
+	cfg, err := config.Load(args, env.Getenv, env.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrUsage
+		}
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := newLogger(cfg, env)
+	tracer, shutdownTracing, err := setupTracing(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing()
+	srv, err := server.New(ctx, cfg, server.Deps{Logger: log, LookupEnv: env.LookupEnv, Tracer: tracer})
+	if err != nil {
+		return err
+	}
+	printReady(env, cfg, srv)
+	return srv.Run(ctx)
+}
+
+// setupTracing exports spans when the standard OTEL_* variables ask for it
+// (OTLP over HTTP or gRPC); otherwise tracing is a no-op.
+func setupTracing(ctx context.Context, env Env) (trace.Tracer, func(), error) {
+	const name = "github.com/bedrock-gateway/gateway"
+	enabled := env.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || env.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" ||
+		(env.Getenv("OTEL_TRACES_EXPORTER") != "" && env.Getenv("OTEL_TRACES_EXPORTER") != "none")
+	if !enabled || env.Getenv("OTEL_SDK_DISABLED") == "true" {
+		return noop.NewTracerProvider().Tracer(name), func() {}, nil
+	}
+	exp, err := autoexport.NewSpanExporter(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuring OpenTelemetry export: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("bedrock-gateway")))
+	if err != nil {
+		res = resource.Default()
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return tp.Tracer(name), func() { _ = tp.Shutdown(context.Background()) }, nil
+}
+
+func printReady(env Env, cfg *config.Serve, srv *server.Server) {
+	scheme := "http"
+	if srv.TLS() {
+		scheme = "https"
+	}
+	addr := srv.DataAddr()
+	if strings.HasPrefix(addr, "[::]:") || strings.HasPrefix(addr, "0.0.0.0:") {
+		addr = "127.0.0.1" + addr[strings.LastIndexByte(addr, ':'):]
+	}
+	endpoint := scheme + "://" + addr
+	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on %s).\n", endpoint, srv.OpsAddr())
+	cred, model, ok := srv.ExampleCall()
+	if !ok {
+		fmt.Fprintf(env.Stdout, "Point an AWS SDK's Bedrock Runtime endpoint at %s with a gateway-issued credential.\n\n", endpoint)
+		return
+	}
+	fmt.Fprintf(env.Stdout, `
+Try it (a Go program using the official AWS SDK, credentials of the example account %s):
+
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+    go run ./examples/converse -endpoint %s -model %s "Hello from a member account"
+
+or with the AWS CLI, if installed:
+
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+    aws bedrock-runtime converse --endpoint-url %s --model-id %s \
+    --messages '[{"role":"user","content":[{"text":"Hello"}]}]'
+
+`, cred.Account, cred.AccessKeyID, cred.Secret, endpoint, model, cred.AccessKeyID, cred.Secret, endpoint, model)
+}

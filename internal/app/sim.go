@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/authn"
+	"github.com/bedrock-gateway/gateway/internal/sim"
+)
+
+func runSim(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	listen := fs.String("listen", ":8081", "listen address")
+	akid := fs.String("hub-access-key-id", env.Getenv("GATEWAY_SIM_ACCESS_KEY_ID"), "hub access key ID whose signatures the simulator verifies (env GATEWAY_SIM_ACCESS_KEY_ID); empty = accept unsigned requests")
+	latency := fs.Duration("latency", 0, "delay before response headers")
+	firstEvent := fs.Duration("first-event", 0, "delay before the first stream event")
+	eventDelay := fs.Duration("event-delay", 0, "delay between stream events")
+	outputTokens := fs.Int("output-tokens", 24, "output tokens per response (capped by the request's max tokens)")
+	fault := fs.String("fault", "", "fault to inject at --fault-rate: throttle|internal|unavailable|timeout|model-error|midstream|reset")
+	faultRate := fs.Float64("fault-rate", 0, "probability (0..1) of injecting --fault")
+	seed := fs.Int64("seed", 1, "seed of fault decisions")
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator. The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(env.Stderr, "\n%s\n", sim.Help())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrUsage
+		}
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	opts := sim.Options{Latency: *latency, FirstEvent: *firstEvent, EventDelay: *eventDelay, OutputTokens: *outputTokens,
+		Fault: *fault, FaultRate: *faultRate, Seed: *seed, Logger: log}
+	if *akid != "" {
+		secret := env.Getenv("GATEWAY_SIM_SECRET_ACCESS_KEY")
+		if secret == "" {
+			return errors.New("--hub-access-key-id needs GATEWAY_SIM_SECRET_ACCESS_KEY")
+		}
+		lookup, err := authn.NewStaticLookup(&authn.Credential{ID: *akid, Account: "111111111111", Kind: "sigv4", Label: "hub", Secret: secret})
+		if err != nil {
+			return err
+		}
+		v := authn.NewVerifier(authn.Options{})
+		opts.Verify = func(r *http.Request, body []byte) error { return authn.VerifyStatic(v, r, body, lookup) }
+	} else {
+		log.Warn("no --hub-access-key-id: signatures are not verified")
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sim.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("simulator serving", "addr", ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,459 @@
+// Package server wires the gateway together for `gateway serve`: Redis, the state
+// store and its snapshot, quota, the proxy, the data and ops listeners, and the
+// graceful drain on shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bedrock-gateway/gateway/internal/admin"
+	"github.com/bedrock-gateway/gateway/internal/authn"
+	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/proxy"
+	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/state"
+	"github.com/bedrock-gateway/gateway/internal/store"
+)
+
+// Deps are what the environment provides.
+type Deps struct {
+	Logger    *slog.Logger
+	LookupEnv func(string) (string, bool)
+	// Redis, when set, is used instead of connecting per the config (tests).
+	Redis redis.UniversalClient
+	// Upstream overrides the upstream URL and hub credentials (tests).
+	UpstreamURL   string
+	UpstreamCreds aws.CredentialsProvider
+	// Tracer records spans; nil is a no-op.
+	Tracer trace.Tracer
+}
+
+// Server is a running gateway.
+type Server struct {
+	cfg     *config.Serve
+	log     *slog.Logger
+	metrics *metering.Metrics
+	rdb     redis.UniversalClient
+	closers []func()
+
+	store   *store.Store
+	syncer  *store.Syncer
+	limiter *quota.Limiter
+	proxy   *proxy.Handler
+	snap    atomic.Pointer[authz.Snapshot]
+
+	data, ops      *http.Server
+	dataLn, opsLn  net.Listener
+	simURL         string
+	draining       atomic.Bool
+	tls            bool
+	simCredentials aws.Credentials
+	bootstrapState *state.State
+}
+
+// Current implements proxy.Snapshots.
+func (s *Server) Current() *authz.Snapshot { return s.snap.Load() }
+
+// DataAddr is the data listener's address.
+func (s *Server) DataAddr() string { return s.dataLn.Addr().String() }
+
+// OpsAddr is the ops listener's address.
+func (s *Server) OpsAddr() string { return s.opsLn.Addr().String() }
+
+// TLS reports whether the data listener serves TLS.
+func (s *Server) TLS() bool { return s.tls }
+
+// SimulatorURL is the in-process simulator's URL with --simulate, else "".
+func (s *Server) SimulatorURL() string { return s.simURL }
+
+// Syncer exposes the state syncer (tests wait on versions).
+func (s *Server) Syncer() *store.Syncer { return s.syncer }
+
+// Limiter exposes the quota limiter (tests flush settlements).
+func (s *Server) Limiter() *quota.Limiter { return s.limiter }
+
+// Metrics exposes the metric families.
+func (s *Server) Metrics() *metering.Metrics { return s.metrics }
+
+// New builds the gateway and opens its listeners; Run serves.
+func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.LookupEnv == nil {
+		deps.LookupEnv = os.LookupEnv
+	}
+	s := &Server{cfg: cfg, log: deps.Logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount})
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("loading time zone: %w", err)
+	}
+
+	// Redis.
+	if deps.Redis != nil {
+		s.rdb = deps.Redis
+	} else {
+		rdb, stop, err := newRedis(cfg, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.rdb = rdb
+		s.closers = append(s.closers, stop)
+	}
+
+	// State store and the snapshot every request is decided against.
+	s.store, err = store.New(store.Options{Client: s.rdb, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("opening state store: %w", err)
+	}
+	if cfg.Bootstrap != "" {
+		if err := s.bootstrap(ctx, cfg.Bootstrap, deps.LookupEnv); err != nil {
+			return nil, err
+		}
+	}
+	// Load the state once now, so the replica is ready as soon as it listens;
+	// the syncer keeps it current from then on.
+	if st, version, err := s.store.Load(ctx); err != nil {
+		s.log.Warn("loading state (will retry)", "error", err)
+	} else if err := s.applySnapshot(st, version); err != nil {
+		return nil, err
+	}
+	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot})
+
+	// Quota.
+	s.limiter, err = quota.New(quota.Options{
+		Client: s.rdb, Location: loc, ReservationTTL: cfg.ReservationTTL, Timeout: cfg.RedisTimeout,
+		Logger: s.log, SpillFile: cfg.SpillFile, FailOpenRate: cfg.FailOpenRate,
+		OnAlert: func(a quota.Alert) {
+			s.metrics.BudgetAlert(a.Entitlement, a.Threshold)
+			s.log.Warn("budget alert", "entitlement", a.Entitlement, "level", string(a.Level), "target", a.Target,
+				"threshold", a.Threshold, "used", a.Used, "limit", a.Limit, "month", a.Month)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting quota limiter: %w", err)
+	}
+
+	// Upstream.
+	upstream, region, creds, err := s.upstream(ctx, deps)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, fmt.Errorf("parsing upstream endpoint: %w", err)
+	}
+	s.proxy, err = proxy.New(proxy.Options{
+		Upstream: u, Region: region, Credentials: creds,
+		Transport:        proxy.NewTransport(proxy.TransportOptions{ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: cfg.IdleTimeout}),
+		HeaderTimeout:    cfg.HeaderTimeout,
+		DrainTimeout:     cfg.DrainTimeout,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		DefaultMaxOutput: cfg.DefaultMaxOutput,
+		Snapshots:        s,
+		Verifier:         authn.NewVerifier(authn.Options{}),
+		Quota:            &proxy.LimiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
+		Metrics:          s.metrics,
+		Tracer:           deps.Tracer,
+		Logger:           s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Listeners.
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) applySnapshot(st *state.State, version uint64) error {
+	snap, err := authz.Build(st, version)
+	if err != nil {
+		return fmt.Errorf("building snapshot: %w", err)
+	}
+	s.snap.Store(snap)
+	s.metrics.SetStateVersion(version)
+	return nil
+}
+
+// bootstrap applies a state file at start: it upserts the file's organization,
+// entitlements and credentials, and leaves other entitlements and credentials
+// (made through the admin API) alone.
+func (s *Server) bootstrap(ctx context.Context, path string, lookupEnv func(string) (string, bool)) error {
+	st, err := state.LoadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading bootstrap state: %w", err)
+	}
+	if err := st.ResolveSecrets(lookupEnv); err != nil {
+		return fmt.Errorf("bootstrap state %s: %w", path, err)
+	}
+	st.Normalize()
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("bootstrap state %s is invalid:\n%w", path, err)
+	}
+	s.bootstrapState = st
+	_, err = s.store.Update(ctx, "bootstrap", "apply", func(cur *state.State) error {
+		merged, _, err := admin.Plan(cur, st, false, time.Now())
+		if err != nil {
+			return err
+		}
+		*cur = *merged
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("applying bootstrap state: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region string, creds aws.CredentialsProvider, err error) {
+	cfg := s.cfg
+	region = cfg.Region
+	switch {
+	case deps.UpstreamURL != "":
+		if region == "" {
+			region = "us-east-1"
+		}
+		return deps.UpstreamURL, region, deps.UpstreamCreds, nil
+	case cfg.Simulate:
+		if region == "" {
+			region = "us-east-1"
+		}
+		akid, secret, err := authn.NewAccessKey()
+		if err != nil {
+			return "", "", nil, err
+		}
+		hub := &authn.Credential{ID: akid, Account: "111111111111", Label: "hub", Kind: "sigv4", Secret: secret}
+		lookup, err := authn.NewStaticLookup(hub)
+		if err != nil {
+			return "", "", nil, err
+		}
+		verifier := authn.NewVerifier(authn.Options{})
+		simulator := sim.New(sim.Options{
+			Logger: s.log,
+			Verify: func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", nil, fmt.Errorf("starting simulator: %w", err)
+		}
+		srv := &http.Server{Handler: simulator, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		s.closers = append(s.closers, func() { _ = srv.Close() })
+		s.simURL = "http://" + ln.Addr().String()
+		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
+		return s.simURL, region, credentials.NewStaticCredentialsProvider(akid, secret, ""), nil
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if region == "" {
+		region = awsCfg.Region
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	endpoint = cfg.UpstreamEndpoint
+	if endpoint == "" {
+		endpoint = "https://bedrock-runtime." + region + ".amazonaws.com"
+	}
+	return endpoint, region, awsCfg.Credentials, nil
+}
+
+func (s *Server) listen() error {
+	cfg := s.cfg
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true)
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	s.data = &http.Server{
+		Handler: s.proxy, Protocols: &protocols, ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second, ErrorLog: errLog,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLSCert != "" {
+		reloader, err := newCertReloader(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.data.TLSConfig = &tls.Config{GetCertificate: reloader.GetCertificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		ln = tls.NewListener(ln, s.data.TLSConfig)
+		s.tls = true
+	}
+	s.dataLn = ln
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	var tokens []admin.Token
+	for i, t := range cfg.AdminTokens {
+		name, value, named := config.SplitToken(t)
+		if !named {
+			name = fmt.Sprintf("token%d", i+1)
+		}
+		tokens = append(tokens, admin.Token{Name: name, Value: value})
+	}
+	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log}))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	s.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.opsLn, err = net.Listen("tcp", cfg.OpsListen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.OpsListen, err)
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch {
+	case s.draining.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "draining\n")
+	case s.snap.Load() == nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready: state snapshot not loaded\n")
+	case !s.limiter.Healthy():
+		// Still serving: fail_open entitlements run on local limits and
+		// fail_closed ones answer 503 themselves.
+		_, _ = io.WriteString(w, "degraded: quota store unreachable\n")
+	default:
+		_, _ = io.WriteString(w, "ready\n")
+	}
+}
+
+// Run serves until ctx ends, then drains: it stops accepting, lets in-flight
+// requests and streams finish (bounded by --shutdown-timeout), settles their
+// reservations and exits.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.syncer.Run(syncCtx) }()
+	degradedCtx, stopDegraded := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchDegraded(degradedCtx) }()
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(s.data, s.dataLn) }()
+	go func() { errc <- serve(s.ops, s.opsLn) }()
+	s.log.Info("gateway serving", "data", s.DataAddr(), "tls", s.tls, "ops", s.OpsAddr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.draining.Store(true)
+	s.log.Info("draining", "inflight", s.proxy.Inflight())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.data.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("data listener did not drain in time", "error", err)
+		_ = s.data.Close()
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelClose()
+	if err := s.limiter.Close(closeCtx); err != nil {
+		s.log.Error("draining quota settlements", "error", err)
+	}
+	_ = s.ops.Shutdown(shutdownCtx)
+	stopSync()
+	stopDegraded()
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+func (s *Server) watchDegraded(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s.metrics.SetStoreDegraded(!s.limiter.Healthy())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// ExampleCall returns a credential with a known secret from the bootstrap file
+// and an entitlement shared with its account, for the ready message of
+// `make run`. Only in --simulate mode: a real deployment never prints secrets.
+func (s *Server) ExampleCall() (state.Credential, string, bool) {
+	if !s.cfg.Simulate || s.bootstrapState == nil {
+		return state.Credential{}, "", false
+	}
+	snap := s.snap.Load()
+	for _, c := range s.bootstrapState.Credentials {
+		if c.Kind != state.KindSigV4 || c.Secret == "" {
+			continue
+		}
+		if snap == nil {
+			return c, "", false
+		}
+		if ents := snap.EntitlementsFor(c.Account); len(ents) > 0 {
+			return c, ents[0].Name, true
+		}
+	}
+	return state.Credential{}, "", false
+}
