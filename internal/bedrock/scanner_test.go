@@ -547,9 +547,9 @@ func FuzzStreamScanner(f *testing.F) {
 	})
 }
 
-// FuzzStreamScannerFrame fuzzes what lies behind the CRCs (header blocks and
+// FuzzFrameScanner fuzzes what lies behind the CRCs (header blocks and
 // payloads), which random bytes almost never reach.
-func FuzzStreamScannerFrame(f *testing.F) {
+func FuzzFrameScanner(f *testing.F) {
 	hdr := func(typ string) []byte { return decodeFrameHeaders(EncodeEventFrame(typ, nil)) }
 	f.Add(hdr("chunk"), []byte(`{"bytes":"eyJ0eXBlIjoibWVzc2FnZV9zdGFydCIsIm1lc3NhZ2UiOnsidXNhZ2UiOnsiaW5wdXRfdG9rZW5zIjo0fX19"}`), uint8(OpInvokeModelWithResponseStream))
 	f.Add(hdr("metadata"), []byte(`{"usage":{"inputTokens":1,"outputTokens":2}}`), uint8(OpConverseStream))
