@@ -52,10 +52,7 @@ func parseSharesCSV(data []byte, defaultTokens int64) (rows []shareRow, problems
 		if text == "" {
 			continue
 		}
-		fields := strings.Split(text, ",")
-		for i, f := range fields {
-			fields[i] = unquote(strings.TrimSpace(f))
-		}
+		fields := splitFields(text)
 		if first {
 			first = false
 			if isHeader(fields[0]) {
@@ -123,4 +120,23 @@ func clip(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:maxCSVValue], "") + "..."
+}
+
+// splitFields splits a row at commas into trimmed, unquoted fields; beyond the
+// third, fields are only counted (for the "too many columns" report).
+func splitFields(text string) []string {
+	var buf [3]string
+	fields := buf[:0]
+	for {
+		f, rest, more := strings.Cut(text, ",")
+		if len(fields) < len(buf) {
+			fields = append(fields, unquote(strings.TrimSpace(f)))
+		} else {
+			fields = append(fields, "") // only counted: too many columns
+		}
+		if !more {
+			return fields
+		}
+		text = rest
+	}
 }
