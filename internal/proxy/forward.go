@@ -134,15 +134,21 @@ func (h *Handler) copyPlain(w *responseWriter, resp *http.Response, c *call, kee
 	w.Flush()
 }
 
-// copyStream forwards an event stream as it arrives, flushing after every read,
-// while the scanner reads usage from the frames. It reports whether the client's
-// stream must be aborted (the upstream failed inside a frame).
+// copyStream forwards an event stream as it arrives, whole frames at a time,
+// flushing after each read that completed a frame, while the scanner reads usage
+// from the frames. Holding back only the unfinished tail of a frame costs the
+// client nothing (it cannot decode half a frame) and keeps the client's stream on
+// a frame boundary, so an upstream failure can always end it with a clean
+// exception frame: Go's SDK would otherwise take a cut-off stream for a complete one.
+// It reports whether the client's stream must be aborted (never, today: kept for
+// a malformed upstream stream, which is passed through as it is).
 func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (abort bool) {
 	scanner := bedrock.NewStreamScanner(c.route.Op)
 	var split frameSplitter
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
 	buf := *bufp
+	var carry []byte // the unfinished frame held back
 	for {
 		t := time.Now()
 		n, err := resp.Body.Read(buf)
@@ -150,22 +156,29 @@ func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (a
 		if n > 0 {
 			chunk := buf[:n]
 			_, _ = scanner.Write(chunk)
-			split.boundary(chunk)
-			_, _ = w.Write(chunk)
-			w.Flush()
+			if b := split.boundary(chunk); b > 0 {
+				if len(carry) > 0 {
+					_, _ = w.Write(carry)
+					carry = carry[:0]
+				}
+				_, _ = w.Write(chunk[:b])
+				w.Flush()
+				chunk = chunk[b:]
+			}
+			carry = append(carry, chunk...)
 		}
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, io.EOF) || !split.atBoundary() {
+		if !errors.Is(err, io.EOF) || len(carry) > 0 {
 			h.opts.Metrics.UpstreamFailure("reset")
-			h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err)
+			h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(carry))
 			if !w.clientGone {
-				if split.atBoundary() {
+				if split.bad {
+					abort = true
+				} else {
 					_, _ = w.Write(bedrock.EncodeExceptionFrame(bedrock.Unavailable("The upstream stream ended unexpectedly.")))
 					w.Flush()
-				} else {
-					abort = true
 				}
 			}
 			c.errType = "ServiceUnavailableException"

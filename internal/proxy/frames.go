@@ -5,7 +5,8 @@ import "encoding/binary"
 // frameSplitter tracks event-stream frame boundaries in the forwarded bytes so
 // the proxy forwards only whole frames: each frame is flushed as soon as its last
 // byte arrives, and if the upstream fails mid-stream the client's stream still
-// ends on a frame boundary, where an exception frame can follow cleanly.
+// ends on a frame boundary, where an exception frame can follow cleanly. It reads
+// only the 4-byte length prefixes; CRCs are the scanner's business.
 type frameSplitter struct {
 	need int // bytes still missing from the current frame, or 0 at a boundary
 	pre  [4]byte

@@ -22,7 +22,7 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 			return nil, nil, fmt.Errorf("starting embedded redis: %w", err)
 		}
 		log.Warn("NO --redis-url GIVEN: USING AN EMBEDDED IN-PROCESS REDIS. STATE AND USAGE ARE LOST ON EXIT AND NOT SHARED WITH OTHER REPLICAS. FOR TRYING THE GATEWAY OUT ONLY.")
-		c := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout})
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true})
 		return c, func() { _ = c.Close(); mr.Close() }, nil
 	}
 	urls := strings.Split(cfg.RedisURL, ",")
@@ -46,7 +46,7 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 		}
 		c = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: addrs, Username: first.Username, Password: first.Password, TLSConfig: tlsOf(first),
-			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 		})
 	case "sentinel":
 		addrs := make([]string, 0, len(urls))
@@ -60,10 +60,13 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 		c = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cfg.RedisMasterName, SentinelAddrs: addrs,
 			Username: first.Username, Password: first.Password, DB: first.DB, TLSConfig: tlsOf(first),
-			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 		})
 	default:
 		first.DialTimeout, first.ReadTimeout, first.WriteTimeout = timeout, timeout, timeout
+		// Honour per-call context deadlines (the quota path's timeouts) rather
+		// than only the socket timeouts.
+		first.ContextTimeoutEnabled = true
 		c = redis.NewClient(first)
 	}
 	return c, func() { _ = c.Close() }, nil
