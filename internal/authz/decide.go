@@ -80,10 +80,15 @@ func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
 	if len(e.shares) == 0 {
 		return state.Share{}, false
 	}
-	if tokens, ok := e.shares[a.node]; ok {
-		return state.Share{Target: a.ID, MonthlyTokens: tokens}, true
+	if e.mayShare(a.node) {
+		if tokens, ok := e.shares[a.node]; ok {
+			return state.Share{Target: a.ID, MonthlyTokens: tokens}, true
+		}
 	}
 	for _, n := range a.ancestors {
+		if !e.mayShare(n) {
+			continue
+		}
 		if tokens, ok := e.shares[n]; ok {
 			return state.Share{Target: s.nodes[n], MonthlyTokens: tokens}, true
 		}

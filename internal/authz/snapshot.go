@@ -63,6 +63,43 @@ type Entitlement struct {
 	// outside the scope are dropped at build time, so a share that covers an
 	// account also proves the account is inside the scope.
 	shares map[uint32]int64
+	// filter is a one-hash Bloom filter over the keys of shares (about 8 bits per
+	// share): most levels of an account's path hold no share, and one bit test
+	// in a cache line or two is far cheaper than a map probe into cold memory.
+	filter      []uint64
+	filterShift uint8
+}
+
+// fibonacci spreads sequential node numbers over the filter.
+const fibonacci = 0x9E3779B1
+
+func (e *Entitlement) mayShare(n uint32) bool {
+	b := (n * fibonacci) >> e.filterShift
+	return e.filter[b>>6]&(1<<(b&63)) != 0
+}
+
+// buildFilter sizes and fills the filter once the shares are known.
+func (e *Entitlement) buildFilter() {
+	bits := 64
+	for bits < 8*len(e.shares) {
+		bits *= 2
+	}
+	e.filter = make([]uint64, bits/64)
+	e.filterShift = uint8(32 - bitsLen(bits))
+	for n := range e.shares {
+		b := (n * fibonacci) >> e.filterShift
+		e.filter[b>>6] |= 1 << (b & 63)
+	}
+}
+
+// bitsLen is log2 of a power of two.
+func bitsLen(pow2 int) int {
+	n := 0
+	for pow2 > 1 {
+		pow2 >>= 1
+		n++
+	}
+	return n
 }
 
 // Allows reports whether the entitlement allows op. The control-plane model
@@ -84,6 +121,9 @@ func Build(st *state.State, version uint64) (*Snapshot, error) {
 	if st == nil {
 		st = &state.State{}
 	}
+	// Idempotent; it guarantees the defaults (limits, root, credential IDs)
+	// consumers of the snapshot rely on even if the caller forgot.
+	st.Normalize()
 	b := builder{
 		s: &Snapshot{
 			version:      version,
@@ -311,6 +351,7 @@ func (b *builder) entitlements() error {
 			}
 			e.shares[n] = sh.MonthlyTokens
 		}
+		e.buildFilter()
 		b.s.entitlements[e.Name] = e
 		b.s.sorted = append(b.s.sorted, e)
 		key := modelKey(e.Model)

@@ -60,6 +60,7 @@ type validator struct {
 	units    map[string]int // OU ID → index of its first occurrence
 	accounts map[string]int // account ID → index of its first occurrence
 	unitOK   map[string]uint8
+	runtime  map[bedrock.Operation]bool // operations an entitlement may list
 	errs     []error
 }
 
@@ -70,6 +71,10 @@ func newValidator(s *State) *validator {
 		units:    make(map[string]int, len(s.Organization.Units)),
 		accounts: make(map[string]int, len(s.Organization.Accounts)),
 		unitOK:   make(map[string]uint8, len(s.Organization.Units)),
+		runtime:  make(map[bedrock.Operation]bool),
+	}
+	for _, op := range bedrock.RuntimeOperations() {
+		v.runtime[op] = true
 	}
 	for i, u := range s.Organization.Units {
 		if _, dup := v.units[u.ID]; !dup {
@@ -452,15 +457,11 @@ func (v *validator) limits(item string, l *Limits) {
 }
 
 func (v *validator) operations(item string, ops []string) {
-	runtime := make(map[bedrock.Operation]bool)
-	for _, op := range bedrock.RuntimeOperations() {
-		runtime[op] = true
-	}
 	seen := make(map[string]bool, len(ops))
 	for _, name := range ops {
 		op, ok := bedrock.ParseOperation(name)
 		switch {
-		case !ok || !runtime[op]:
+		case !ok || !v.runtime[op]:
 			v.add(item, "operation %q is not a runtime operation", name)
 		case seen[name]:
 			v.add(item, "operation %s is listed twice", name)
