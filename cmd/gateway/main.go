@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,7 +17,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.Main(ctx, os.Args[1:], app.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}); err != nil {
-		if err != app.ErrUsage {
+		if !errors.Is(err, app.ErrUsage) {
 			fmt.Fprintln(os.Stderr, "error:", err)
 		}
 		os.Exit(app.ExitCode(err))

@@ -168,6 +168,7 @@ func (s *server) routes() {
 	s.handle(p+"/audit", methods{http.MethodGet: s.listAudit})
 	s.handle(p+"/apply", methods{http.MethodPost: s.apply})
 	s.handle(p+"/usage", methods{http.MethodGet: s.getUsage})
+	s.handle(p+"/export", methods{http.MethodGet: s.exportState})
 	s.mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no such admin endpoint: %s", r.URL.Path)
 	}))

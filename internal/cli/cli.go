@@ -68,6 +68,7 @@ func commands() []command {
 		{"shares", "add | remove | list the shares of an entitlement", runShares},
 		{"credentials", "issue | list | revoke member credentials", runCredentials},
 		{"audit", "show the audit log", runAudit},
+		{"export", "write the whole state as a state file", runExport},
 	}
 }
 

@@ -287,8 +287,8 @@ func (c *Serve) Validate() error {
 			bad("--%s must be positive", name)
 		}
 	}
-	if c.ReservationTTL > 0 && c.ReservationTTL < c.DrainTimeout+time.Minute {
-		bad("--reservation-ttl must exceed --drain-timeout by at least a minute")
+	if c.ReservationTTL > 0 && c.ReservationTTL <= c.DrainTimeout {
+		bad("--reservation-ttl must exceed --drain-timeout (a reservation must outlive the drain that settles it)")
 	}
 	if c.FailOpenRate <= 0 {
 		bad("--fail-open-rate must be positive")
