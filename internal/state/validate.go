@@ -124,12 +124,12 @@ func (v *validator) organization() {
 	if o.Root != "" && !IsRootID(o.Root) {
 		v.add(item, "root %q is not a root ID (r- and 4 to 32 lowercase letters or digits)", o.Root)
 	}
-	switch {
-	case !IsAccountID(o.HubAccount):
+	// The hub need not be listed among the accounts: it shares models but is
+	// not necessarily a consumer of them (DESIGN's own example omits it).
+	if !IsAccountID(o.HubAccount) {
 		v.add(item, "hub_account %q is not a 12-digit account ID", o.HubAccount)
-	case !v.hasAccount(o.HubAccount):
-		v.add(item, "hub_account %s is not one of the accounts", o.HubAccount)
 	}
+
 	for i := range o.Units {
 		v.unit(i, &o.Units[i])
 	}
