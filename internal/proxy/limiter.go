@@ -63,11 +63,7 @@ func (q *LimiterQuota) rejection(entitlement string, err error) error {
 	var rateErr *quota.RateLimitedError
 	switch {
 	case errors.As(err, &capErr):
-		msg := err.Error()
-		return &Rejection{
-			Err:    bedrock.QuotaExceeded(strings.ToUpper(msg[:1]) + msg[1:] + "."),
-			Reason: "monthly_cap_" + string(capErr.Level),
-		}
+		return &Rejection{Err: bedrock.QuotaExceeded(capMessage(capErr)), Reason: "monthly_cap_" + string(capErr.Level)}
 	case errors.As(err, &rateErr):
 		return &Rejection{
 			Err: bedrock.Throttling(fmt.Sprintf("Too many requests: the %s limit of entitlement %s is reached for this account. Retry after %s.",
@@ -118,4 +114,26 @@ func (q *LimiterQuota) storeError(op string, r *quota.Reservation, err error) {
 	if q.Logger != nil {
 		q.Logger.Error("quota "+op+" failed", "reservation", r.ID, "error", err)
 	}
+}
+
+// capMessage names the cap, what is left of it and when it resets. A cap that
+// still has tokens left but fewer than the request may use says so, so the
+// caller knows a smaller request (a lower max tokens) could still pass.
+func capMessage(e *quota.CapExceededError) string {
+	var what string
+	switch e.Level {
+	case quota.LevelEntitlement:
+		what = "The monthly token cap of entitlement " + e.Target
+	case quota.LevelShare:
+		what = "The monthly token cap of the share of entitlement " + e.Entitlement + " to " + e.Target
+	default:
+		what = "The monthly token cap of account " + e.Target + " on entitlement " + e.Entitlement
+	}
+	reset := e.ResetAt.UTC().Format(time.RFC3339)
+	left := e.Limit - e.Used - e.Reserved
+	if left > 0 {
+		return fmt.Sprintf("%s (%d tokens) has %d tokens left this month, fewer than this request may use (%d, estimated from its size and maximum output); it resets at %s.",
+			what, e.Limit, left, e.Requested, reset)
+	}
+	return fmt.Sprintf("%s (%d tokens) is spent; it resets at %s.", what, e.Limit, reset)
 }

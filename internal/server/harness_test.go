@@ -292,3 +292,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 var _ = fmt.Sprintf
 var _ sync.Mutex
 var _ = redistest.Start
+
+func staticCreds(akid, secret string) aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(akid, secret, "")
+}
