@@ -120,7 +120,10 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	args := []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--redis-url", o.redis,
 		"--admin-token", "test=" + adminToken, "--log-level", "warn", "--shutdown-timeout", "10s",
-		"--drain-timeout", "5s", "--reservation-ttl", "2m"}
+		"--drain-timeout", "5s", "--reservation-ttl", "2m",
+		// Under -race with hundreds of clients on two cores a Redis reply can take
+		// longer than the production default; a timeout would read as an outage.
+		"--redis-timeout", "5s"}
 	if o.stateYAML != "" {
 		path := filepath.Join(t.TempDir(), "state.yaml")
 		if err := os.WriteFile(path, []byte(o.stateYAML), 0o600); err != nil {
