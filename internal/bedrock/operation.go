@@ -26,6 +26,7 @@ const (
 	OpInvokeModelWithBidirectionalStream
 	OpListFoundationModels
 	OpGetFoundationModel
+	OpInvokeGuardrailChecks
 	opCount
 )
 
@@ -43,6 +44,7 @@ var operationNames = [opCount]string{
 	OpInvokeModelWithBidirectionalStream: "InvokeModelWithBidirectionalStream",
 	OpListFoundationModels:               "ListFoundationModels",
 	OpGetFoundationModel:                 "GetFoundationModel",
+	OpInvokeGuardrailChecks:              "InvokeGuardrailChecks",
 }
 
 // String returns the operation's API name, e.g. "ConverseStream".
@@ -68,7 +70,7 @@ func RuntimeOperations() []Operation {
 	return []Operation{
 		OpInvokeModel, OpInvokeModelWithResponseStream, OpConverse, OpConverseStream,
 		OpCountTokens, OpApplyGuardrail, OpStartAsyncInvoke, OpGetAsyncInvoke,
-		OpListAsyncInvokes, OpInvokeModelWithBidirectionalStream,
+		OpListAsyncInvokes, OpInvokeModelWithBidirectionalStream, OpInvokeGuardrailChecks,
 	}
 }
 
@@ -177,6 +179,10 @@ func ParseRoute(method, rawPath string) (Route, error) {
 			return Route{}, err
 		}
 		return Route{Op: OpApplyGuardrail, GuardrailID: id, GuardrailVersion: ver}, nil
+	case rawPath == "/guardrail-checks/invoke":
+		if method == "POST" {
+			return Route{Op: OpInvokeGuardrailChecks}, nil
+		}
 	case rawPath == "/foundation-models":
 		if method == "GET" {
 			return Route{Op: OpListFoundationModels}, nil

@@ -261,7 +261,7 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 		c.bodyHash = sha256.Sum256(body)
 		c.decision = d
 		return nil
-	case bedrock.OpApplyGuardrail, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
+	case bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
 		// These name no model: the caller needs an entitlement that allows the operation.
 		for _, e := range snap.EntitlementsFor(c.account.ID) {
 			if e.Allows(c.route.Op) {
