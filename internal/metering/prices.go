@@ -1,0 +1,299 @@
+package metering
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+)
+
+// Micros is an amount of US dollars in millionths of a dollar. It prints,
+// in JSON and CSV, as a decimal with exactly six fractional digits.
+type Micros int64
+
+// String formats m as a decimal with six fractional digits, e.g. "12.000345".
+func (m Micros) String() string {
+	sign := ""
+	u := uint64(m)
+	if m < 0 {
+		sign, u = "-", uint64(-m)
+	}
+	return fmt.Sprintf("%s%d.%06d", sign, u/1_000_000, u%1_000_000)
+}
+
+// MarshalJSON writes m as a JSON number with six fractional digits.
+func (m Micros) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalJSON reads a JSON number (or string) with at most six fractional
+// digits exactly.
+func (m *Micros) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := ParseMicros(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// ParseMicros parses a plain decimal ("12", "0.8", "-1.000001") with at most
+// six fractional digits. Exponents, signs other than a leading '-', and
+// anything else are refused.
+func ParseMicros(s string) (Micros, error) {
+	orig := s
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" || (hasDot && frac == "") || len(frac) > 6 || !digits(whole) || !digits(frac) {
+		return 0, fmt.Errorf("amount %q: want a decimal with at most 6 fractional digits", orig)
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	f, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+	if err != nil || w > (math.MaxInt64-f)/1_000_000 {
+		return 0, fmt.Errorf("amount %q is too large", orig)
+	}
+	v := Micros(w*1_000_000 + f)
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Price is one model's price in micro-dollars per million tokens of each type.
+type Price struct {
+	Input, Output, CacheRead, CacheWrite Micros
+}
+
+// PriceEntry is one entry of a price table.
+type PriceEntry struct {
+	Model string
+	Price Price
+}
+
+// PriceTable prices tokens for usage reports. The file (--prices-file) is YAML,
+// one entry per upstream model, prices in US dollars per million tokens of
+// each type:
+//
+//	prices:
+//	  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+//	    input: 0.80
+//	    output: 4.00
+//	    cache_read: 0.08
+//	    cache_write: 1.00
+//	  - model: us.amazon.nova-pro-v1:0   # a profile may have its own price
+//	    input: 0.80
+//	    output: 3.20
+//
+// Prices are decimals with at most six fractional digits (a type left out
+// costs 0); they are read from the YAML text, never through a float. A
+// ledger model matches the entry with exactly its ID first; failing that, an
+// ARN matches by its resource ID, and a cross-region inference profile ID
+// (us., eu., apac., us-gov., jp., au., global.), or its ARN, matches the
+// entry of its base model, so "us.anthropic.claude-..." is priced by an entry
+// for "anthropic.claude-...". Models with no entry cost 0 and are listed in
+// the report's unpriced_models.
+//
+// Arithmetic is exact: a price is held in micro-dollars per million tokens,
+// so one token costs a whole number of pico-dollars. The cost of each ledger
+// line (month, entitlement, account, model) is computed exactly and rounded
+// half up to the micro-dollar; every group and total is a sum of those
+// micro-dollar amounts. So rows add up to the totals row exactly, and every
+// grouping of a month shows the same total.
+//
+// The zero value and nil are empty tables (every model unpriced). A table
+// is immutable once built.
+type PriceTable struct {
+	byModel map[string]Price
+	entries []PriceEntry // sorted by model
+}
+
+// NewPriceTable builds a table from entries; models must be unique and
+// non-empty and prices non-negative.
+func NewPriceTable(entries []PriceEntry) (*PriceTable, error) {
+	t := &PriceTable{byModel: make(map[string]Price, len(entries))}
+	var errs []error
+	for i, e := range entries {
+		switch {
+		case e.Model == "":
+			errs = append(errs, fmt.Errorf("price %d: model is required", i+1))
+			continue
+		case e.Price.Input < 0 || e.Price.Output < 0 || e.Price.CacheRead < 0 || e.Price.CacheWrite < 0:
+			errs = append(errs, fmt.Errorf("price of %s: prices must not be negative", e.Model))
+			continue
+		}
+		if _, dup := t.byModel[e.Model]; dup {
+			errs = append(errs, fmt.Errorf("price of %s: listed twice", e.Model))
+			continue
+		}
+		t.byModel[e.Model] = e.Price
+		t.entries = append(t.entries, e)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	slices.SortFunc(t.entries, func(a, b PriceEntry) int { return strings.Compare(a.Model, b.Model) })
+	return t, nil
+}
+
+// priceFile is the YAML document.
+type priceFile struct {
+	Prices []priceYAML `yaml:"prices"`
+}
+
+type priceYAML struct {
+	Model      string      `yaml:"model"`
+	Input      yamlDecimal `yaml:"input"`
+	Output     yamlDecimal `yaml:"output"`
+	CacheRead  yamlDecimal `yaml:"cache_read"`
+	CacheWrite yamlDecimal `yaml:"cache_write"`
+}
+
+// yamlDecimal reads a scalar's text, so 0.1 stays exactly 0.1.
+type yamlDecimal Micros
+
+func (d *yamlDecimal) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a price must be a number", n.Line)
+	}
+	v, err := ParseMicros(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = yamlDecimal(v)
+	return nil
+}
+
+// ParsePrices reads a price table in the YAML format described in the
+// package documentation. Unknown fields are errors.
+func ParsePrices(r io.Reader) (*PriceTable, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	var f priceFile
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parsing prices: %w", err)
+	}
+	entries := make([]PriceEntry, len(f.Prices))
+	for i, p := range f.Prices {
+		entries[i] = PriceEntry{Model: p.Model, Price: Price{
+			Input: Micros(p.Input), Output: Micros(p.Output), CacheRead: Micros(p.CacheRead), CacheWrite: Micros(p.CacheWrite),
+		}}
+	}
+	t, err := NewPriceTable(entries)
+	if err != nil {
+		return nil, fmt.Errorf("parsing prices: %w", err)
+	}
+	return t, nil
+}
+
+// LoadPrices reads a price table file; an empty path gives an empty table.
+func LoadPrices(path string) (*PriceTable, error) {
+	if path == "" {
+		return &PriceTable{}, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading prices: %w", err)
+	}
+	t, err := ParsePrices(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Entries returns the table's entries sorted by model.
+func (t *PriceTable) Entries() []PriceEntry {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.entries)
+}
+
+// Lookup finds the price of an upstream model ID: the exact ID, else an
+// ARN's resource ID, else the base model of an inference profile.
+func (t *PriceTable) Lookup(model string) (Price, bool) {
+	if t == nil || len(t.byModel) == 0 {
+		return Price{}, false
+	}
+	if p, ok := t.byModel[model]; ok {
+		return p, true
+	}
+	id, err := bedrock.ParseModelID(model)
+	if err != nil {
+		return Price{}, false
+	}
+	if id.Resource != "" && id.Resource != model {
+		if p, ok := t.byModel[id.Resource]; ok {
+			return p, true
+		}
+	}
+	if id.BaseModel != "" {
+		if p, ok := t.byModel[id.BaseModel]; ok {
+			return p, true
+		}
+	}
+	return Price{}, false
+}
+
+// TokenCounts are the four token types Bedrock reports.
+type TokenCounts struct {
+	Input, Output, CacheRead, CacheWrite int64
+}
+
+var (
+	bigMillion     = big.NewInt(1_000_000)
+	bigHalfMillion = big.NewInt(500_000)
+)
+
+// Cost is the exact cost of tokens at price p, rounded half up to the
+// micro-dollar. A price in micro-dollars per million tokens makes each
+// token cost a whole number of pico-dollars, so the only rounding is the
+// final one.
+func (p Price) Cost(t TokenCounts) Micros {
+	var sum, term big.Int
+	for _, pair := range [...][2]int64{
+		{t.Input, int64(p.Input)}, {t.Output, int64(p.Output)},
+		{t.CacheRead, int64(p.CacheRead)}, {t.CacheWrite, int64(p.CacheWrite)},
+	} {
+		term.SetInt64(pair[0])
+		term.Mul(&term, big.NewInt(pair[1]))
+		sum.Add(&sum, &term)
+	}
+	// sum is pico-dollars; round half up (away from zero for the
+	// non-negative amounts a ledger holds) to micro-dollars.
+	neg := sum.Sign() < 0
+	if neg {
+		sum.Neg(&sum)
+	}
+	sum.Add(&sum, bigHalfMillion)
+	sum.Quo(&sum, bigMillion)
+	if !sum.IsInt64() {
+		return Micros(1<<63 - 1)
+	}
+	v := Micros(sum.Int64())
+	if neg {
+		v = -v
+	}
+	return v
+}

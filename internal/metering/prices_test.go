@@ -1,0 +1,243 @@
+package metering
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseMicros(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want Micros
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"12", 12_000_000, true},
+		{"0.8", 800_000, true},
+		{"0.000001", 1, true},
+		{"1.000001", 1_000_001, true},
+		{"-2.5", -2_500_000, true},
+		{"007.10", 7_100_000, true},
+		{"0.0000001", 0, false},
+		{"1e3", 0, false},
+		{".5", 0, false},
+		{"5.", 0, false},
+		{"+1", 0, false},
+		{"", 0, false},
+		{"-", 0, false},
+		{"1.2.3", 0, false},
+		{"99999999999999999999", 0, false},
+		{" 1", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseMicros(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseMicros(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestMicrosString(t *testing.T) {
+	t.Parallel()
+	for m, want := range map[Micros]string{
+		0: "0.000000", 1: "0.000001", 1_800_945: "1.800945", -5: "-0.000005", -1_000_000: "-1.000000",
+		math.MaxInt64: "9223372036854.775807", math.MinInt64: "-9223372036854.775808",
+	} {
+		if got := m.String(); got != want {
+			t.Errorf("%d: %q, want %q", int64(m), got, want)
+		}
+		if m == math.MinInt64 {
+			continue
+		}
+		b, _ := json.Marshal(m)
+		var back Micros
+		if err := json.Unmarshal(b, &back); err != nil || back != m {
+			t.Errorf("JSON round trip of %d: %s -> %d, %v", int64(m), b, back, err)
+		}
+	}
+}
+
+func TestPriceLookup(t *testing.T) {
+	t.Parallel()
+	table, err := NewPriceTable([]PriceEntry{
+		{Model: "anthropic.claude-3-5-haiku-20241022-v1:0", Price: Price{Input: 800_000}},
+		{Model: "us.amazon.nova-pro-v1:0", Price: Price{Input: 1}},
+		{Model: "amazon.nova-pro-v1:0", Price: Price{Input: 2}},
+		{Model: "my-app-profile", Price: Price{Input: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		model string
+		want  Micros
+		ok    bool
+	}{
+		{"anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"us.anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"eu.anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"global.anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/apac.anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
+		{"us.amazon.nova-pro-v1:0", 1, true}, // an exact entry wins over the base model's
+		{"eu.amazon.nova-pro-v1:0", 2, true},
+		{"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/my-app-profile", 3, true},
+		{"anthropic.claude-3-5-haiku-20241022-v2:0", 0, false},
+		{"xx.anthropic.claude-3-5-haiku-20241022-v1:0", 0, false}, // not a geo prefix
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		p, ok := table.Lookup(tt.model)
+		if ok != tt.ok || p.Input != tt.want {
+			t.Errorf("Lookup(%q) = %+v, %v; want input %d, %v", tt.model, p, ok, tt.want, tt.ok)
+		}
+	}
+	var nilTable *PriceTable
+	if _, ok := nilTable.Lookup("anthropic.claude-3-5-haiku-20241022-v1:0"); ok {
+		t.Error("nil table priced a model")
+	}
+}
+
+func TestPriceCost(t *testing.T) {
+	t.Parallel()
+	p := Price{Input: 800_000, Output: 4_000_000, CacheRead: 80_000, CacheWrite: 1_000_001}
+	tests := []struct {
+		tokens TokenCounts
+		want   Micros
+	}{
+		{TokenCounts{}, 0},
+		{TokenCounts{Input: 1_000_000}, 800_000},
+		{TokenCounts{Input: 1}, 1},                 // 0.8 µ$ rounds up
+		{TokenCounts{CacheRead: 6}, 0},             // 0.48 µ$ rounds down
+		{TokenCounts{Input: 5, CacheRead: 6}, 4},   // 4.48
+		{TokenCounts{CacheWrite: 1}, 1},            // 1.000001
+		{TokenCounts{Output: 1, CacheRead: 6}, 4},  // 4.48
+		{TokenCounts{CacheRead: 25, Input: 0}, 2},  // 2.0
+		{TokenCounts{CacheRead: 50, Output: 0}, 4}, // 4.0
+		{TokenCounts{Input: 1_000_000, Output: 250_000, CacheRead: 3, CacheWrite: 7}, 1_800_007},
+		{TokenCounts{Input: 5}, 4},
+		// Large counts do not overflow: 1e15 tokens at 4 $/M = 4e9 $.
+		{TokenCounts{Output: 1_000_000_000_000_000}, 4_000_000_000_000_000},
+	}
+	for _, tt := range tests {
+		if got := p.Cost(tt.tokens); got != tt.want {
+			t.Errorf("Cost(%+v) = %d, want %d", tt.tokens, got, tt.want)
+		}
+	}
+	if got := (Price{Input: 500_000}).Cost(TokenCounts{Input: 1}); got != 1 {
+		t.Errorf("half a micro-dollar: %d, want 1", got)
+	}
+	if got := (Price{Input: 499_999}).Cost(TokenCounts{Input: 1}); got != 0 {
+		t.Errorf("just under half: %d, want 0", got)
+	}
+}
+
+func TestParsePrices(t *testing.T) {
+	t.Parallel()
+	good := `
+prices:
+  - model: a.b-v1:0
+    input: 0.1
+    output: "0.2"
+    cache_read: 0
+  - model: c.d-v1:0
+`
+	table, err := ParsePrices(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := table.Entries()
+	if len(e) != 2 || e[0].Price != (Price{Input: 100_000, Output: 200_000}) || e[1].Price != (Price{}) {
+		t.Errorf("entries %+v", e)
+	}
+	for name, bad := range map[string]string{
+		"unknown field":   "prices:\n  - model: a\n    inptu: 1\n",
+		"float exponent":  "prices:\n  - model: a\n    input: 1e-3\n",
+		"too precise":     "prices:\n  - model: a\n    input: 0.0000001\n",
+		"negative":        "prices:\n  - model: a\n    input: -1\n",
+		"duplicate":       "prices:\n  - model: a\n  - model: a\n",
+		"no model":        "prices:\n  - input: 1\n",
+		"list price":      "prices:\n  - model: a\n    input: [1]\n",
+		"top-level typo":  "price:\n  - model: a\n",
+		"not yaml at all": "prices: [",
+	} {
+		if _, err := ParsePrices(strings.NewReader(bad)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+	if table, err := ParsePrices(strings.NewReader("")); err != nil || len(table.Entries()) != 0 {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestLoadPricesExample(t *testing.T) {
+	t.Parallel()
+	table, err := LoadPrices(filepath.Join("..", "..", "deploy", "examples", "prices.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := table.Lookup("us.anthropic.claude-3-5-haiku-20241022-v1:0"); !ok {
+		t.Error("the example does not price the example state's model")
+	}
+	if _, ok := table.Lookup("amazon.nova-lite-v1:0"); !ok {
+		t.Error("the example does not price the example state's model")
+	}
+	if table, err := LoadPrices(""); err != nil || len(table.Entries()) != 0 {
+		t.Errorf("no file: %v", err)
+	}
+	if _, err := LoadPrices(filepath.Join(t.TempDir(), "missing.yaml")); !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func FuzzParseMicros(f *testing.F) {
+	for _, s := range []string{"0", "0.8", "-1.000001", "1e3", "99999999999999.999999", ".", "-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMicros(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseMicros(m.String())
+		if err != nil || back != m {
+			t.Fatalf("%q -> %d -> %q -> %d, %v", s, m, m.String(), back, err)
+		}
+	})
+}
+
+func FuzzParsePrices(f *testing.F) {
+	f.Add("prices:\n  - model: a.b-v1:0\n    input: 0.1\n    output: 2\n")
+	f.Add("prices: []\n")
+	f.Add("prices:\n  - model: us.a.b\n    cache_write: 1.000001\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		table, err := ParsePrices(strings.NewReader(doc))
+		if err != nil {
+			return
+		}
+		for _, e := range table.Entries() {
+			p, ok := table.Lookup(e.Model)
+			if !ok || p != e.Price {
+				t.Fatalf("entry %+v not found by its own model", e)
+			}
+			if p.Cost(TokenCounts{Input: 1 << 40, Output: 1 << 40}) < 0 {
+				t.Fatalf("negative cost for %+v", e)
+			}
+		}
+	})
+}

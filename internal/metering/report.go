@@ -1,0 +1,326 @@
+package metering
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/admin"
+	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/quota"
+)
+
+// Report groupings.
+const (
+	GroupByTeam        = "team"
+	GroupByAccount     = "account"
+	GroupByEntitlement = "entitlement"
+	GroupByModel       = "model"
+)
+
+// CSVHeader is the usage report's CSV header (a contract: DESIGN.md §5).
+const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd"
+
+// TotalMonth is the month column of the CSV totals row: a value no real
+// month (YYYY-MM) can take, so the row cannot be mistaken for a group.
+const TotalMonth = "total"
+
+// UnknownTeam is the team of ledger accounts that are no longer in the
+// organization, so their usage is still reported.
+const UnknownTeam = "(unknown)"
+
+// LedgerReader reads the monthly usage ledger (quota.Limiter implements it).
+type LedgerReader interface {
+	Ledger(ctx context.Context, month string, entitlements []string) ([]quota.LedgerRow, error)
+}
+
+// StatusReader reads the caps of an entitlement in the current month
+// (quota.Limiter implements it).
+type StatusReader interface {
+	Status(ctx context.Context, entitlement string, caps []quota.Cap) ([]quota.CapStatus, error)
+}
+
+// ReportOptions configure Reports.
+type ReportOptions struct {
+	// Ledger is required.
+	Ledger LedgerReader
+	// Status answers Remaining; nil makes Remaining fail.
+	Status StatusReader
+	// Snapshot returns the state served now: it names the entitlements to
+	// read and maps accounts to teams. It may return nil before the first
+	// snapshot is loaded, which makes reports fail.
+	Snapshot func() *authz.Snapshot
+	// Prices prices tokens; nil prices nothing (every cost is 0).
+	Prices *PriceTable
+	// Now is the clock for the current month; nil means time.Now.
+	Now func() time.Time
+	// Location is the zone of the calendar months, as configured for quota;
+	// nil means UTC.
+	Location *time.Location
+	// ExtraEntitlements, when set, names entitlements to read beyond those in
+	// the current state. The ledger is kept per entitlement, so without it
+	// the usage of an entitlement deleted during the month is missing from
+	// that month's report; LedgerScanner.Entitlements finds them in Redis.
+	ExtraEntitlements func(ctx context.Context, month string) ([]string, error)
+}
+
+// Reports builds monthly usage reports from the ledger and answers quota
+// questions. It implements admin.UsageSource and admin.QuotaSource.
+type Reports struct {
+	opts ReportOptions
+}
+
+var (
+	_ admin.UsageSource = (*Reports)(nil)
+	_ admin.QuotaSource = (*Reports)(nil)
+)
+
+// NewReports returns Reports over opts.
+func NewReports(opts ReportOptions) *Reports {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	return &Reports{opts: opts}
+}
+
+// Report is one month's usage, grouped one way. It is the JSON document of
+// GET /admin/v1/usage and decodes from it.
+type Report struct {
+	Month   string      `json:"month"`
+	GroupBy string      `json:"group_by"`
+	Rows    []ReportRow `json:"rows"`
+	// Totals sums every row; its grouping fields are empty.
+	Totals ReportRow `json:"totals"`
+	// Note says when the month has no usage at all.
+	Note string `json:"note,omitempty"`
+	// UnpricedModels lists models with usage but no price; they cost 0.
+	UnpricedModels []string `json:"unpriced_models,omitempty"`
+}
+
+// ReportRow is one group's usage. Only the field of the grouping is set
+// (AccountName goes with Account).
+type ReportRow struct {
+	Team        string `json:"team,omitempty"`
+	Account     string `json:"account,omitempty"`
+	AccountName string `json:"account_name,omitempty"`
+	Entitlement string `json:"entitlement,omitempty"`
+	Model       string `json:"model,omitempty"`
+	// Requests counts settled requests; Errors counts admitted requests whose
+	// upstream call failed without a charge (not part of the CSV).
+	Requests         int64 `json:"requests"`
+	Errors           int64 `json:"errors"`
+	InputTokens      int64 `json:"input_tokens"`
+	OutputTokens     int64 `json:"output_tokens"`
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	// TotalTokens is the sum of the four token types.
+	TotalTokens int64  `json:"total_tokens"`
+	CostUSD     Micros `json:"cost_usd"`
+}
+
+func (r *ReportRow) add(o ReportRow) {
+	r.Requests += o.Requests
+	r.Errors += o.Errors
+	r.InputTokens += o.InputTokens
+	r.OutputTokens += o.OutputTokens
+	r.CacheReadTokens += o.CacheReadTokens
+	r.CacheWriteTokens += o.CacheWriteTokens
+	r.TotalTokens += o.TotalTokens
+	r.CostUSD += o.CostUSD
+}
+
+// Usage implements admin.UsageSource.
+func (r *Reports) Usage(ctx context.Context, q admin.UsageQuery) (any, []byte, error) {
+	rep, err := r.Report(ctx, q.Month, q.GroupBy)
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Format == "csv" {
+		var buf bytes.Buffer
+		if err := WriteCSV(&buf, rep); err != nil {
+			return nil, nil, err
+		}
+		return nil, buf.Bytes(), nil
+	}
+	return rep, nil, nil
+}
+
+// Report builds the report of month (YYYY-MM; empty means the current
+// month) grouped by groupBy (empty means team). Bad arguments give errors
+// wrapping admin.ErrInvalidQuery.
+func (r *Reports) Report(ctx context.Context, month, groupBy string) (*Report, error) {
+	if month == "" {
+		month = r.opts.Now().In(r.opts.Location).Format("2006-01")
+	} else if t, err := time.Parse("2006-01", month); err != nil || t.Format("2006-01") != month {
+		return nil, fmt.Errorf("%w: month %q must be YYYY-MM", admin.ErrInvalidQuery, month)
+	}
+	if groupBy == "" {
+		groupBy = GroupByTeam
+	}
+	switch groupBy {
+	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel:
+	default:
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement or model", admin.ErrInvalidQuery, groupBy)
+	}
+	snap, err := r.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	names, err := r.entitlementNames(ctx, snap, month)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := r.opts.Ledger.Ledger(ctx, month, names)
+	if err != nil {
+		return nil, fmt.Errorf("building usage report: %w", err)
+	}
+	return r.build(snap, month, groupBy, lines), nil
+}
+
+func (r *Reports) snapshot() (*authz.Snapshot, error) {
+	if r.opts.Snapshot == nil {
+		return nil, nil
+	}
+	snap := r.opts.Snapshot()
+	if snap == nil {
+		return nil, errors.New("the state snapshot is not loaded yet")
+	}
+	return snap, nil
+}
+
+func (r *Reports) entitlementNames(ctx context.Context, snap *authz.Snapshot, month string) ([]string, error) {
+	var names []string
+	if snap != nil {
+		for _, e := range snap.Entitlements() {
+			names = append(names, e.Name)
+		}
+	}
+	if r.opts.ExtraEntitlements != nil {
+		extra, err := r.opts.ExtraEntitlements(ctx, month)
+		if err != nil {
+			return nil, fmt.Errorf("listing entitlements with usage: %w", err)
+		}
+		names = append(names, extra...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+type groupKey struct{ team, account, entitlement, model string }
+
+func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quota.LedgerRow) *Report {
+	rep := &Report{Month: month, GroupBy: groupBy, Rows: []ReportRow{}}
+	groups := map[groupKey]*ReportRow{}
+	unpriced := map[string]bool{}
+	for _, l := range lines {
+		tokens := TokenCounts{l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens}
+		var cost Micros
+		if p, ok := r.opts.Prices.Lookup(l.Model); ok {
+			cost = p.Cost(tokens)
+		} else if tokens != (TokenCounts{}) {
+			unpriced[l.Model] = true
+		}
+		line := ReportRow{
+			Requests: l.Requests, Errors: l.Errors,
+			InputTokens: l.InputTokens, OutputTokens: l.OutputTokens,
+			CacheReadTokens: l.CacheReadTokens, CacheWriteTokens: l.CacheWriteTokens,
+			TotalTokens: l.InputTokens + l.OutputTokens + l.CacheReadTokens + l.CacheWriteTokens,
+			CostUSD:     cost,
+		}
+		var k groupKey
+		switch groupBy {
+		case GroupByTeam:
+			k.team = UnknownTeam
+			if a, ok := snapAccount(snap, l.Account); ok {
+				k.team = a.Team
+			}
+		case GroupByAccount:
+			k.account = l.Account
+		case GroupByEntitlement:
+			k.entitlement = l.Entitlement
+		case GroupByModel:
+			k.model = l.Model
+		}
+		g := groups[k]
+		if g == nil {
+			g = &ReportRow{Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model}
+			if a, ok := snapAccount(snap, k.account); ok && k.account != "" {
+				g.AccountName = a.Name
+			}
+			groups[k] = g
+		}
+		g.add(line)
+		rep.Totals.add(line)
+	}
+	for _, g := range groups {
+		rep.Rows = append(rep.Rows, *g)
+	}
+	slices.SortFunc(rep.Rows, func(a, b ReportRow) int {
+		return cmpStrings(a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model)
+	})
+	for m := range unpriced {
+		rep.UnpricedModels = append(rep.UnpricedModels, m)
+	}
+	slices.Sort(rep.UnpricedModels)
+	if len(lines) == 0 {
+		rep.Note = "no usage recorded for " + month
+	}
+	return rep
+}
+
+func snapAccount(snap *authz.Snapshot, id string) (*authz.Account, bool) {
+	if snap == nil || id == "" {
+		return nil, false
+	}
+	return snap.Account(id)
+}
+
+// cmpStrings compares pairs in order: (a0, b0), (a1, b1), ...
+func cmpStrings(pairs ...string) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if c := strings.Compare(pairs[i], pairs[i+1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// WriteCSV writes rep with the header CSVHeader, one row per group in the
+// report's order, then a totals row whose month column is TotalMonth and
+// whose grouping columns are empty. Columns not in the grouping are empty.
+func WriteCSV(w io.Writer, rep *Report) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(strings.Split(CSVHeader, ",")); err != nil {
+		return fmt.Errorf("writing usage CSV: %w", err)
+	}
+	for _, row := range rep.Rows {
+		if err := cw.Write(csvRecord(rep.Month, row)); err != nil {
+			return fmt.Errorf("writing usage CSV: %w", err)
+		}
+	}
+	if err := cw.Write(csvRecord(TotalMonth, rep.Totals)); err != nil {
+		return fmt.Errorf("writing usage CSV: %w", err)
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("writing usage CSV: %w", err)
+	}
+	return nil
+}
+
+func csvRecord(month string, r ReportRow) []string {
+	i := strconv.FormatInt
+	return []string{month, r.Team, r.Account, r.Entitlement, r.Model,
+		i(r.Requests, 10), i(r.InputTokens, 10), i(r.OutputTokens, 10),
+		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String()}
+}

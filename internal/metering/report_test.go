@@ -1,0 +1,402 @@
+package metering
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/admin"
+	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/state"
+)
+
+const testStateYAML = `
+organization:
+  id: o-exampleorg1
+  root: r-ab12
+  hub_account: "111111111111"
+  units:
+    - {id: ou-ab12-dev00001, name: Development}
+    - {id: ou-ab12-ds000001, name: Data Science}
+  accounts:
+    - {id: "111111111111", name: hub, team: platform}
+    - {id: "222222222222", name: support-bot, unit: ou-ab12-dev00001}
+    - {id: "333333333333", name: ds-lab, unit: ou-ab12-ds000001, team: data-science}
+entitlements:
+  - name: support-llm
+    model: us.anthropic.claude-3-5-haiku-20241022-v1:0
+    scope: [o-exampleorg1]
+    limits: {monthly_tokens: 1000000, account_monthly_tokens: 100000}
+    shares:
+      - {target: ou-ab12-dev00001}
+      - {target: "333333333333", monthly_tokens: 50000}
+  - name: copy
+    model: amazon.nova-lite-v1:0
+    scope: [o-exampleorg1]
+    shares:
+      - {target: o-exampleorg1}
+`
+
+func testSnapshot(t *testing.T) *authz.Snapshot {
+	t.Helper()
+	st, err := state.Parse([]byte(testStateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Normalize()
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := authz.Build(st, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// fakeLedger serves fixed rows and records the entitlements asked for.
+type fakeLedger struct {
+	mu    sync.Mutex
+	rows  []quota.LedgerRow
+	asked [][]string
+	err   error
+}
+
+func (f *fakeLedger) Ledger(_ context.Context, month string, ents []string) ([]quota.LedgerRow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, slices.Clone(ents))
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []quota.LedgerRow
+	for _, r := range f.rows {
+		if r.Month == month && slices.Contains(ents, r.Entitlement) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+type fakeStatus struct{ used map[string]int64 }
+
+func (f fakeStatus) Status(_ context.Context, _ string, caps []quota.Cap) ([]quota.CapStatus, error) {
+	out := make([]quota.CapStatus, len(caps))
+	for i, c := range caps {
+		u := f.used[string(c.Level)+":"+c.Target]
+		out[i] = quota.CapStatus{Level: c.Level, Target: c.Target, Limit: c.Limit, Used: u, Reserved: 10,
+			Remaining: max(0, c.Limit-u-10), Month: "2026-10", ResetAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	}
+	return out, nil
+}
+
+func testPrices(t *testing.T) *PriceTable {
+	t.Helper()
+	p, err := ParsePrices(strings.NewReader(`
+prices:
+  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+    input: 0.8
+    output: 4
+    cache_read: 0.08
+    cache_write: 1.000001
+  - model: amazon.nova-lite-v1:0
+    input: 0.06
+    output: 0.24
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+
+func testLedgerRows() []quota.LedgerRow {
+	return []quota.LedgerRow{
+		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku,
+			Requests: 10, Errors: 1, InputTokens: 1_000_000, OutputTokens: 250_000, CacheReadTokens: 3, CacheWriteTokens: 7},
+		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku,
+			Requests: 2, InputTokens: 1, OutputTokens: 1},
+		{Month: "2026-10", Entitlement: "copy", Account: "333333333333", Model: "amazon.nova-lite-v1:0",
+			Requests: 5, InputTokens: 12_345, OutputTokens: 678},
+		{Month: "2026-10", Entitlement: "copy", Account: "111111111111", Model: "amazon.nova-lite-v1:0",
+			Requests: 1, InputTokens: 100, OutputTokens: 100},
+		// Usage of an account that has since left the organization, through a
+		// model nobody priced.
+		{Month: "2026-10", Entitlement: "copy", Account: "999999999999", Model: "cohere.command-r-v1:0",
+			Requests: 1, InputTokens: 40, OutputTokens: 2},
+		// Another month: never in the October report.
+		{Month: "2026-09", Entitlement: "copy", Account: "111111111111", Model: "amazon.nova-lite-v1:0",
+			Requests: 99, InputTokens: 99},
+	}
+}
+
+func newTestReports(t *testing.T, ledger *fakeLedger) *Reports {
+	snap := testSnapshot(t)
+	return NewReports(ReportOptions{
+		Ledger:   ledger,
+		Status:   fakeStatus{used: map[string]int64{"entitlement:support-llm": 500_000, "account:222222222222": 100_000}},
+		Snapshot: func() *authz.Snapshot { return snap },
+		Prices:   testPrices(t),
+		Now:      func() time.Time { return time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC) },
+	})
+}
+
+func csvOf(t *testing.T, r *Reports, month, by string) string {
+	t.Helper()
+	_, b, err := r.Usage(context.Background(), admin.UsageQuery{Month: month, GroupBy: by, Format: "csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Costs of the ledger lines above, by hand (micro-dollars, half up):
+//
+//	support-llm/222: 1e6*0.8 + 250000*4 + 3*0.08 + 7*1.000001 = 0.8 + 1.0 + 0.00000024 + 0.000007000007 = 1.800007240007 -> 1.800007
+//	support-llm/333: 1*0.8 + 1*4 per million = 0.0000048 -> 0.000005
+//	copy/333: 12345*0.06 + 678*0.24 per million = 0.0007407 + 0.00016272 = 0.00090342 -> 0.000903
+//	copy/111: 100*0.06 + 100*0.24 per million = 0.00003 -> 0.000030
+//	copy/999: unpriced -> 0
+//
+// Total: 1.800007 + 0.000005 + 0.000903 + 0.000030 = 1.800945
+func TestUsageCSV(t *testing.T) {
+	t.Parallel()
+	ledger := &fakeLedger{rows: testLedgerRows()}
+	r := newTestReports(t, ledger)
+	tests := []struct {
+		by   string
+		want string
+	}{
+		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908
+2026-10,platform,,,,1,100,100,0,0,200,0.000030
+total,,,,,19,1012486,250781,3,7,1263277,1.800945
+`},
+		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908
+2026-10,platform,,,,1,100,100,0,0,200,0.000030
+total,,,,,19,1012486,250781,3,7,1263277,1.800945
+`},
+		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007
+2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000
+total,,,,,19,1012486,250781,3,7,1263277,1.800945
+`},
+		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012
+total,,,,,19,1012486,250781,3,7,1263277,1.800945
+`},
+		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
+2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933
+2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000
+2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012
+total,,,,,19,1012486,250781,3,7,1263277,1.800945
+`},
+	}
+	for _, tt := range tests {
+		t.Run("by="+tt.by, func(t *testing.T) {
+			t.Parallel()
+			got := csvOf(t, r, "2026-10", tt.by)
+			if got != tt.want {
+				t.Errorf("CSV by %q:\n%s\nwant:\n%s", tt.by, got, tt.want)
+			}
+			if first := strings.SplitN(got, "\n", 2)[0]; first != CSVHeader {
+				t.Errorf("header %q", first)
+			}
+		})
+	}
+}
+
+func TestUsageJSONRoundTripAndTotals(t *testing.T) {
+	t.Parallel()
+	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
+	for _, by := range []string{"team", "account", "entitlement", "model"} {
+		rep, _, err := r.Usage(context.Background(), admin.UsageQuery{Month: "2026-10", GroupBy: by, Format: "json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Report
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("decoding %s: %v", b, err)
+		}
+		if back.GroupBy != by || back.Month != "2026-10" || back.Note != "" {
+			t.Errorf("by %s: header fields %+v", by, back)
+		}
+		var sum ReportRow
+		for _, row := range back.Rows {
+			sum.add(row)
+		}
+		if sum != back.Totals {
+			t.Errorf("by %s: rows add up to %+v, totals %+v", by, sum, back.Totals)
+		}
+		if back.Totals.CostUSD != 1_800_945 || back.Totals.Requests != 19 || back.Totals.Errors != 1 {
+			t.Errorf("by %s: totals %+v", by, back.Totals)
+		}
+		if !slices.Equal(back.UnpricedModels, []string{"cohere.command-r-v1:0"}) {
+			t.Errorf("unpriced %v", back.UnpricedModels)
+		}
+		if !bytes.Contains(b, []byte(`"cost_usd":1.800945`)) {
+			t.Errorf("cost not a six-decimal number: %s", b)
+		}
+	}
+	rep, err := r.Report(context.Background(), "2026-10", "account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows[1].AccountName != "support-bot" || rep.Rows[3].AccountName != "" {
+		t.Errorf("account names: %+v", rep.Rows)
+	}
+}
+
+func TestUsageEmptyMonthAndDefaults(t *testing.T) {
+	t.Parallel()
+	ledger := &fakeLedger{rows: testLedgerRows()}
+	r := newTestReports(t, ledger)
+	got := csvOf(t, r, "2026-11", "model")
+	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000\n"
+	if got != want {
+		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
+	}
+	rep, err := r.Report(context.Background(), "2026-11", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rep)
+	if rep.Note != "no usage recorded for 2026-11" || !bytes.Contains(b, []byte(`"rows":[]`)) || rep.GroupBy != "team" {
+		t.Errorf("empty month JSON: %s", b)
+	}
+	// No month: the current one (Now is 2026-10-15).
+	rep, err = r.Report(context.Background(), "", "team")
+	if err != nil || rep.Month != "2026-10" {
+		t.Errorf("default month: %v %+v", err, rep)
+	}
+	// Every entitlement of the state is read.
+	if last := ledger.asked[len(ledger.asked)-1]; !slices.Equal(last, []string{"copy", "support-llm"}) {
+		t.Errorf("asked for %v", last)
+	}
+}
+
+func TestUsageExtraEntitlements(t *testing.T) {
+	t.Parallel()
+	rows := append(testLedgerRows(), quota.LedgerRow{Month: "2026-10", Entitlement: "deleted-one", Account: "111111111111",
+		Model: "amazon.nova-lite-v1:0", Requests: 1, InputTokens: 1_000_000})
+	snap := testSnapshot(t)
+	r := NewReports(ReportOptions{
+		Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap }, Prices: testPrices(t),
+		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
+	})
+	got := csvOf(t, r, "2026-10", "entitlement")
+	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000\n") {
+		t.Errorf("deleted entitlement missing:\n%s", got)
+	}
+	r = NewReports(ReportOptions{
+		Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap },
+		ExtraEntitlements: func(context.Context, string) ([]string, error) { return nil, errors.New("boom") },
+	})
+	if _, err := r.Report(context.Background(), "2026-10", "team"); err == nil || errors.Is(err, admin.ErrInvalidQuery) {
+		t.Errorf("extra entitlements error: %v", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	r := newTestReports(t, &fakeLedger{})
+	for _, q := range []admin.UsageQuery{
+		{Month: "2026-13"}, {Month: "26-10"}, {Month: "2026-1"}, {Month: "2026-10", GroupBy: "region"},
+	} {
+		if _, _, err := r.Usage(context.Background(), q); !errors.Is(err, admin.ErrInvalidQuery) {
+			t.Errorf("%+v: %v, want ErrInvalidQuery", q, err)
+		}
+	}
+	failing := newTestReports(t, &fakeLedger{err: errors.New("redis down")})
+	if _, _, err := failing.Usage(context.Background(), admin.UsageQuery{Month: "2026-10"}); err == nil || errors.Is(err, admin.ErrInvalidQuery) {
+		t.Errorf("ledger error: %v", err)
+	}
+	noSnap := NewReports(ReportOptions{Ledger: &fakeLedger{}, Snapshot: func() *authz.Snapshot { return nil }})
+	if _, err := noSnap.Report(context.Background(), "2026-10", ""); err == nil {
+		t.Error("report without a snapshot succeeded")
+	}
+}
+
+func TestRenderTable(t *testing.T) {
+	t.Parallel()
+	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
+	rep, err := r.Report(context.Background(), "2026-10", "account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := RenderTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	want := `Usage for 2026-10 by account
+
+ACCOUNT       NAME         REQUESTS  ERRORS    INPUT  OUTPUT  CACHE READ  CACHE WRITE  TOTAL TOKENS  COST USD
+111111111111  hub                 1       0      100     100           0            0           200  0.000030
+222222222222  support-bot        10       1  1000000  250000           3            7       1250010  1.800007
+333333333333  ds-lab              7       0    12346     679           0            0         13025  0.000908
+999999999999                      1       0       40       2           0            0            42  0.000000
+-------------------------------------------------------------------------------------------------------------
+TOTAL                            19       1  1012486  250781           3            7       1263277  1.800945
+
+No price configured (counted at 0 USD): cohere.command-r-v1:0
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	rep, _ = r.Report(context.Background(), "2020-01", "team")
+	b.Reset()
+	if err := RenderTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Note: no usage recorded for 2020-01.") {
+		t.Errorf("empty table:\n%s", b.String())
+	}
+}
+
+func TestQuotaRemaining(t *testing.T) {
+	t.Parallel()
+	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
+	v, err := r.Remaining(context.Background(), "support-llm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%+v", v.(*QuotaReport).Caps)
+	want := "[{Level:entitlement Target:support-llm Limit:1000000 Used:500000 Reserved:10 Remaining:499990 PercentUsed:50} " +
+		"{Level:share Target:333333333333 Limit:50000 Used:0 Reserved:10 Remaining:49990 PercentUsed:0} " +
+		"{Level:account Target:222222222222 Limit:100000 Used:100000 Reserved:10 Remaining:0 PercentUsed:100} " +
+		"{Level:account Target:333333333333 Limit:100000 Used:0 Reserved:10 Remaining:99990 PercentUsed:0}]"
+	if got != want {
+		t.Errorf("caps\n%s\nwant\n%s", got, want)
+	}
+	if q := v.(*QuotaReport); q.Month != "2026-10" || q.ResetAt.IsZero() {
+		t.Errorf("quota report %+v", q)
+	}
+	v, err = r.Remaining(context.Background(), "copy")
+	if err != nil || len(v.(*QuotaReport).Caps) != 0 {
+		t.Errorf("uncapped entitlement: %v %+v", err, v)
+	}
+	if _, err := r.Remaining(context.Background(), "nope"); !errors.Is(err, admin.ErrInvalidQuery) {
+		t.Errorf("unknown entitlement: %v", err)
+	}
+}
