@@ -75,6 +75,10 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 		c.errType = resp.Header.Get("X-Amzn-Errortype")
 		return nil
 	}
+	if done, err := h.asyncResponse(ctx, w, resp, c); done || err != nil {
+		span.End()
+		return err
+	}
 	w.WriteHeader(http.StatusOK)
 	abort := false
 	if c.route.Op.Streaming() && isEventStream(resp.Header) {

@@ -60,6 +60,9 @@ type Options struct {
 	Snapshots Snapshots
 	Verifier  *authn.Verifier
 	Quota     Quota // nil: no caps and no ledger (tests of the core only)
+	// AsyncOwners keeps members' asynchronous invocations apart; nil: no
+	// filtering (a single-tenant setup or tests of the core).
+	AsyncOwners AsyncOwners
 	Metrics   *metering.Metrics
 	Tracer    trace.Tracer // default no-op
 	Logger    *slog.Logger
@@ -229,6 +232,9 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 	err = h.authorize(c, snap)
 	zspan.End()
 	if err != nil {
+		return err
+	}
+	if err := h.checkAsyncOwner(ctx, c); err != nil {
 		return err
 	}
 	w.Header().Set("X-Gateway-Entitlement", c.decision.Entitlement.Name)
