@@ -63,9 +63,9 @@ type Options struct {
 	// AsyncOwners keeps members' asynchronous invocations apart; nil: no
 	// filtering (a single-tenant setup or tests of the core).
 	AsyncOwners AsyncOwners
-	Metrics   *metering.Metrics
-	Tracer    trace.Tracer // default no-op
-	Logger    *slog.Logger
+	Metrics     *metering.Metrics
+	Tracer      trace.Tracer // default no-op
+	Logger      *slog.Logger
 	// Now is the clock for request timing; default time.Now.
 	Now func() time.Time
 }
