@@ -299,3 +299,5 @@ var _ = redistest.Start
 func staticCreds(akid, secret string) aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(akid, secret, "")
 }
+
+func openFile(p string) (*os.File, error) { return os.Open(p) }
