@@ -475,4 +475,3 @@ func checkComposeRedis(t *testing.T, c *composeStack, serves []*gatewayService) 
 		}
 	}
 }
-
