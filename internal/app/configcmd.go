@@ -21,7 +21,7 @@ func configCmd(args []string, env Env) error {
 	case "validate":
 		cfg, err := config.Load(args[1:], env.Getenv, env.Stderr)
 		if errors.Is(err, flag.ErrHelp) {
-			return ErrUsage
+			return nil // help was asked for and printed
 		}
 		var errs []error
 		if err != nil {

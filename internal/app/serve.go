@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	cfg, err := config.Load(args, env.Getenv, env.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return ErrUsage
+			return nil // help was asked for and printed
 		}
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}

@@ -33,7 +33,7 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return ErrUsage
+			return nil // help was asked for and printed
 		}
 		return err
 	}

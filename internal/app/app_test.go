@@ -1,0 +1,79 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/bedrock-gateway/gateway/internal/config"
+)
+
+func env(out, errOut *bytes.Buffer) Env {
+	return Env{Stdout: out, Stderr: errOut, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
+}
+
+// TestReadmeConfigReference keeps the README's configuration table equal to
+// the code's (run `go run ./cmd/gateway config reference` to regenerate it).
+func TestReadmeConfigReference(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	const begin, end = "<!-- BEGIN CONFIG REFERENCE -->\n", "<!-- END CONFIG REFERENCE -->"
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("README has no configuration reference markers")
+	}
+	if got := s[i+len(begin) : j]; got != config.Reference() {
+		t.Fatalf("README's configuration reference is stale; replace it with the output of `gateway config reference`")
+	}
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args     []string
+		wantErr  bool
+		exitCode int
+		out      string
+	}{
+		{args: []string{"version"}, out: "gateway "},
+		{args: []string{"help"}, out: "Usage: gateway"},
+		{args: []string{"serve", "-h"}},
+		{args: []string{"sim", "-h"}},
+		{args: []string{"config", "reference"}, out: "--redis-url"},
+		{args: []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh"}, wantErr: true, exitCode: 1},
+		{args: []string{"config", "validate", "--bootstrap", "../../deploy/examples/state.yaml"}, out: "configuration is valid"},
+		{args: []string{"nope"}, wantErr: true, exitCode: 2},
+		{args: nil, wantErr: true, exitCode: 2},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		err := Main(context.Background(), tc.args, env(&out, &errOut))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%v: err %v", tc.args, err)
+			continue
+		}
+		if err != nil && ExitCode(err) != tc.exitCode {
+			t.Errorf("%v: exit code %d, want %d", tc.args, ExitCode(err), tc.exitCode)
+		}
+		if tc.out != "" && !strings.Contains(out.String(), tc.out) {
+			t.Errorf("%v: output %q lacks %q", tc.args, out.String(), tc.out)
+		}
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := Main(context.Background(), []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh", "--max-body-bytes", "0"}, env(&out, &errOut))
+	for _, want := range []string{"log-format", "redis-mode", "max-body-bytes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %s in %v", want, err)
+		}
+	}
+}
