@@ -153,7 +153,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestCommands(t *testing.T) {
 	t.Parallel()
-	if got := Commands(); !slices.Equal(got, []string{"apply", "entitlements", "shares", "credentials", "audit"}) {
+	if got := Commands(); !slices.Equal(got, []string{"apply", "entitlements", "shares", "credentials", "audit", "export"}) {
 		t.Fatalf("Commands() = %v", got)
 	}
 	h := newHarness(t)
@@ -452,5 +452,17 @@ func TestAPIErrorText(t *testing.T) {
 	e = decodeError(502, []byte("<html>bad gateway</html>"))
 	if got := e.Error(); got != "http_502: <html>bad gateway</html>" {
 		t.Fatalf("%q", got)
+	}
+}
+
+func TestExport(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	out, _, err := h.run("export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "organization:") {
+		t.Fatalf("export printed %q", out)
 	}
 }
