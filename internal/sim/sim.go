@@ -25,6 +25,15 @@ type Options struct {
 	// (found with errors.As), or else 403 InvalidSignatureException. body is the full
 	// request body, already read.
 	Verify func(r *http.Request, body []byte) error
+	// VerifyStream checks an InvokeModelWithBidirectionalStream request, whose
+	// body is not covered by its SigV4 signature (X-Amz-Content-Sha256 is
+	// STREAMING-AWS4-HMAC-SHA256-EVENTS): it authenticates r and returns next,
+	// which reads one signed envelope from the body, verifies it against the
+	// chain and returns its payload (the encoded inner event), end true for the
+	// empty envelope that closes the input. Errors are answered as Verify's.
+	// nil: Verify(r, nil) checks the request when Verify is set, and envelopes
+	// are unwrapped without checking their signatures.
+	VerifyStream func(r *http.Request) (next func(body io.Reader) (payload []byte, end bool, err error), err error)
 	// Latency is waited before the response headers (X-Sim-Latency overrides it).
 	Latency time.Duration
 	// FirstEvent is waited after the headers of a stream, before its first event.
@@ -143,6 +152,11 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.rec = s.observe(rawPath(r), r.Header.Clone())
 	defer c.finish()
 	w.Header().Set("X-Amzn-Requestid", c.requestID)
+	if route, err := bedrock.ParseRoute(r.Method, c.rec.RawPath); err == nil && route.Op == bedrock.OpInvokeModelWithBidirectionalStream {
+		c.route = route
+		c.bidi() // full duplex: the body is read event by event (bidi.go)
+		return
+	}
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	c.setBody(body)
