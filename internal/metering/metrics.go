@@ -31,6 +31,8 @@ type Metrics struct {
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
 
+	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
+
 	dropAccount bool
 	// children caches label children per request key so the hot path does not
 	// hash label values into the vectors on every request.
@@ -90,6 +92,9 @@ func NewMetrics(opts Options) *Metrics {
 	m.upstreamFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_upstream_failures_total", Help: "Upstream calls that failed before or during the response, by reason.",
 	}, []string{"reason"})
+	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
+		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
+	}
 	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
 		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
 		m.snapshotVersion, m.upstreamFailures,
@@ -145,8 +150,8 @@ func (m *Metrics) Observe(r Request) {
 	if r.TTFB > 0 {
 		c.ttfb.Observe(r.TTFB.Seconds())
 	}
-	if r.Overhead > 0 {
-		m.overhead.WithLabelValues(r.Op.String()).Observe(r.Overhead.Seconds())
+	if r.Overhead > 0 && int(r.Op) < len(m.overheadByOp) {
+		m.overheadByOp[r.Op].Observe(r.Overhead.Seconds())
 	}
 	if r.HasUsage {
 		m.AddTokens(r.Entitlement, r.Team, account, r.Model, r.Usage)
