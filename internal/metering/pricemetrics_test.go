@@ -1,0 +1,35 @@
+package metering
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+)
+
+func TestRegisterPrices(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(Options{})
+	if err := m.RegisterPrices(testPrices(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Prices appear only for models with tokens; an unpriced model has none.
+	m.AddTokens("support-llm", "dev", "222222222222", haiku, bedrock.Usage{InputTokens: 1})
+	m.AddTokens("support-llm", "dev", "333333333333", haiku, bedrock.Usage{InputTokens: 1})
+	m.AddTokens("x", "dev", "333333333333", "cohere.command-r-v1:0", bedrock.Usage{InputTokens: 1})
+	want := `# HELP gateway_price_usd_per_million_tokens Configured price in US dollars per million tokens, for each model this replica has counted tokens for.
+# TYPE gateway_price_usd_per_million_tokens gauge
+gateway_price_usd_per_million_tokens{model="us.anthropic.claude-3-5-haiku-20241022-v1:0",type="cache_read"} 0.08
+gateway_price_usd_per_million_tokens{model="us.anthropic.claude-3-5-haiku-20241022-v1:0",type="cache_write"} 1.000001
+gateway_price_usd_per_million_tokens{model="us.anthropic.claude-3-5-haiku-20241022-v1:0",type="input"} 0.8
+gateway_price_usd_per_million_tokens{model="us.anthropic.claude-3-5-haiku-20241022-v1:0",type="output"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), "gateway_price_usd_per_million_tokens"); err != nil {
+		t.Error(err)
+	}
+	if err := m.RegisterPrices(testPrices(t)); err == nil {
+		t.Error("registering prices twice succeeded")
+	}
+}
