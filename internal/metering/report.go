@@ -55,7 +55,8 @@ type ReportOptions struct {
 	Status StatusReader
 	// Snapshot returns the state served now: it names the entitlements to
 	// read and maps accounts to teams. It may return nil before the first
-	// snapshot is loaded, which makes reports fail.
+	// snapshot is loaded, which makes reports fail. A nil Snapshot reads
+	// only ExtraEntitlements and reports every account's team as UnknownTeam.
 	Snapshot func() *authz.Snapshot
 	// Prices prices tokens; nil prices nothing (every cost is 0).
 	Prices *PriceTable
