@@ -19,9 +19,9 @@ test:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/gateway
 
-## bench: Go benchmarks of every hot-path stage, then the load harness (bench/)
+## bench: Go benchmarks of every hot-path stage, then the load harness (bench/); BENCHFLAGS=-quick for a smoke run
 bench: bench-go
-	$(GO) run ./bench -out bench/RESULTS.md
+	$(GO) run ./bench -out bench/RESULTS.md $(BENCHFLAGS)
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
