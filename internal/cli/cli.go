@@ -69,6 +69,7 @@ func commands() []command {
 		{"credentials", "issue | list | revoke member credentials", runCredentials},
 		{"audit", "show the audit log", runAudit},
 		{"export", "write the whole state as a state file", runExport},
+		{"usage", "the monthly usage report", runUsage},
 	}
 }
 

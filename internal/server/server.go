@@ -59,11 +59,13 @@ type Server struct {
 	rdb     redis.UniversalClient
 	closers []func()
 
-	store   *store.Store
-	syncer  *store.Syncer
-	limiter *quota.Limiter
-	proxy   *proxy.Handler
-	snap    atomic.Pointer[authz.Snapshot]
+	store    *store.Store
+	syncer   *store.Syncer
+	limiter  *quota.Limiter
+	notifier *metering.Notifier
+	reports  *metering.Reports
+	proxy    *proxy.Handler
+	snap     atomic.Pointer[authz.Snapshot]
 
 	data, ops      *http.Server
 	dataLn, opsLn  net.Listener
@@ -109,10 +111,26 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	s := &Server{cfg: cfg, log: deps.Logger}
 	defer func() {
 		if err != nil {
+			// Stop what started before the failure (their goroutines too).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if s.limiter != nil {
+				_ = s.limiter.Close(ctx)
+			}
+			if s.notifier != nil {
+				_ = s.notifier.Close(ctx)
+			}
 			s.close()
 		}
 	}()
 	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount})
+	prices, err := metering.LoadPrices(cfg.PricesFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading --prices-file: %w", err)
+	}
+	if err := s.metrics.RegisterPrices(prices); err != nil {
+		return nil, fmt.Errorf("registering prices: %w", err)
+	}
 	loc, err := time.LoadLocation(cfg.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("loading time zone: %w", err)
@@ -149,19 +167,22 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	}
 	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot})
 
+	// Budget alerts: counted, logged and (with a URL) POSTed, signed, with retries.
+	s.notifier = metering.NewNotifier(metering.NotifierOptions{URL: cfg.AlertWebhookURL, Secret: cfg.AlertWebhookSecret, Logger: s.log, Metrics: s.metrics})
+
 	// Quota.
 	s.limiter, err = quota.New(quota.Options{
 		Client: s.rdb, Location: loc, ReservationTTL: cfg.ReservationTTL, Timeout: cfg.RedisTimeout,
 		Logger: s.log, SpillFile: cfg.SpillFile, FailOpenRate: cfg.FailOpenRate,
-		OnAlert: func(a quota.Alert) {
-			s.metrics.BudgetAlert(a.Entitlement, a.Threshold)
-			s.log.Warn("budget alert", "entitlement", a.Entitlement, "level", string(a.Level), "target", a.Target,
-				"threshold", a.Threshold, "used", a.Used, "limit", a.Limit, "month", a.Month)
-		},
+		OnAlert: s.notifier.Alert,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)
 	}
+	s.reports = metering.NewReports(metering.ReportOptions{
+		Ledger: s.limiter, Status: s.limiter, Snapshot: s.snap.Load, Prices: prices, Location: loc,
+		ExtraEntitlements: (&metering.LedgerScanner{Client: s.rdb}).Entitlements,
+	})
 
 	// Upstream.
 	upstream, region, creds, err := s.upstream(ctx, deps)
@@ -332,7 +353,8 @@ func (s *Server) listen() error {
 		}
 		tokens = append(tokens, admin.Token{Name: name, Value: value})
 	}
-	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log}))
+	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
+		Usage: s.reports, Quota: s.reports}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -402,6 +424,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.limiter.Close(closeCtx); err != nil {
 		s.log.Error("draining quota settlements", "error", err)
 	}
+	if err := s.notifier.Close(closeCtx); err != nil {
+		s.log.Error("delivering budget alerts", "error", err)
+	}
 	_ = s.ops.Shutdown(shutdownCtx)
 	stopSync()
 	stopDegraded()
@@ -458,3 +483,7 @@ func (s *Server) ExampleCall() (state.Credential, string, bool) {
 	}
 	return state.Credential{}, "", false
 }
+
+// Inflight reports requests being served now (including streams still drained
+// after their client left).
+func (s *Server) Inflight() int64 { return s.proxy.Inflight() }

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/metering"
+)
+
+func runUsage(ctx context.Context, args []string, env Env) error {
+	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model] [--format table|csv|json] [flags]\n\n"+
+		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
+		"tokens with their cost, grouped as asked, with a totals row.", env, false)
+	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM (default this month, UTC)")
+	by := fs.String("by", "team", "group by team, account, entitlement or model")
+	format := fs.String("format", "table", "table, csv or json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return done(err)
+	}
+	if len(pos) > 0 {
+		return usageError(fs, "usage: unexpected argument %q", pos[0])
+	}
+	switch *by {
+	case "team", "account", "entitlement", "model":
+	default:
+		return usageError(fs, "usage: --by must be team, account, entitlement or model, not %q", *by)
+	}
+	if t, err := time.Parse("2006-01", *month); err != nil || t.Format("2006-01") != *month {
+		return usageError(fs, "usage: --month must be YYYY-MM, not %q", *month)
+	}
+	c, err := common.client(env)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"month": {*month}, "group_by": {*by}}
+	switch *format {
+	case "csv":
+		q.Set("format", "csv")
+		body, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := env.Stdout.Write(body); err != nil {
+			return err
+		}
+		if lines := strings.Count(strings.TrimSpace(string(body)), "\n"); lines <= 1 {
+			fmt.Fprintf(env.Stderr, "no usage recorded for %s\n", *month)
+		}
+		return nil
+	case "json", "table":
+		q.Set("format", "json")
+		var rep metering.Report
+		raw, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, &rep)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return printJSON(env.Stdout, raw)
+		}
+		if rep.Note != "" {
+			fmt.Fprintln(env.Stderr, rep.Note)
+		}
+		return metering.RenderTable(env.Stdout, &rep)
+	default:
+		return usageError(fs, "usage: --format must be table, csv or json, not %q", *format)
+	}
+}
