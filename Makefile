@@ -9,6 +9,7 @@ GOTESTFLAGS ?=
 ## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization)
 run:
 	$(GO) run ./cmd/gateway serve --simulate --bootstrap deploy/examples/state.yaml \
+		--prices-file deploy/examples/prices.yaml \
 		--log-format text --admin-token dev=dev-admin-token-change-me
 
 ## test: the whole suite with the race detector
