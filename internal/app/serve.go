@@ -77,12 +77,8 @@ func printReady(env Env, cfg *config.Serve, srv *server.Server) {
 	if srv.TLS() {
 		scheme = "https"
 	}
-	addr := srv.DataAddr()
-	if strings.HasPrefix(addr, "[::]:") || strings.HasPrefix(addr, "0.0.0.0:") {
-		addr = "127.0.0.1" + addr[strings.LastIndexByte(addr, ':'):]
-	}
-	endpoint := scheme + "://" + addr
-	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on %s).\n", endpoint, srv.OpsAddr())
+	endpoint := scheme + "://" + localAddr(srv.DataAddr())
+	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on http://%s).\n", endpoint, localAddr(srv.OpsAddr()))
 	cred, model, ok := srv.ExampleCall()
 	if !ok {
 		fmt.Fprintf(env.Stdout, "Point an AWS SDK's Bedrock Runtime endpoint at %s with a gateway-issued credential.\n\n", endpoint)
@@ -101,4 +97,12 @@ or with the AWS CLI, if installed:
     --messages '[{"role":"user","content":[{"text":"Hello"}]}]'
 
 `, cred.Account, cred.AccessKeyID, cred.Secret, endpoint, model, cred.AccessKeyID, cred.Secret, endpoint, model)
+}
+
+// localAddr turns a wildcard listen address into one a local client can dial.
+func localAddr(addr string) string {
+	if strings.HasPrefix(addr, "[::]:") || strings.HasPrefix(addr, "0.0.0.0:") || strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr[strings.LastIndexByte(addr, ':'):]
+	}
+	return addr
 }
