@@ -3,52 +3,21 @@ package quota
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails when a Limiter worker outlives the tests: polls until none
-// is left or the deadline passes.
-func checkLeaks(within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		var leaked []string
-		for _, g := range strings.Split(stacks, "\n\n") {
-			if strings.Contains(g, "quota.(*Limiter).work") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leaked %d limiter goroutines:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
-}
+// TestMain fails the run when a Limiter worker (or any goroutine of this
+// module) outlives the tests.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // backend is a Redis deployment the core suite runs against.
 type backend struct {

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -21,29 +19,12 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
 )
 
-// TestMain fails the run when a simulator handler is still running after every test
-// finished: a stream that ignored its client going away.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			stacks := goroutineStacks()
-			if !strings.Contains(stacks, "internal/sim.(*Simulator).ServeHTTP") {
-				break
-			}
-			if time.Now().After(deadline) {
-				os.Stderr.WriteString("leaked simulator handlers:\n" + stacks)
-				code = 1
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the run when a simulator handler is still running after every
+// test finished: a stream that ignored its client going away.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func goroutineStacks() string {
 	buf := make([]byte, 1<<20)

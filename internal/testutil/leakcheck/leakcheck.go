@@ -13,11 +13,13 @@ import (
 )
 
 // Main runs the tests, then waits (up to 10 s, polling) for every goroutine
-// running code of this module to end, and fails the binary if any remain.
-func Main(m *testing.M) {
+// running code of this module (or naming one of also, e.g. a library whose
+// goroutines the package must stop, like "github.com/redis/go-redis") to end,
+// and fails the binary if any remain.
+func Main(m *testing.M, also ...string) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := wait(10 * time.Second); leaked != "" {
+		if leaked := wait(10*time.Second, also); leaked != "" {
 			fmt.Fprintf(os.Stderr, "leakcheck: goroutines left running after the tests:\n%s\n", leaked)
 			code = 1
 		}
@@ -25,10 +27,10 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-func wait(limit time.Duration) string {
+func wait(limit time.Duration, also []string) string {
 	deadline := time.Now().Add(limit)
 	for {
-		leaked := ours()
+		leaked := ours(also)
 		if leaked == "" || time.Now().After(deadline) {
 			return leaked
 		}
@@ -36,13 +38,18 @@ func wait(limit time.Duration) string {
 	}
 }
 
-// ours returns the stacks of goroutines executing this module's non-test code.
-func ours() string {
-	buf := make([]byte, 1<<20)
+// ours returns the stacks of goroutines executing this module's non-test code
+// or naming one of also.
+func ours(also []string) string {
+	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if !strings.Contains(g, "bedrock-gateway/gateway/internal/") {
+		match := strings.Contains(g, "bedrock-gateway/gateway/internal/")
+		for _, a := range also {
+			match = match || strings.Contains(g, a)
+		}
+		if !match {
 			continue
 		}
 		if strings.Contains(g, "leakcheck.") || strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "testing.tRunner") {
