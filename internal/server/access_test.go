@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	bedrockcp "github.com/aws/aws-sdk-go-v2/service/bedrock"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/auth/bearer"
@@ -132,5 +133,40 @@ func TestAccessMatrixWithSDK(t *testing.T) {
 	}
 	if _, err := converse(ctx, clients["apikey-h2"], "direct", 5); errCode(err) != "UnrecognizedClientException" {
 		t.Fatalf("revoked API key: %v", err)
+	}
+}
+
+// TestListFoundationModelsShowsWhatIsShared uses the official control-plane
+// client (service/bedrock) against the gateway: a member sees exactly the
+// entitlements it may use, by name.
+func TestListFoundationModelsShowsWhatIsShared(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: accessState})
+	client := bedrockcp.New(bedrockcp.Options{BaseEndpoint: aws.String(g.endpoint()), Region: "us-east-1",
+		Credentials: staticCreds(devAKID, devSecret), Retryer: aws.NopRetryer{}})
+	out, err := client.ListFoundationModels(context.Background(), &bedrockcp.ListFoundationModelsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range out.ModelSummaries {
+		names = append(names, aws.ToString(m.ModelId))
+	}
+	want := []string{"converse-only", "direct", "nested", "orgwide", "rootwide", "twin-a", "twin-b"}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("dev sees %v, want %v", names, want)
+	}
+	got, err := client.GetFoundationModel(context.Background(), &bedrockcp.GetFoundationModelInput{ModelIdentifier: aws.String("nested")})
+	if err != nil || aws.ToString(got.ModelDetails.ModelId) != "nested" || aws.ToString(got.ModelDetails.ProviderName) != "amazon" {
+		t.Fatalf("get nested: %+v %v", got, err)
+	}
+	if _, err := client.GetFoundationModel(context.Background(), &bedrockcp.GetFoundationModelInput{ModelIdentifier: aws.String("unshared")}); errCode(err) != "AccessDeniedException" {
+		t.Fatalf("get unshared: %v", err)
+	}
+	byProvider, err := client.ListFoundationModels(context.Background(), &bedrockcp.ListFoundationModelsInput{ByProvider: aws.String("amazon")})
+	if err != nil || len(byProvider.ModelSummaries) != 2 {
+		t.Fatalf("byProvider amazon: %+v %v", byProvider, err)
 	}
 }
