@@ -184,10 +184,14 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 	if r.Header.Get("Authorization") == "" {
 		return bedrock.Unrecognized("Missing Authentication Token")
 	}
-	if route.Op == bedrock.OpInvokeModelWithBidirectionalStream {
-		return bedrock.Validation("InvokeModelWithBidirectionalStream is not supported by this gateway yet; use ConverseStream or InvokeModelWithResponseStream.")
-	}
-	if err := h.readBody(r, c); err != nil {
+	// The bidirectional stream's body is a chain of signed events, verified
+	// as it streams (bidi.go): it is never read up front.
+	bidi := route.Op == bedrock.OpInvokeModelWithBidirectionalStream
+	if bidi {
+		if err := checkBidiProtocol(w, r); err != nil {
+			return err
+		}
+	} else if err := h.readBody(r, c); err != nil {
 		return err
 	}
 	snap := h.opts.Snapshots.Current()
@@ -198,20 +202,26 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 	_, aspan := h.opts.Tracer.Start(ctx, "authenticate")
 	var hashHex [64]byte
 	hex.Encode(hashHex[:], c.bodyHash[:])
-	res, err := h.opts.Verifier.Authenticate(r, string(hashHex[:]), snap)
+	payloadHash := string(hashHex[:])
+	if bidi {
+		payloadHash = authn.StreamingEvents
+	}
+	res, err := h.opts.Verifier.Authenticate(r, payloadHash, snap)
 	aspan.End()
 	if err != nil {
 		return err
 	}
-	switch res.PayloadHash {
-	case authn.StreamingEvents:
+	switch {
+	case bidi:
+		if err := checkBidiAuth(res); err != nil {
+			return err
+		}
+	case res.PayloadHash == authn.StreamingEvents:
 		// Only the bidirectional stream signs its body chunk by chunk.
 		return bedrock.BadSignature("STREAMING-AWS4-HMAC-SHA256-EVENTS is only valid for InvokeModelWithBidirectionalStream.")
-	case authn.UnsignedPayload:
-		if r.TLS == nil {
-			// Over plain HTTP an unsigned body could be replaced in transit.
-			return bedrock.BadSignature("UNSIGNED-PAYLOAD is accepted only over HTTPS.")
-		}
+	case res.PayloadHash == authn.UnsignedPayload && r.TLS == nil:
+		// Over plain HTTP an unsigned body could be replaced in transit.
+		return bedrock.BadSignature("UNSIGNED-PAYLOAD is accepted only over HTTPS.")
 	}
 	c.cred = res.Credential
 	acct, ok := snap.Account(c.cred.Account)
@@ -243,6 +253,9 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		if err := h.reserve(ctx, w, c); err != nil {
 			return err
 		}
+	}
+	if bidi {
+		return h.serveBidi(ctx, w, r, c, res)
 	}
 	return h.forward(ctx, w, r, c)
 }

@@ -96,6 +96,8 @@ func (c *call) bidi() {
 	c.rec.Op, c.rec.ModelID = c.route.Op, c.route.ModelID
 	s.mu.Unlock()
 	if c.r.ProtoMajor < 2 {
+		// The open-ended body will not be read: close rather than wait for it.
+		c.w.Header().Set("Connection", "close")
 		c.fail(bedrock.Validation("InvokeModelWithBidirectionalStream requires HTTP/2."))
 		return
 	}
