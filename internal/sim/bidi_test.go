@@ -390,3 +390,25 @@ func TestBidiInputText(t *testing.T) {
 		t.Error("garbage accepted as an input event")
 	}
 }
+
+func FuzzBidiInput(f *testing.F) {
+	f.Add([]byte(`{"event":{"textInput":{"content":"a b"}}}`), true)
+	f.Add([]byte(`[{"text":"x"},{"prompt":3}]`), true)
+	f.Add([]byte("\x00\x00\x00\x10\x00\x00\x00\x00garbage"), false)
+	f.Fuzz(func(t *testing.T, b []byte, wrap bool) {
+		payload := b
+		if wrap {
+			payload = inputEvent(t, b)
+		}
+		text, chunk, be := bidiInput(payload)
+		if be != nil {
+			if text != "" || be.Status != 400 {
+				t.Fatalf("error %v with text %q", be, text)
+			}
+			return
+		}
+		if wrap && !bytes.Equal(chunk, b) {
+			t.Fatalf("chunk %q, want %q", chunk, b)
+		}
+	})
+}
