@@ -51,6 +51,7 @@ func runSim(ctx context.Context, args []string, env Env) error {
 		}
 		v := authn.NewVerifier(authn.Options{})
 		opts.Verify = func(r *http.Request, body []byte) error { return authn.VerifyStatic(v, r, body, lookup) }
+		opts.VerifyStream = authn.StreamVerifier(v, lookup)
 	} else {
 		log.Warn("no --hub-access-key-id: signatures are not verified")
 	}
@@ -58,7 +59,10 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // InvokeModelWithBidirectionalStream needs HTTP/2
+	srv := &http.Server{Handler: sim.New(opts), ReadHeaderTimeout: 10 * time.Second, Protocols: &protocols}
 	log.Info("simulator serving", "addr", ln.Addr().String())
 	go func() {
 		<-ctx.Done()

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -78,4 +79,21 @@ func VerifyStatic(v *Verifier, r *http.Request, body []byte, creds Lookup) error
 	sum := sha256.Sum256(body)
 	_, err := v.Authenticate(r, hex.EncodeToString(sum[:]), creds)
 	return err
+}
+
+// StreamVerifier returns what the simulator needs to check a bidirectional
+// stream: the request's signature (payload hash STREAMING-AWS4-HMAC-SHA256-EVENTS)
+// and then each envelope of its signed chunk chain.
+func StreamVerifier(v *Verifier, creds Lookup) func(r *http.Request) (func(io.Reader) ([]byte, bool, error), error) {
+	return func(r *http.Request) (func(io.Reader) ([]byte, bool, error), error) {
+		res, err := v.Authenticate(r, StreamingEvents, creds)
+		if err != nil {
+			return nil, err
+		}
+		cv, err := v.NewChunkVerifier(res)
+		if err != nil {
+			return nil, err
+		}
+		return cv.Next, nil
+	}
 }

@@ -91,8 +91,11 @@ func newUpstream(t *testing.T, opts sim.Options) *upstream {
 	}
 	v := authn.NewVerifier(authn.Options{})
 	opts.Verify = func(r *http.Request, body []byte) error { return authn.VerifyStatic(v, r, body, lookup) }
+	opts.VerifyStream = authn.StreamVerifier(v, lookup)
 	u := &upstream{sim: sim.New(opts)}
-	u.srv = httptest.NewServer(u.sim)
+	u.srv = httptest.NewUnstartedServer(u.sim)
+	u.srv.Config.Protocols = h1AndH2C() // the bidirectional stream needs HTTP/2
+	u.srv.Start()
 	t.Cleanup(u.srv.Close)
 	return u
 }

@@ -283,14 +283,15 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		}
 		verifier := authn.NewVerifier(authn.Options{})
 		simulator := sim.New(sim.Options{
-			Logger: s.log,
-			Verify: func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
+			Logger:       s.log,
+			Verify:       func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
+			VerifyStream: authn.StreamVerifier(verifier, lookup),
 		})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", "", nil, fmt.Errorf("starting simulator: %w", err)
 		}
-		srv := &http.Server{Handler: simulator, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: simulator, ReadHeaderTimeout: 10 * time.Second, Protocols: h1AndH2C()}
 		go func() { _ = srv.Serve(ln) }()
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
@@ -312,6 +313,14 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		endpoint = "https://bedrock-runtime." + region + ".amazonaws.com"
 	}
 	return endpoint, region, awsCfg.Credentials, nil
+}
+
+// h1AndH2C accepts HTTP/1.1 and HTTP/2 with prior knowledge on cleartext.
+func h1AndH2C() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 func (s *Server) listen() error {

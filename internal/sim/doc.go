@@ -28,8 +28,8 @@
 // # What counts as reported
 //
 // Totals sums the usage of the generating operations (InvokeModel,
-// InvokeModelWithResponseStream, Converse, ConverseStream) whose final usage reached the
-// client: the response body or headers of a non-streaming call, or the event carrying
+// InvokeModelWithResponseStream, Converse, ConverseStream,
+// InvokeModelWithBidirectionalStream) whose final usage reached the client: the response body or headers of a non-streaming call, or the event carrying
 // the final usage of a stream (message_delta for Anthropic, metadata for ConverseStream,
 // the last chunk otherwise). A stream that fails or is reset before that event, or whose
 // client went away, reports nothing. CountTokens reports a count, not consumption.

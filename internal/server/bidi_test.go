@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+)
+
+// TestBidirectionalStreamThroughServer: the official SDK over h2c, through the
+// whole server (quota, ledger) to the simulator, which verifies the hub's chain.
+func TestBidirectionalStreamThroughServer(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: capState(1_000_000, "typical")})
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := g.client(t, devAKID, devSecret, func(o *bedrockruntime.Options) { o.HTTPClient = &http.Client{Transport: tr} })
+	ctx := context.Background()
+	out, err := c.InvokeModelWithBidirectionalStream(ctx, &bedrockruntime.InvokeModelWithBidirectionalStreamInput{ModelId: aws.String("capped")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.GetStream()
+	defer s.Close()
+	next := func() map[string]any {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				return nil
+			}
+			var doc map[string]any
+			_ = json.Unmarshal(ev.(*brtypes.InvokeModelWithBidirectionalStreamOutputMemberChunk).Value.Bytes, &doc)
+			return doc
+		case <-time.After(10 * time.Second): // deadlock guard
+			t.Fatal("no output event")
+			return nil
+		}
+	}
+	for _, text := range []string{"hello there", "both ways"} {
+		b, _ := json.Marshal(map[string]any{"event": map[string]any{"textInput": map[string]any{"content": text}}})
+		if err := s.Send(ctx, &brtypes.InvokeModelWithBidirectionalStreamInputMemberChunk{Value: brtypes.BidirectionalInputPayloadPart{Bytes: b}}); err != nil {
+			t.Fatal(err)
+		}
+		if next() == nil {
+			t.Fatal("stream ended early")
+		}
+	}
+	if err := s.Writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for next() != nil {
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session to settle", 10*time.Second, func() bool { return g.Inflight() == 0 })
+	got, n := ledgerTotal(t, g, "capped")
+	if want := up.sim.Totals(); got != want || n != 1 || want.InputTokens != 4 {
+		t.Fatalf("ledger %+v over %d requests, simulator %+v", got, n, want)
+	}
+}
