@@ -122,7 +122,9 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{opts: opts, signer: v4.NewSigner(), upstream: *opts.Upstream}
 	h.upstream.Path, h.upstream.RawPath = "", ""
 	h.reqIDs.init()
-	h.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	// One copy buffer per response in flight; 16 KiB carries a typical JSON
+	// answer in one read and is far larger than a stream event.
+	h.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	return h, nil
 }
 

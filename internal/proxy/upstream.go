@@ -44,9 +44,9 @@ func NewTransport(o TransportOptions) *http.Transport {
 		MaxIdleConns:        4 * o.MaxIdlePerHost,
 		MaxIdleConnsPerHost: o.MaxIdlePerHost,
 		IdleConnTimeout:     o.IdleTimeout,
-		DisableCompression:  true,
-		ReadBufferSize:      32 << 10,
-		WriteBufferSize:     32 << 10,
+		// Bodies are streamed, not buffered: the default 4 KiB connection
+		// buffers keep an open stream's memory small.
+		DisableCompression: true,
 	}
 }
 
