@@ -32,7 +32,7 @@
 // Every key of one decision carries the hash tag {ent:<entitlement>}, so each
 // script touches one cluster slot:
 //
-//	<prefix>:{ent:<name>}:cap:<month>:<level>:<target>     hash: used, reserved, r:<id> = tokens
+//	<prefix>:{ent:<name>}:cap:<month>:<level>:<target>     hash: used, reserved
 //	<prefix>:{ent:<name>}:capres:<month>:<level>:<target>  zset: reservation id -> expiry (ms)
 //	<prefix>:{ent:<name>}:rpm:<account>, ...:tpm:<account> GCRA theoretical arrival time (ms)
 //	<prefix>:{ent:<name>}:ledger:<month>                   hash: <account>|<model>|<metric>

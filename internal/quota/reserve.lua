@@ -3,8 +3,8 @@
 --
 -- KEYS[1] RPM GCRA key, KEYS[2] TPM GCRA key, then for each candidate month m
 -- (1..M) and cap c (1..C) two keys at 2 + ((m-1)*C + (c-1))*2 + {1,2}:
--- the cap hash (used, reserved, r:<id> = tokens) and the cap's reservation
--- zset (id -> expiry ms).
+-- the cap hash (used, reserved) and the cap's reservation zset
+-- ("<id>:<tokens>" -> expiry ms).
 --
 -- ARGV: 1 offset_ms, 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms, 7 grace_ms,
 -- 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
@@ -43,19 +43,26 @@ local limits_at = 9 + M * 3
 -- Caps first: purge reservations that expired (a crashed replica never settled
 -- them), then check. A spent cap wins over a rate limit: it is not retryable.
 local remaining = -1
+local fresh = {}
 for c = 1, C do
   local k = 2 + ((m - 1) * C + (c - 1)) * 2
   local h, z = KEYS[k + 1], KEYS[k + 2]
+  -- Members are "<id>:<tokens>", so purging needs no lookup per member.
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 256)
-  for _, rid in ipairs(expired) do
-    local tok = redis.call('HGET', h, 'r:' .. rid)
-    if tok then
-      redis.call('HINCRBY', h, 'reserved', -tonumber(tok))
-      redis.call('HDEL', h, 'r:' .. rid)
+  if #expired > 0 then
+    local freed = 0
+    for _, member in ipairs(expired) do
+      freed = freed + (tonumber(string.match(member, ':(%d+)$')) or 0)
     end
-    redis.call('ZREM', z, rid)
+    redis.call('ZREM', z, unpack(expired))
+    if freed > 0 then
+      redis.call('HINCRBY', h, 'reserved', -freed)
+    end
   end
   local v = redis.call('HMGET', h, 'used', 'reserved')
+  if v[1] == false and v[2] == false then
+    fresh[c] = true
+  end
   local used = tonumber(v[1]) or 0
   local reserved = tonumber(v[2]) or 0
   local limit = tonumber(ARGV[limits_at + c])
@@ -112,9 +119,12 @@ for c = 1, C do
   local k = 2 + ((m - 1) * C + (c - 1)) * 2
   local h, z = KEYS[k + 1], KEYS[k + 2]
   redis.call('HINCRBY', h, 'reserved', tokens)
-  redis.call('HSET', h, 'r:' .. id, tokens)
-  redis.call('ZADD', z, now + ttl, id)
-  redis.call('PEXPIREAT', h, expire_at)
+  redis.call('ZADD', z, now + ttl, id .. ':' .. ARGV[3])
+  -- The hash keeps its fields (and so its expiry) once created; the zset is
+  -- deleted by Redis whenever it empties, so it gets its expiry every time.
+  if fresh[c] then
+    redis.call('PEXPIREAT', h, expire_at)
+  end
   redis.call('PEXPIREAT', z, expire_at)
 end
 return {0, m, remaining, now}

@@ -21,6 +21,8 @@ local settle = ARGV[3] == 's'
 local counted = tonumber(ARGV[4])
 local C = tonumber(ARGV[15])
 local cap_expire = ARGV[11]
+local reserved_tokens = tonumber(ARGV[14])
+local member = id .. ':' .. ARGV[14]
 local out = {1}
 
 local pos = 16
@@ -30,15 +32,15 @@ for c = 1, C do
   local label = ARGV[pos + 1]
   local n = tonumber(ARGV[pos + 2])
   -- The reservation may have expired and been purged: the usage still counts.
-  local tok = redis.call('HGET', h, 'r:' .. id)
-  if tok then
-    redis.call('HINCRBY', h, 'reserved', -tonumber(tok))
-    redis.call('HDEL', h, 'r:' .. id)
-    redis.call('ZREM', z, id)
+  if reserved_tokens > 0 and redis.call('ZREM', z, member) == 1 then
+    redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
   end
   if settle and counted > 0 then
     local used = redis.call('HINCRBY', h, 'used', counted)
-    redis.call('PEXPIREAT', h, cap_expire)
+    if used == counted then
+      -- First usage in this hash (a fail-open settlement may create it).
+      redis.call('PEXPIREAT', h, cap_expire)
+    end
     for i = 1, n do
       local thr = tonumber(ARGV[pos + 2 + i])
       if used * 100 >= thr * limit and redis.call('HSETNX', KEYS[3], label .. ':' .. thr, used) == 1 then
@@ -54,8 +56,9 @@ end
 
 local p = ARGV[5]
 local ledger = KEYS[2]
+local first
 if settle then
-  redis.call('HINCRBY', ledger, p .. 'requests', 1)
+  first = redis.call('HINCRBY', ledger, p .. 'requests', 1) == 1
   local names = {'input', 'output', 'cache_read', 'cache_write'}
   for i = 1, 4 do
     local v = tonumber(ARGV[5 + i])
@@ -64,9 +67,12 @@ if settle then
     end
   end
 else
-  redis.call('HINCRBY', ledger, p .. 'errors', 1)
+  first = redis.call('HINCRBY', ledger, p .. 'errors', 1) == 1
 end
-redis.call('PEXPIREAT', ledger, ARGV[10])
+if first then
+  -- The ledger hash only grows, so its expiry needs setting once per line.
+  redis.call('PEXPIREAT', ledger, ARGV[10])
+end
 
 -- True up the per-minute tokens: give back what the estimate took beyond the
 -- usage, or charge what the usage took beyond the estimate.
