@@ -159,7 +159,7 @@ func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Requ
 // bidiUpstreamRequest builds the upstream request, signed with the hub
 // credentials for a streamed body, and the signer continuing its chain.
 func (h *Handler) bidiUpstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call, body io.Reader) (*http.Request, *authn.ChunkSigner, error) {
-	u := h.upstream
+	u, region := h.upstreamFor(c)
 	u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
 	p, err := pathUnescape(u.RawPath)
 	if err != nil {
@@ -182,14 +182,14 @@ func (h *Handler) bidiUpstreamRequest(ctx, traceCtx context.Context, r *http.Req
 		h.opts.Logger.Error("retrieving hub credentials", "error", err)
 		return nil, nil, bedrock.Unavailable("The gateway could not obtain its upstream credentials.")
 	}
-	if err := h.signer.SignHTTP(ctx, creds, out, authn.StreamingEvents, "bedrock", h.opts.Region, time.Now().UTC()); err != nil {
+	if err := h.signer.SignHTTP(ctx, creds, out, authn.StreamingEvents, "bedrock", region, time.Now().UTC()); err != nil {
 		return nil, nil, err
 	}
 	seed, err := v4.GetSignedRequestSignature(out)
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, authn.NewChunkSigner(authn.ChunkSignerOptions{Credentials: creds, Region: h.opts.Region, Seed: seed}), nil
+	return out, authn.NewChunkSigner(authn.ChunkSignerOptions{Credentials: creds, Region: region, Seed: seed}), nil
 }
 
 // bidiTransport returns the transport for one session and what to call when

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"testing"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
 func TestCopyRequestHeadersStripsHopAndAuth(t *testing.T) {
@@ -77,5 +79,27 @@ func TestRequestIDsAreUUIDShaped(t *testing.T) {
 			t.Fatalf("duplicate request ID %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+func TestUpstreamForEntitlementRegion(t *testing.T) {
+	t.Parallel()
+	h := benchHandler(t, nopQuota{})
+	snap := h.opts.Snapshots.Current()
+	d, err := snap.Authorize("222222222222", bedrock.OpConverse, "support-llm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent := *d.Entitlement
+	ent.Region = "eu-west-1"
+	dd := *d
+	dd.Entitlement = &ent
+	c := &call{decision: &dd}
+	if u, r := h.upstreamFor(c); u.Host != "bedrock-runtime.us-east-1.amazonaws.com" || r != "us-east-1" {
+		t.Fatalf("per-entitlement regions off: %s %s", u.Host, r)
+	}
+	h.opts.PerEntitlementRegion = true
+	if u, r := h.upstreamFor(c); u.Host != "bedrock-runtime.eu-west-1.amazonaws.com" || r != "eu-west-1" {
+		t.Fatalf("per-entitlement regions on: %s %s", u.Host, r)
 	}
 }

@@ -44,8 +44,13 @@ type Options struct {
 	// Upstream is the Bedrock Runtime base URL, e.g. https://bedrock-runtime.us-east-1.amazonaws.com.
 	Upstream *url.URL
 	// Region and Credentials sign upstream requests (service "bedrock").
-	Region      string
-	Credentials aws.CredentialsProvider
+	Region string
+	// PerEntitlementRegion sends a call to bedrock-runtime.<region>.amazonaws.com
+	// (signed for that region) when its entitlement names a region other than
+	// Region. Leave it off when Upstream is a custom endpoint (a simulator, a VPC
+	// endpoint), which serves one region.
+	PerEntitlementRegion bool
+	Credentials          aws.CredentialsProvider
 	// Transport carries upstream requests; default NewTransport(TransportOptions{}).
 	Transport http.RoundTripper
 	// HeaderTimeout bounds the wait for upstream response headers (ModelTimeoutException); default 300s.

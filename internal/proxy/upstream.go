@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -58,7 +59,7 @@ var (
 // upstreamRequest builds the signed request to Bedrock.
 // traceCtx carries the upstream span, injected as W3C trace context before signing.
 func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call) (*http.Request, error) {
-	u := h.upstream
+	u, region := h.upstreamFor(c)
 	if c.route.Op.HasModel() {
 		u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
 	} else {
@@ -94,7 +95,7 @@ func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request
 	}
 	var hashHex [64]byte
 	hex.Encode(hashHex[:], c.bodyHash[:])
-	if err := h.signer.SignHTTP(ctx, creds, out, string(hashHex[:]), "bedrock", h.opts.Region, time.Now().UTC()); err != nil {
+	if err := h.signer.SignHTTP(ctx, creds, out, string(hashHex[:]), "bedrock", region, time.Now().UTC()); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -127,4 +128,17 @@ func pathUnescape(s string) (string, error) {
 		return s, nil
 	}
 	return string(b), nil
+}
+
+// upstreamFor returns the base URL and signing region of a call: the
+// entitlement's own region when it names one and per-entitlement regions are on.
+func (h *Handler) upstreamFor(c *call) (url.URL, string) {
+	if h.opts.PerEntitlementRegion && c.decision != nil {
+		if r := c.decision.Entitlement.Region; r != "" && r != h.opts.Region {
+			u := h.upstream
+			u.Host = "bedrock-runtime." + r + ".amazonaws.com"
+			return u, r
+		}
+	}
+	return h.upstream, h.opts.Region
 }

@@ -195,18 +195,21 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	}
 	s.proxy, err = proxy.New(proxy.Options{
 		Upstream: u, Region: region, Credentials: creds,
-		Transport:        proxy.NewTransport(proxy.TransportOptions{ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: cfg.IdleTimeout}),
-		HeaderTimeout:    cfg.HeaderTimeout,
-		DrainTimeout:     cfg.DrainTimeout,
-		MaxBodyBytes:     cfg.MaxBodyBytes,
-		DefaultMaxOutput: cfg.DefaultMaxOutput,
-		Snapshots:        s,
-		Verifier:         authn.NewVerifier(authn.Options{}),
-		Quota:            &proxy.LimiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
-		AsyncOwners:      store.NewAsyncOwners(store.AsyncOwnersOptions{Client: s.rdb, Timeout: cfg.RedisTimeout}),
-		Metrics:          s.metrics,
-		Tracer:           deps.Tracer,
-		Logger:           s.log,
+		// Entitlements naming another region go to that region's endpoint,
+		// unless the operator pinned one upstream endpoint.
+		PerEntitlementRegion: cfg.UpstreamEndpoint == "" && !cfg.Simulate && deps.UpstreamURL == "",
+		Transport:            proxy.NewTransport(proxy.TransportOptions{ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: cfg.IdleTimeout}),
+		HeaderTimeout:        cfg.HeaderTimeout,
+		DrainTimeout:         cfg.DrainTimeout,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		DefaultMaxOutput:     cfg.DefaultMaxOutput,
+		Snapshots:            s,
+		Verifier:             authn.NewVerifier(authn.Options{}),
+		Quota:                &proxy.LimiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
+		AsyncOwners:          store.NewAsyncOwners(store.AsyncOwnersOptions{Client: s.rdb, Timeout: cfg.RedisTimeout}),
+		Metrics:              s.metrics,
+		Tracer:               deps.Tracer,
+		Logger:               s.log,
 	})
 	if err != nil {
 		return nil, err
