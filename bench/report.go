@@ -124,7 +124,12 @@ func (h *harness) report() string {
 	p("- **N conns** is a closed loop: N keep-alive connections, each sending its next request when the previous response ends; it measures throughput, and its latency includes queueing. **%g req/s** is an open loop at a fixed rate; latency is measured from each request's *intended* send time, so a stall is charged to every request it delays (no coordinated omission).\n", o.Rate)
 	p("- Latencies are client-side, request written to last byte read, in milliseconds; p99.9 of a %v run rests on a handful of requests.\n", o.Duration)
 	p("- **CPU µs/req** is a process's user+system CPU time over the measured window (from `/proc/<pid>/stat`) divided by the requests completed: the gateway's own cost, and Redis's on its behalf.\n")
-	p("- Load generator, simulator, proxy, gateway and Redis all share the same %d cores, so absolute numbers are far below dedicated hardware; compare ratios measured in the same run.\n\n", m.Cores)
+	p("- Load generator, simulator, proxy, gateway and Redis all share the same %d cores, so absolute numbers are far below dedicated hardware; compare ratios measured in the same run.\n", m.Cores)
+	if busy := h.coresBusy("InvokeModel", h.matrixLoads()[len(o.Conns)].Name, targetGateway); !math.IsNaN(busy) {
+		p("- The fixed rate is moderate for dedicated hardware, not for this machine: during the gateway's InvokeModel runs at %g req/s the servers alone (gateway, Redis, simulator; load generator excluded) kept %.2f of the %d cores busy. Any pause from other tenants of the machine then queues requests, and a round with huge latencies appears (a wide min–max range; when `direct` shows it too, it was the machine).\n",
+			o.Rate, busy, m.Cores)
+	}
+	p("\n")
 
 	h.reportTargets(p)
 	h.reportMatrix(p)
@@ -172,6 +177,7 @@ func (h *harness) reportTargets(p printer) {
 		}
 		p("| gateway memory per open stream (%d open) | a few tens of KiB | %s | %s |\n", h.mem.StreamConns, measured, verdict(per <= 64<<10))
 	}
+	defer h.reportCPUBudget(p)
 	if n := len(h.mem.Soak); n > 2 {
 		first, last := h.mem.Soak[min(n-1, max(1, n/10))], h.mem.Soak[n-1]
 		growth := float64(last.RSS-first.RSS) / float64(first.RSS)
@@ -274,7 +280,7 @@ func (h *harness) reportMemory(p printer) {
 			p("| %s | %s | %s | %s | %s | %s |\n", sm.Name, mib(sm.RSSBefore), mib(sm.RSSDuring),
 				kib(float64(sm.RSSDuring-sm.RSSBefore)/float64(h.mem.StreamConns)), heap, gor)
 		}
-		p("\nRSS deltas understate when the process already holds memory freed after earlier load. The live heap figure is the gateway's `go_memstats_heap_inuse_bytes + go_memstats_stack_inuse_bytes`, each read right after a forced GC (`/debug/pprof/heap?gc=1`).\n\n")
+		p("\nRSS deltas understate when the process already holds memory freed after earlier load. The live heap figure is heap plus stacks in use read right after a forced GC: the gateway's `go_memstats_heap_inuse_bytes + go_memstats_stack_inuse_bytes` after `/debug/pprof/heap?gc=1`, the bare proxy's `runtime.MemStats` from its debug listener.\n\n")
 	}
 	if n := len(h.mem.Soak); n > 0 {
 		p("**Soak.** %v of InvokeModel, Converse and ConverseStream at once (12, 12 and 8 connections) through the gateway: %.0f req/s, %d errors. Gateway memory sampled every second:\n\n", h.opts.Soak, h.mem.SoakRPS, h.mem.SoakErrors)
@@ -319,4 +325,37 @@ func (h *harness) reportProfile(p printer) {
 	if h.prof.StreamHeapTop != "" {
 		p("<details><summary>Memory in use with %d streams open (inuse_space)</summary>\n\n```\n%s\n```\n</details>\n\n", h.mem.StreamConns, h.prof.StreamHeapTop)
 	}
+}
+
+// reportCPUBudget explains the closed-loop ratio: with every process on the same
+// cores, throughput follows the CPU each request costs all of them together.
+func (h *harness) reportCPUBudget(p printer) {
+	if len(h.opts.Conns) == 0 {
+		return
+	}
+	l := fmt.Sprintf("%d conns", h.opts.Conns[0])
+	p("\nCPU per request at %s (medians over rounds; the load generator and simulator cost the same for both):\n\n", l)
+	p("| operation | bare proxy | gateway | Redis for the gateway | gateway + Redis over bare proxy |\n|---|---|---|---|---|\n")
+	for _, op := range operations {
+		bare := h.spreadOf(cellKey{op.Name, l, targetBare}, func(s sample) float64 { return cpuOf(s, procBare) })
+		gw := h.spreadOf(cellKey{op.Name, l, targetGateway}, func(s sample) float64 { return cpuOf(s, procGateway) })
+		rd := h.spreadOf(cellKey{op.Name, l, targetGateway}, func(s sample) float64 { return cpuOf(s, procRedis) })
+		p("| %s | %.0f µs | %.0f µs | %.0f µs | %.1f× |\n", op.Name, bare.Med, gw.Med, rd.Med, (gw.Med+rd.Med)/bare.Med)
+	}
+	p("\n")
+}
+
+// coresBusy is the median over rounds of the CPU all server processes used
+// during a cell's runs against t, in cores.
+func (h *harness) coresBusy(op, loadName, t string) float64 {
+	return h.spreadOf(cellKey{op, loadName, t}, func(s sample) float64 {
+		total := 0.0
+		for _, v := range s.CPU {
+			total += v
+		}
+		if len(s.CPU) == 0 {
+			return math.NaN()
+		}
+		return total * s.RPS / 1e6
+	}).Med
 }
