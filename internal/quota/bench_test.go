@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,4 +59,39 @@ func BenchmarkPingBaseline(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReserveLatency reports the distribution of the synchronous part (the
+// reserve round trip a request waits for) from one client at a time, with
+// settlements flowing through the batched queue as in production.
+func BenchmarkReserveLatency(b *testing.B) {
+	s := redistest.Start(b)
+	l := newTestLimiter(b, singleClient(b, s), Options{})
+	ent := "bench"
+	req := Request{Entitlement: ent, Account: acct, Model: "anthropic.claude-3-5-haiku-20241022-v1:0",
+		Caps:              threeCaps(ent, 1<<50, 1<<50, 1<<50),
+		RequestsPerMinute: 1 << 30, TokensPerMinute: 1 << 40, Tokens: 1200}
+	usage := bedrock.Usage{InputTokens: 700, OutputTokens: 300}
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		r, err := l.Reserve(ctx, req)
+		lat = append(lat, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Settle(ctx, r, 1000, usage); err != nil {
+			b.Fatal(err)
+		}
+	}
+	flush(b, l)
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "reserve-p50-µs")
+	b.ReportMetric(pct(0.99), "reserve-p99-µs")
+	b.ReportMetric(pct(0.999), "reserve-p99.9-µs")
 }
