@@ -116,19 +116,7 @@ func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Requ
 		if be := p.failure.Load(); be != nil {
 			return be // the caller's chain broke before the upstream answered
 		}
-		switch cause := context.Cause(upCtx); {
-		case errors.Is(cause, errHeaderTimeout):
-			h.opts.Metrics.UpstreamFailure("timeout")
-			return bedrock.ModelTimeout("The model did not respond in time.")
-		case errors.Is(cause, errDrainTimeout) || r.Context().Err() != nil:
-			h.opts.Metrics.UpstreamFailure("client_gone")
-			w.clientGone = true
-			return bedrock.Unavailable("The client went away.")
-		default:
-			h.opts.Metrics.UpstreamFailure("unreachable")
-			h.opts.Logger.Warn("upstream unreachable", "request_id", c.requestID, "error", err)
-			return bedrock.Unavailable("The upstream model endpoint is unreachable. Try again.")
-		}
+		return h.roundTripError(upCtx, w, r, c, err)
 	}
 	defer resp.Body.Close()
 	copyResponseHeaders(w.Header(), resp.Header)

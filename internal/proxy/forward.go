@@ -50,19 +50,7 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 	c.upstream += time.Since(t0)
 	if err != nil {
 		span.End()
-		switch cause := context.Cause(upCtx); {
-		case errors.Is(cause, errHeaderTimeout):
-			h.opts.Metrics.UpstreamFailure("timeout")
-			return bedrock.ModelTimeout("The model did not respond in time.")
-		case errors.Is(cause, errDrainTimeout) || r.Context().Err() != nil:
-			h.opts.Metrics.UpstreamFailure("client_gone")
-			w.clientGone = true
-			return bedrock.Unavailable("The client went away.")
-		default:
-			h.opts.Metrics.UpstreamFailure("unreachable")
-			h.opts.Logger.Warn("upstream unreachable", "request_id", c.requestID, "error", err)
-			return bedrock.Unavailable("The upstream model endpoint is unreachable. Try again.")
-		}
+		return h.roundTripError(upCtx, w, r, c, err)
 	}
 	defer resp.Body.Close()
 	copyResponseHeaders(w.Header(), resp.Header)
@@ -104,6 +92,24 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// roundTripError maps a failed upstream round trip (no response) to the
+// client's error: a header timeout, the client gone, or the upstream unreachable.
+func (h *Handler) roundTripError(upCtx context.Context, w *responseWriter, r *http.Request, c *call, err error) error {
+	switch cause := context.Cause(upCtx); {
+	case errors.Is(cause, errHeaderTimeout):
+		h.opts.Metrics.UpstreamFailure("timeout")
+		return bedrock.ModelTimeout("The model did not respond in time.")
+	case errors.Is(cause, errDrainTimeout) || r.Context().Err() != nil:
+		h.opts.Metrics.UpstreamFailure("client_gone")
+		w.clientGone = true
+		return bedrock.Unavailable("The client went away.")
+	default:
+		h.opts.Metrics.UpstreamFailure("unreachable")
+		h.opts.Logger.Warn("upstream unreachable", "request_id", c.requestID, "error", err)
+		return bedrock.Unavailable("The upstream model endpoint is unreachable. Try again.")
+	}
 }
 
 func isEventStream(h http.Header) bool {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -29,37 +28,31 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 	for i := range urls {
 		urls[i] = strings.TrimSpace(urls[i])
 	}
-	first, err := redis.ParseURL(urls[0])
-	if err != nil {
-		return nil, nil, fmt.Errorf("parsing --redis-url: %w", err)
+	// Every URL is a seed (cluster) or a Sentinel (sentinel); user, password,
+	// TLS and DB come from the first.
+	opts := make([]*redis.Options, len(urls))
+	addrs := make([]string, len(urls))
+	for i, u := range urls {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parsing --redis-url: %w", err)
+		}
+		opts[i], addrs[i] = o, o.Addr
 	}
+	first := opts[0]
 	var c redis.UniversalClient
 	switch cfg.RedisMode {
 	case "cluster":
-		addrs := make([]string, 0, len(urls))
-		for _, u := range urls {
-			o, err := redis.ParseURL(u)
-			if err != nil {
-				return nil, nil, fmt.Errorf("parsing --redis-url: %w", err)
-			}
-			addrs = append(addrs, o.Addr)
-		}
 		c = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: addrs, Username: first.Username, Password: first.Password, TLSConfig: tlsOf(first),
+			Addrs: addrs, Username: first.Username, Password: first.Password, TLSConfig: first.TLSConfig,
 			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 		})
 	case "sentinel":
-		addrs := make([]string, 0, len(urls))
-		for _, u := range urls {
-			o, err := redis.ParseURL(u)
-			if err != nil {
-				return nil, nil, fmt.Errorf("parsing --redis-url: %w", err)
-			}
-			addrs = append(addrs, o.Addr)
-		}
 		c = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cfg.RedisMasterName, SentinelAddrs: addrs,
-			Username: first.Username, Password: first.Password, DB: first.DB, TLSConfig: tlsOf(first),
+			Username: first.Username, Password: first.Password, DB: first.DB, TLSConfig: first.TLSConfig,
+			// Sentinels commonly share the data nodes' credentials.
+			SentinelUsername: first.Username, SentinelPassword: first.Password,
 			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 		})
 	default:
@@ -70,11 +63,4 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 		c = redis.NewClient(first)
 	}
 	return c, func() { _ = c.Close() }, nil
-}
-
-func tlsOf(o *redis.Options) *tls.Config {
-	if o.TLSConfig == nil {
-		return nil
-	}
-	return o.TLSConfig
 }
