@@ -94,11 +94,10 @@ func TestPutOrganizationReferenced(t *testing.T) {
 
 func TestPutOrganizationForceScope(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, seedState(t))
 	// Removing the Web OU drops it from a scope that names more than it.
 	st := seedState(t)
 	st.Entitlements[1].Scope = []string{"ou-ab12-dev00001", "ou-ab12-web00001"}
-	e = newEnv(t, st)
+	e := newEnv(t, st)
 	o := withoutAccount(t, "444444444444")
 	o.Units = slices.DeleteFunc(o.Units, func(u state.Unit) bool { return u.ID == "ou-ab12-web00001" })
 	wantError(t, e.json(http.MethodPut, "/admin/v1/organization", orgJSON(t, o)), http.StatusConflict, codeConflict)

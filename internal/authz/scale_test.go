@@ -61,11 +61,11 @@ func genState(spec scaleSpec, seed uint64) *state.State {
 		subtree[top[i]] = append(subtree[top[i]], o.Units[i].ID)
 	}
 	o.Accounts = make([]state.Account, spec.accounts)
-	var rootAccounts, allTargets []string
+	var allTargets []string
 	for i := range o.Accounts {
 		a := state.Account{ID: fmt.Sprintf("%012d", 100_000_000_000+i), Name: fmt.Sprintf("account %d", i)}
 		if i == 0 || rng.IntN(20) == 0 {
-			rootAccounts = append(rootAccounts, a.ID)
+			// In the root: no unit.
 		} else {
 			u := rng.IntN(spec.units)
 			a.Unit = o.Units[u].ID

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
@@ -98,7 +99,7 @@ func NewMetrics(opts Options) *Metrics {
 	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
 		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
 		m.snapshotVersion, m.upstreamFailures,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -1,7 +1,6 @@
 package quota
 
 import (
-	"strconv"
 	"strings"
 	"time"
 )
@@ -79,5 +78,3 @@ func parseLedgerField(f string) (account, model, metric string, ok bool) {
 	}
 	return f[:i], f[i+1 : j], f[j+1:], true
 }
-
-func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

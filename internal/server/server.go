@@ -72,7 +72,6 @@ type Server struct {
 	simURL         string
 	draining       atomic.Bool
 	tls            bool
-	simCredentials aws.Credentials
 	bootstrapState *state.State
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,11 +24,6 @@ import (
 // TestMain fails the run when a simulator handler is still running after every
 // test finished: a stream that ignored its client going away.
 func TestMain(m *testing.M) { leakcheck.Main(m) }
-
-func goroutineStacks() string {
-	buf := make([]byte, 1<<20)
-	return string(buf[:runtime.Stack(buf, true)])
-}
 
 func newServer(t *testing.T, opts Options) (*Simulator, *httptest.Server) {
 	t.Helper()
