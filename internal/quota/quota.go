@@ -175,6 +175,12 @@ type Options struct {
 	// ProbeInterval is how often the worker pings Redis while degraded;
 	// default 250ms.
 	ProbeInterval time.Duration
+	// UsageStreamMaxLen, when positive, also appends one event per settled or
+	// released request to the Redis Stream "<prefix>:usage-events", trimmed to
+	// about this many entries, for billing pipelines to read with consumer
+	// groups. The ledger stays the record: events are written after the
+	// settlement, at least once (dedupe on "id"), and dropped when Redis fails.
+	UsageStreamMaxLen int64
 }
 
 // ledgerRetention keeps ledger keys for this long after the end of their month.

@@ -124,18 +124,23 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 			_, _ = pipe.Exec(cctx)
 			cancel()
 		}
+		var settled []*settlement
+		var passed []chan struct{} // barriers everything before which is written
 		for i, s := range batch {
 			if s.barrier != nil {
 				if len(rest) > 0 {
 					rest = append(rest, s)
 				} else {
-					close(s.barrier)
+					passed = append(passed, s.barrier)
 				}
 				continue
 			}
 			err := l.handleSettled(s, cmds[i].Slice)
 			switch {
 			case err == nil:
+				if v, _ := cmds[i].Slice(); len(v) > 0 && v[0] == int64(1) {
+					settled = append(settled, s) // written now, not a repeat
+				}
 			case isNoScript(err):
 				noScript = true
 				rest = append(rest, s)
@@ -146,6 +151,10 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 				l.log.Error("quota settle script failed; settlement dropped", "entitlement", s.Entitlement,
 					"id", s.ID, "kind", s.Kind, "err", err)
 			}
+		}
+		l.emitUsageEvents(ctx, settled)
+		for _, b := range passed {
+			close(b) // after the events too, so Flush covers them
 		}
 		if outage != nil {
 			l.markDown("settle batch", outage)
@@ -339,4 +348,32 @@ func (s *settlement) validate() error {
 		}
 	}
 	return nil
+}
+
+// emitUsageEvents appends one stream entry per newly written settlement (see
+// Options.UsageStreamMaxLen), in one pipeline.
+func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
+	if l.opts.UsageStreamMaxLen <= 0 || len(settled) == 0 {
+		return
+	}
+	stream := l.opts.Prefix + ":usage-events"
+	now := time.Now().UnixMilli()
+	pipe := l.client.Pipeline()
+	for _, s := range settled {
+		kind := "settle"
+		if s.Kind != kindSettle {
+			kind = "release"
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, MaxLen: l.opts.UsageStreamMaxLen, Approx: true, Values: []any{
+			"id", s.ID, "kind", kind, "time", now, "month", s.Month, "entitlement", s.Entitlement,
+			"account", s.Account, "model", s.Model, "counted", s.Counted,
+			"input_tokens", s.Usage.InputTokens, "output_tokens", s.Usage.OutputTokens,
+			"cache_read_tokens", s.Usage.CacheReadTokens, "cache_write_tokens", s.Usage.CacheWriteTokens,
+		}})
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	if _, err := pipe.Exec(cctx); err != nil {
+		l.log.Warn("writing usage events (the ledger has the usage)", "events", len(settled), "err", err)
+	}
 }

@@ -173,7 +173,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	s.limiter, err = quota.New(quota.Options{
 		Client: s.rdb, Location: loc, ReservationTTL: cfg.ReservationTTL, Timeout: cfg.RedisTimeout,
 		Logger: s.log, SpillFile: cfg.SpillFile, FailOpenRate: cfg.FailOpenRate,
-		OnAlert: s.notifier.Alert,
+		UsageStreamMaxLen: cfg.UsageStreamMaxLen,
+		OnAlert:           s.notifier.Alert,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)

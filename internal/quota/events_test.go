@@ -1,0 +1,47 @@
+package quota
+
+import (
+	"context"
+	"testing"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+)
+
+func TestUsageEvents(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t)
+	c := singleClient(t, s)
+	l := newTestLimiter(t, c, Options{UsageStreamMaxLen: 1000})
+	ctx := context.Background()
+	req := Request{Entitlement: "ev", Account: acct, Model: "m", Tokens: 50}
+	r1, err := l.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := l.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Settle(ctx, r1, 30, bedrock.Usage{InputTokens: 10, OutputTokens: 20}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Settle(ctx, r1, 30, bedrock.Usage{InputTokens: 10, OutputTokens: 20}) // a repeat: no second event
+	if err := l.Release(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, l)
+	msgs, err := c.XRange(ctx, "gw:usage-events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("%d events: %+v", len(msgs), msgs)
+	}
+	if v := msgs[0].Values; v["kind"] != "settle" || v["id"] != r1.ID || v["entitlement"] != "ev" || v["input_tokens"] != "10" || v["output_tokens"] != "20" {
+		t.Fatalf("settle event %v", v)
+	}
+	if v := msgs[1].Values; v["kind"] != "release" || v["id"] != r2.ID {
+		t.Fatalf("release event %v", v)
+	}
+}
