@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock for request timing; default time.Now.
 	Now func() time.Time
+	// TrustForwardedFor logs the first X-Forwarded-For address as the client
+	// (behind a load balancer that sets it); otherwise the peer address.
+	TrustForwardedFor bool
 }
 
 // Handler serves the Bedrock Runtime API.
@@ -456,6 +460,7 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 	}
 	h.opts.Logger.LogAttrs(ctx, lvl, "request",
 		slog.String("request_id", c.requestID),
+		slog.String("client", h.clientAddr(r)),
 		slog.String("operation", c.route.Op.String()),
 		slog.String("account", account),
 		slog.String("team", team),
@@ -474,4 +479,15 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 		slog.Duration("ttfb", ttfb),
 		slog.Duration("overhead", overhead),
 	)
+}
+
+// clientAddr is the caller's address for the access log.
+func (h *Handler) clientAddr(r *http.Request) string {
+	if h.opts.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	return r.RemoteAddr
 }
