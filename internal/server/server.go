@@ -210,6 +210,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		Metrics:              s.metrics,
 		Tracer:               deps.Tracer,
 		Logger:               s.log,
+		TrustForwardedFor:    cfg.TrustedProxyHeaders,
 	})
 	if err != nil {
 		return nil, err
