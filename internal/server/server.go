@@ -163,6 +163,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		s.log.Warn("loading state (will retry)", "error", err)
 	} else if err := s.applySnapshot(st, version); err != nil {
 		return nil, err
+	} else if len(st.Entitlements) == 0 {
+		s.log.Warn("the state has no entitlements yet: every call will be denied until one is shared (gateway apply -f state.yaml, or --bootstrap)")
 	}
 	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot})
 
@@ -316,6 +318,12 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 	if endpoint == "" {
 		endpoint = "https://bedrock-runtime." + region + ".amazonaws.com"
 	}
+	// Say now, not at the first call, when the hub has no credentials.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
+		s.log.Warn("hub AWS credentials are not available yet; calls will fail with ServiceUnavailableException until they are", "error", err)
+	}
 	return endpoint, region, awsCfg.Credentials, nil
 }
 
@@ -365,6 +373,9 @@ func (s *Server) listen() error {
 			name = fmt.Sprintf("token%d", i+1)
 		}
 		tokens = append(tokens, admin.Token{Name: name, Value: value})
+	}
+	if len(tokens) == 0 {
+		s.log.Warn("no --admin-token: the admin API is disabled")
 	}
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
 		Usage: s.reports, Quota: s.reports}))
