@@ -14,6 +14,9 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
+// reasonClientGone marks a reservation abandoned by its caller (not counted as a rejection).
+const reasonClientGone = "client_gone"
+
 // LimiterQuota adapts a quota.Limiter to the proxy's Quota interface; it is
 // where quota refusals become Bedrock errors.
 type LimiterQuota struct {
@@ -70,6 +73,10 @@ func (q *LimiterQuota) rejection(entitlement string, err error) error {
 				strings.ReplaceAll(rateErr.Limit, "_", " "), entitlement, rateErr.RetryAfter.Round(time.Millisecond)), rateErr.RetryAfter),
 			Reason: rateErr.Limit,
 		}
+	case errors.Is(err, context.Canceled):
+		// The caller went away while its reservation was being decided: not a
+		// store problem, and nothing to refuse.
+		return &Rejection{Err: bedrock.Unavailable("The client went away."), Reason: reasonClientGone}
 	case errors.Is(err, quota.ErrStoreUnavailable):
 		if q.Metrics != nil {
 			q.Metrics.StoreError("reserve")

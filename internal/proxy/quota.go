@@ -74,7 +74,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output)})
 	span.End()
 	if err != nil {
-		if rej, ok := err.(*Rejection); ok {
+		if rej, ok := err.(*Rejection); ok && rej.Reason != reasonClientGone {
 			c.quotaNote = "rejected:" + rej.Reason
 			h.opts.Metrics.Rejection(e.Name, c.account.Team, c.account.ID, rej.Reason)
 		}
