@@ -437,3 +437,17 @@ func (s *Snapshot) Entitlement(name string) (*Entitlement, bool) {
 
 // Entitlements lists every entitlement, sorted by name. Treat it as read-only.
 func (s *Snapshot) Entitlements() []*Entitlement { return s.sorted }
+
+// HasCaps reports whether any monthly cap applies to the entitlement: its
+// own, the per-account default, or a share's.
+func (e *Entitlement) HasCaps() bool {
+	if e.Limits.MonthlyTokens > 0 || e.Limits.AccountMonthlyTokens > 0 {
+		return true
+	}
+	for _, c := range e.shares {
+		if c > 0 {
+			return true
+		}
+	}
+	return false
+}

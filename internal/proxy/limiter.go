@@ -53,11 +53,6 @@ func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, e
 	if err != nil {
 		return nil, q.rejection(e.Name, err)
 	}
-	if r.Remaining >= 0 && q.Metrics != nil && len(caps) > 0 {
-		// The tightest cap is the one reported; record it for dashboards.
-		c := caps[0]
-		q.Metrics.QuotaRemaining(e.Name, string(c.Level), c.Target, r.Remaining)
-	}
 	return &limiterTicket{q: q, r: r}, nil
 }
 

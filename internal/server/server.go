@@ -424,6 +424,8 @@ func (s *Server) Run(ctx context.Context) error {
 	degradedCtx, stopDegraded := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchDegraded(degradedCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchQuotaRemaining(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
@@ -511,3 +513,39 @@ func (s *Server) ExampleCall() (state.Credential, string, bool) {
 // Inflight reports requests being served now (including streams still drained
 // after their client left).
 func (s *Server) Inflight() int64 { return s.proxy.Inflight() }
+
+// quotaGaugeInterval is how often gateway_quota_remaining_tokens is refreshed.
+const quotaGaugeInterval = 15 * time.Second
+
+// watchQuotaRemaining keeps gateway_quota_remaining_tokens current for every
+// cap of every entitlement (and every account cap with usage this month),
+// read from Redis, so dashboards and alerts see each cap, not only the
+// tightest one a request happened to report.
+func (s *Server) watchQuotaRemaining(ctx context.Context) {
+	t := time.NewTicker(quotaGaugeInterval)
+	defer t.Stop()
+	for {
+		if snap := s.snap.Load(); snap != nil && s.limiter.Healthy() {
+			for _, e := range snap.Entitlements() {
+				if ctx.Err() != nil {
+					return
+				}
+				if !e.HasCaps() {
+					continue
+				}
+				rep, err := s.reports.Quota(ctx, e.Name)
+				if err != nil {
+					continue
+				}
+				for _, c := range rep.Caps {
+					s.metrics.QuotaRemaining(e.Name, c.Level, c.Target, c.Remaining)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
