@@ -14,7 +14,6 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	firstByte   time.Time
-	bytes       int64
 	clientGone  bool
 }
 
@@ -43,7 +42,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.firstByte = time.Now()
 	}
 	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
 	if err != nil {
 		w.clientGone = true
 	}

@@ -90,9 +90,6 @@ func (s *Server) TLS() bool { return s.tls }
 // SimulatorURL is the in-process simulator's URL with --simulate, else "".
 func (s *Server) SimulatorURL() string { return s.simURL }
 
-// Syncer exposes the state syncer (tests wait on versions).
-func (s *Server) Syncer() *store.Syncer { return s.syncer }
-
 // Limiter exposes the quota limiter (tests flush settlements).
 func (s *Server) Limiter() *quota.Limiter { return s.limiter }
 
