@@ -26,8 +26,11 @@ const propagationBound = time.Second
 // both continuously, revokes the share through replica A's admin API, and
 // checks that no call that started after the bound was admitted anywhere. It
 // does so with pub/sub working and with it cut (the version poll must cover).
+//
+// It does not run in parallel with the other tests: it asserts the product's
+// one-second promise, which a machine saturated by other tests' load could
+// break for reasons that have nothing to do with the gateway.
 func TestRevocationUnderLoad(t *testing.T) {
-	t.Parallel()
 	for _, cutPubSub := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pubsub_cut=%v", cutPubSub), func(t *testing.T) {
 			t.Parallel()
