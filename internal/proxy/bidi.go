@@ -325,12 +325,10 @@ func (p *bidiPump) stop() {
 // broke or the upstream failed mid-stream. It reports whether the client's
 // stream must be aborted.
 func (h *Handler) copyBidi(w *responseWriter, body io.Reader, c *call, p *bidiPump) (abort bool) {
-	scanner := bedrock.NewStreamScanner(c.route.Op)
-	var split frameSplitter
+	f := newFrameForwarder(w, c.route.Op)
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
 	buf := *bufp
-	var carry []byte
 	var readErr error
 	for readErr == nil {
 		t := time.Now()
@@ -340,33 +338,22 @@ func (h *Handler) copyBidi(w *responseWriter, body io.Reader, c *call, p *bidiPu
 		if n == 0 {
 			continue
 		}
-		chunk := buf[:n]
-		_, _ = scanner.Write(chunk)
-		if b := split.boundary(chunk); b > 0 {
-			if len(carry) > 0 {
-				_, _ = w.Write(carry)
-				carry = carry[:0]
-			}
-			_, _ = w.Write(chunk[:b])
-			w.Flush()
-			chunk = chunk[b:]
-		}
-		carry = append(carry, chunk...)
+		f.write(buf[:n])
 	}
 	// The upstream is done: so is the session. Stop reading the caller.
 	p.stop()
-	c.usage, c.hasUsage = scanner.Usage()
-	if typ, _, ok := scanner.Exception(); ok {
+	c.usage, c.hasUsage = f.scanner.Usage()
+	if typ, _, ok := f.scanner.Exception(); ok {
 		c.errType = typ
 	}
 	var end *bedrock.Error
 	switch be := p.failure.Load(); {
 	case be != nil:
 		end = be
-	case !errors.Is(readErr, io.EOF) || len(carry) > 0:
+	case !errors.Is(readErr, io.EOF) || len(f.carry) > 0:
 		h.opts.Metrics.UpstreamFailure("reset")
-		h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", readErr, "held_back_bytes", len(carry))
-		if split.bad {
+		h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", readErr, "held_back_bytes", len(f.carry))
+		if f.split.bad {
 			return !w.clientGone
 		}
 		end = bedrock.Unavailable("The upstream stream ended unexpectedly.")

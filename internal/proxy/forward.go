@@ -154,38 +154,25 @@ func (h *Handler) copyPlain(w *responseWriter, resp *http.Response, c *call, kee
 // It reports whether the client's stream must be aborted (never, today: kept for
 // a malformed upstream stream, which is passed through as it is).
 func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (abort bool) {
-	scanner := bedrock.NewStreamScanner(c.route.Op)
-	var split frameSplitter
+	f := newFrameForwarder(w, c.route.Op)
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
 	buf := *bufp
-	var carry []byte // the unfinished frame held back
 	for {
 		t := time.Now()
 		n, err := resp.Body.Read(buf)
 		c.upstream += time.Since(t)
 		if n > 0 {
-			chunk := buf[:n]
-			_, _ = scanner.Write(chunk)
-			if b := split.boundary(chunk); b > 0 {
-				if len(carry) > 0 {
-					_, _ = w.Write(carry)
-					carry = carry[:0]
-				}
-				_, _ = w.Write(chunk[:b])
-				w.Flush()
-				chunk = chunk[b:]
-			}
-			carry = append(carry, chunk...)
+			f.write(buf[:n])
 		}
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, io.EOF) || len(carry) > 0 {
+		if !errors.Is(err, io.EOF) || len(f.carry) > 0 {
 			h.opts.Metrics.UpstreamFailure("reset")
-			h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(carry))
+			h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(f.carry))
 			if !w.clientGone {
-				if split.bad {
+				if f.split.bad {
 					abort = true
 				} else {
 					_, _ = w.Write(bedrock.EncodeExceptionFrame(bedrock.Unavailable("The upstream stream ended unexpectedly.")))
@@ -196,8 +183,8 @@ func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (a
 		}
 		break
 	}
-	c.usage, c.hasUsage = scanner.Usage()
-	if typ, _, ok := scanner.Exception(); ok && c.errType == "" {
+	c.usage, c.hasUsage = f.scanner.Usage()
+	if typ, _, ok := f.scanner.Exception(); ok && c.errType == "" {
 		c.errType = typ
 	}
 	return abort

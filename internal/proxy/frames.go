@@ -1,6 +1,10 @@
 package proxy
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
+)
 
 // frameSplitter tracks event-stream frame boundaries in the forwarded bytes so
 // the proxy forwards only whole frames: each frame is flushed as soon as its last
@@ -57,3 +61,32 @@ func (s *frameSplitter) boundary(p []byte) int {
 
 // atBoundary reports whether everything seen so far ends on a frame boundary.
 func (s *frameSplitter) atBoundary() bool { return !s.bad && s.need == 0 && s.npre == 0 }
+
+// frameForwarder writes an event stream to the client whole frames at a time,
+// flushing after each write that completed a frame, while its scanner reads
+// usage from the frames. Only the unfinished tail of a frame is held back.
+type frameForwarder struct {
+	w       *responseWriter
+	scanner *bedrock.StreamScanner
+	split   frameSplitter
+	carry   []byte // the unfinished frame held back
+}
+
+func newFrameForwarder(w *responseWriter, op bedrock.Operation) *frameForwarder {
+	return &frameForwarder{w: w, scanner: bedrock.NewStreamScanner(op)}
+}
+
+// write forwards the complete frames that chunk finishes and holds back the rest.
+func (f *frameForwarder) write(chunk []byte) {
+	_, _ = f.scanner.Write(chunk)
+	if b := f.split.boundary(chunk); b > 0 {
+		if len(f.carry) > 0 {
+			_, _ = f.w.Write(f.carry)
+			f.carry = f.carry[:0]
+		}
+		_, _ = f.w.Write(chunk[:b])
+		f.w.Flush()
+		chunk = chunk[b:]
+	}
+	f.carry = append(f.carry, chunk...)
+}
