@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -19,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 )
 
 // The "nova" entitlement's upstream model, which the simulator must see.
@@ -91,45 +90,6 @@ func (b *bidiHarness) sdk(t *testing.T) *bedrockruntime.Client {
 	return b.client(t, devAKID, devSecret, func(o *bedrockruntime.Options) { o.HTTPClient = hc })
 }
 
-func sonicTextInput(text string) []byte {
-	b, _ := json.Marshal(map[string]any{"event": map[string]any{"textInput": map[string]any{"content": text}}})
-	return b
-}
-
-// bidiNext waits for the next output chunk's native JSON (nil at the end).
-func bidiNext(t *testing.T, s *bedrockruntime.InvokeModelWithBidirectionalStreamEventStream) map[string]any {
-	t.Helper()
-	select {
-	case ev, ok := <-s.Events():
-		if !ok {
-			return nil
-		}
-		c, isChunk := ev.(*brtypes.InvokeModelWithBidirectionalStreamOutputMemberChunk)
-		if !isChunk {
-			t.Fatalf("unexpected event %T", ev)
-		}
-		var doc map[string]any
-		if err := json.Unmarshal(c.Value.Bytes, &doc); err != nil {
-			t.Fatalf("output chunk %q: %v", c.Value.Bytes, err)
-		}
-		return doc
-	case <-time.After(10 * time.Second): // a deadlock guard, not a timing assertion
-		t.Fatal("no output event")
-		return nil
-	}
-}
-
-func textOutput(doc map[string]any) string {
-	ev, _ := doc["event"].(map[string]any)
-	to, _ := ev["textOutput"].(map[string]any)
-	s, _ := to["content"].(string)
-	return s
-}
-
-func sendText(ctx context.Context, s *bedrockruntime.InvokeModelWithBidirectionalStreamEventStream, text string) error {
-	return s.Send(ctx, &brtypes.InvokeModelWithBidirectionalStreamInputMemberChunk{Value: brtypes.BidirectionalInputPayloadPart{Bytes: sonicTextInput(text)}})
-}
-
 func TestBidiThroughGatewayWithSDK(t *testing.T) {
 	t.Parallel()
 	h := newBidiHarness(t, sim.Options{})
@@ -142,22 +102,22 @@ func TestBidiThroughGatewayWithSDK(t *testing.T) {
 	defer stream.Close()
 	inputs := []string{"hello gateway", "are you streaming both ways", "good"}
 	for _, in := range inputs {
-		if err := sendText(ctx, stream, in); err != nil {
+		if err := bidisdk.Send(ctx, stream, bidisdk.TextInput(in)); err != nil {
 			t.Fatal(err)
 		}
 		// Full duplex end to end: the answer arrives before the next input exists.
-		if got := textOutput(bidiNext(t, stream)); got != in {
+		if got := bidisdk.TextOutput(bidisdk.Next(t, stream)); got != in {
 			t.Fatalf("echo %q, want %q", got, in)
 		}
 	}
 	if err := stream.Writer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	last := bidiNext(t, stream)
+	last := bidisdk.Next(t, stream)
 	if _, ok := last["amazon-bedrock-invocationMetrics"]; !ok {
 		t.Fatalf("final chunk %v", last)
 	}
-	if doc := bidiNext(t, stream); doc != nil {
+	if doc := bidisdk.Next(t, stream); doc != nil {
 		t.Fatalf("event after the final chunk: %v", doc)
 	}
 	if err := stream.Err(); err != nil {
@@ -283,14 +243,14 @@ func TestBidiTamperedEnvelope(t *testing.T) {
 			dec := eventstream.NewDecoder()
 			var s *authn.ChunkSigner
 			for range good {
-				s = b.write(t, s, devSecret, sonicTextInput("one two three"))
+				s = b.write(t, s, devSecret, bidisdk.TextInput("one two three"))
 				msg, err := dec.Decode(b.resp.Body, nil)
 				if err != nil || msg.Headers.Get(":event-type").String() != "chunk" {
 					t.Fatalf("answer: %v %v", msg.Headers, err)
 				}
 			}
 			// This envelope continues the chain with a key that is not the caller's.
-			b.write(t, s, badSecret, sonicTextInput("four"))
+			b.write(t, s, badSecret, bidisdk.TextInput("four"))
 			msg, err := dec.Decode(b.resp.Body, nil)
 			if err != nil || msg.Headers.Get(":message-type").String() != "exception" ||
 				msg.Headers.Get(":exception-type").String() != "invalidSignatureException" {
@@ -325,7 +285,7 @@ func TestBidiTamperedBeforeAnswer(t *testing.T) {
 	t.Parallel()
 	h := newBidiHarness(t, sim.Options{})
 	b := newRawBidi(t, h.gateway.URL, "nova", http.Header{sim.HeaderLatency: {"1h"}})
-	event := bidiInputEvent(t, sonicTextInput("hi"))
+	event := bidiInputEvent(t, bidisdk.TextInput("hi"))
 	bad := authn.NewChunkSigner(authn.ChunkSignerOptions{
 		Credentials: aws.Credentials{AccessKeyID: devAKID, SecretAccessKey: "not-the-secret"}, Region: "us-east-1", Seed: b.seed,
 	})
@@ -392,10 +352,10 @@ func TestBidiClientDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := out.GetStream()
-	if err := sendText(ctx, stream, "is anyone there"); err != nil {
+	if err := bidisdk.Send(ctx, stream, bidisdk.TextInput("is anyone there")); err != nil {
 		t.Fatal(err)
 	}
-	bidiNext(t, stream)
+	bidisdk.Next(t, stream)
 	cancel()
 	stream.Close()
 	deadline := time.Now().Add(10 * time.Second)

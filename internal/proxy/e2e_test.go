@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
@@ -189,20 +190,6 @@ func (h *harness) client(t *testing.T, akid, secret string, optFns ...func(*bedr
 		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
 		Retryer:      aws.NopRetryer{},
 	}, optFns...)
-}
-
-// withHeader adds a header to every request the SDK sends (the simulator's X-Sim-* controls).
-func withHeader(key, value string) func(*bedrockruntime.Options) {
-	return func(o *bedrockruntime.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Build.Add(middleware.BuildMiddlewareFunc("sim-header", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-				if req, ok := in.Request.(*smithyhttp.Request); ok {
-					req.Header.Set(key, value)
-				}
-				return next.HandleBuild(ctx, in)
-			}), middleware.After)
-		})
-	}
 }
 
 func userMessage(text string) []brtypes.Message {
@@ -459,7 +446,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 func TestUpstreamHeaderTimeout(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{proxy: func(o *Options) { o.HeaderTimeout = 50 * time.Millisecond }})
-	c := h.client(t, devAKID, devSecret, withHeader("X-Sim-Latency", "2s"))
+	c := h.client(t, devAKID, devSecret, sdktest.WithHeaders("X-Sim-Latency", "2s"))
 	_, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String("support-llm"), Messages: userMessage("hi")})
 	if apiErrorCode(err) != "ModelTimeoutException" || httpStatus(err) != 408 {
 		t.Fatalf("got %v", err)
@@ -477,7 +464,7 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 		"internal":    {"InternalServerException", 500},
 		"model-error": {"ModelErrorException", 424},
 	} {
-		c := h.client(t, devAKID, devSecret, withHeader("X-Sim-Fault", fault))
+		c := h.client(t, devAKID, devSecret, sdktest.WithHeaders("X-Sim-Fault", fault))
 		_, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String("support-llm"), Messages: userMessage("hi")})
 		if apiErrorCode(err) != want.code || httpStatus(err) != want.status {
 			t.Fatalf("%s: got %v", fault, err)
@@ -494,7 +481,7 @@ func TestMidStreamFailures(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	for _, fault := range []string{"midstream", "reset"} {
-		c := h.client(t, devAKID, devSecret, withHeader("X-Sim-Fault", fault))
+		c := h.client(t, devAKID, devSecret, sdktest.WithHeaders("X-Sim-Fault", fault))
 		out, err := c.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String("support-llm"), Messages: userMessage("hi")})
 		if err != nil {
 			t.Fatalf("%s: %v", fault, err)

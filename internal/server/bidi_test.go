@@ -2,16 +2,15 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
@@ -34,33 +33,18 @@ func TestBidirectionalStreamThroughServer(t *testing.T) {
 	}
 	s := out.GetStream()
 	defer s.Close()
-	next := func() map[string]any {
-		select {
-		case ev, ok := <-s.Events():
-			if !ok {
-				return nil
-			}
-			var doc map[string]any
-			_ = json.Unmarshal(ev.(*brtypes.InvokeModelWithBidirectionalStreamOutputMemberChunk).Value.Bytes, &doc)
-			return doc
-		case <-time.After(10 * time.Second): // deadlock guard
-			t.Fatal("no output event")
-			return nil
-		}
-	}
 	for _, text := range []string{"hello there", "both ways"} {
-		b, _ := json.Marshal(map[string]any{"event": map[string]any{"textInput": map[string]any{"content": text}}})
-		if err := s.Send(ctx, &brtypes.InvokeModelWithBidirectionalStreamInputMemberChunk{Value: brtypes.BidirectionalInputPayloadPart{Bytes: b}}); err != nil {
+		if err := bidisdk.Send(ctx, s, bidisdk.TextInput(text)); err != nil {
 			t.Fatal(err)
 		}
-		if next() == nil {
+		if bidisdk.TextOutput(bidisdk.Next(t, s)) != text {
 			t.Fatal("stream ended early")
 		}
 	}
 	if err := s.Writer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for next() != nil {
+	for bidisdk.Next(t, s) != nil {
 	}
 	if err := s.Err(); err != nil {
 		t.Fatal(err)

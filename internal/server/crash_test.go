@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -55,7 +57,7 @@ func TestCrashBetweenReserveAndSettle(t *testing.T) {
 
 	// A stream that stalls after its first event holds its reservation.
 	doomed := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
-		Credentials: staticCreds(devAKID, devSecret), Retryer: aws.NopRetryer{}}, withHeader("X-Sim-Event-Delay", "1h"))
+		Credentials: staticCreds(devAKID, devSecret), Retryer: aws.NopRetryer{}}, sdktest.WithHeaders("X-Sim-Event-Delay", "1h"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, err := doomed.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String("capped"), Messages: userMessage("hold on"),

@@ -29,8 +29,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/config"
@@ -213,19 +211,6 @@ func (g *gateway) admin(t *testing.T, method, path string, body any, out any) in
 		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, data)
 	}
 	return resp.StatusCode
-}
-
-func withHeader(key, value string) func(*bedrockruntime.Options) {
-	return func(o *bedrockruntime.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Build.Add(middleware.BuildMiddlewareFunc("test-header-"+key, func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-				if req, ok := in.Request.(*smithyhttp.Request); ok {
-					req.Header.Set(key, value)
-				}
-				return next.HandleBuild(ctx, in)
-			}), middleware.After)
-		})
-	}
 }
 
 func userMessage(text string) []brtypes.Message {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -64,7 +66,7 @@ func TestGracefulDrain(t *testing.T) {
 	rs := redistest.Start(t)
 	up := newUpstream(t, sim.Options{})
 	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: capState(1_000_000, "strict")})
-	c := g.client(t, devAKID, devSecret, withHeader("X-Sim-Event-Delay", "20ms"))
+	c := g.client(t, devAKID, devSecret, sdktest.WithHeaders("X-Sim-Event-Delay", "20ms"))
 	out, err := c.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String("capped"), Messages: userMessage("drain me"),
 		InferenceConfig: &brtypes.InferenceConfiguration{MaxTokens: aws.Int32(20)}})
 	if err != nil {

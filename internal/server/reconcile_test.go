@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -63,9 +65,9 @@ func TestReconciliation(t *testing.T) {
 				var opts []func(*bedrockruntime.Options)
 				switch round {
 				case 1:
-					opts = append(opts, withHeader("X-Sim-Cache-Read-Tokens", fmt.Sprint(10+i)), withHeader("X-Sim-Cache-Write-Tokens", "3"))
+					opts = append(opts, sdktest.WithHeaders("X-Sim-Cache-Read-Tokens", fmt.Sprint(10+i)), sdktest.WithHeaders("X-Sim-Cache-Write-Tokens", "3"))
 				case 2:
-					opts = append(opts, withHeader("X-Sim-Output-Tokens", "5"))
+					opts = append(opts, sdktest.WithHeaders("X-Sim-Output-Tokens", "5"))
 				}
 				c := g.client(t, cl.akid, cl.secret, opts...)
 				// Non-streaming.
@@ -86,7 +88,7 @@ func TestReconciliation(t *testing.T) {
 				}
 				// A client that goes away after the first event: the gateway drains for usage.
 				actx, cancel := context.WithCancel(ctx)
-				slow := g.client(t, cl.akid, cl.secret, withHeader("X-Sim-Event-Delay", "2ms"))
+				slow := g.client(t, cl.akid, cl.secret, sdktest.WithHeaders("X-Sim-Event-Delay", "2ms"))
 				if out, err := slow.ConverseStream(actx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String("support"), Messages: userMessage("abort me"),
 					InferenceConfig: &brtypes.InferenceConfiguration{MaxTokens: aws.Int32(12)}}); err == nil {
 					<-out.GetStream().Events()
@@ -95,8 +97,8 @@ func TestReconciliation(t *testing.T) {
 				}
 				cancel()
 				// Upstream errors: refused before a response, and broken mid-stream.
-				_, _ = converse(ctx, g.client(t, cl.akid, cl.secret, withHeader("X-Sim-Fault", "throttle")), "support", 4)
-				if out, err := g.client(t, cl.akid, cl.secret, withHeader("X-Sim-Fault", "midstream")).ConverseStream(ctx,
+				_, _ = converse(ctx, g.client(t, cl.akid, cl.secret, sdktest.WithHeaders("X-Sim-Fault", "throttle")), "support", 4)
+				if out, err := g.client(t, cl.akid, cl.secret, sdktest.WithHeaders("X-Sim-Fault", "midstream")).ConverseStream(ctx,
 					&bedrockruntime.ConverseStreamInput{ModelId: aws.String("support"), Messages: userMessage("break")}); err == nil {
 					for range out.GetStream().Events() {
 					}

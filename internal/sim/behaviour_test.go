@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -115,13 +117,13 @@ func TestFaultsBeforeHeaders(t *testing.T) {
 	for _, tc := range tests {
 		_, err := client.InvokeModel(t.Context(), &bedrockruntime.InvokeModelInput{
 			ModelId: aws.String("meta.llama3-8b-instruct-v1:0"), Body: []byte(`{"prompt":"hi"}`),
-		}, withHeaders(HeaderFault, tc.fault))
+		}, sdktest.WithHeaders(HeaderFault, tc.fault))
 		if !tc.is(err) || statusOf(err) != tc.status {
 			t.Errorf("%s: got %v (status %d)", tc.fault, err, statusOf(err))
 		}
 		_, err = client.ConverseStream(t.Context(), &bedrockruntime.ConverseStreamInput{
 			ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-		}, withHeaders(HeaderFault, tc.fault))
+		}, sdktest.WithHeaders(HeaderFault, tc.fault))
 		if tc.fault != FaultMidstream && (!tc.is(err) || statusOf(err) != tc.status) {
 			t.Errorf("%s stream: got %v (status %d)", tc.fault, err, statusOf(err))
 		}
@@ -137,7 +139,7 @@ func TestFaultsBeforeHeaders(t *testing.T) {
 
 	_, err := client.Converse(t.Context(), &bedrockruntime.ConverseInput{
 		ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-	}, withHeaders(HeaderFault, "bogus"))
+	}, sdktest.WithHeaders(HeaderFault, "bogus"))
 	if _, ok := errors.AsType[*types.ValidationException](err); !ok {
 		t.Errorf("unknown fault: %v", err)
 	}
@@ -150,7 +152,7 @@ func TestFaultMidstream(t *testing.T) {
 
 	out, err := client.ConverseStream(t.Context(), &bedrockruntime.ConverseStreamInput{
 		ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-	}, withHeaders(HeaderFault, FaultMidstream))
+	}, sdktest.WithHeaders(HeaderFault, FaultMidstream))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func TestFaultMidstream(t *testing.T) {
 	for _, model := range []string{"anthropic.claude-3-haiku-20240307-v1:0", "amazon.titan-text-express-v1"} {
 		iout, err := client.InvokeModelWithResponseStream(t.Context(), &bedrockruntime.InvokeModelWithResponseStreamInput{
 			ModelId: aws.String(model), Body: []byte(`{"inputText":"hi","messages":[]}`),
-		}, withHeaders(HeaderFault, FaultMidstream))
+		}, sdktest.WithHeaders(HeaderFault, FaultMidstream))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,14 +201,14 @@ func TestFaultReset(t *testing.T) {
 
 		_, err := client.Converse(t.Context(), &bedrockruntime.ConverseInput{
 			ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-		}, withHeaders(HeaderFault, FaultReset))
+		}, sdktest.WithHeaders(HeaderFault, FaultReset))
 		if _, isAPI := errors.AsType[smithy.APIError](err); err == nil || isAPI {
 			t.Errorf("h2=%v converse: got %v, want a transport error", h2, err)
 		}
 
 		out, err := client.ConverseStream(t.Context(), &bedrockruntime.ConverseStreamInput{
 			ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-		}, withHeaders(HeaderFault, FaultReset))
+		}, sdktest.WithHeaders(HeaderFault, FaultReset))
 		if err != nil {
 			t.Fatalf("h2=%v: %v", h2, err)
 		}
@@ -283,7 +285,7 @@ func TestTotalsAcrossOperations(t *testing.T) {
 	out, err := client.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{
 		ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
 		Body:    []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":50,"messages":[{"role":"user","content":"a b c"}]}`),
-	}, withHeaders(HeaderCacheReadTokens, "10", HeaderCacheWriteTokens, "3", HeaderOutputTokens, "8"))
+	}, sdktest.WithHeaders(HeaderCacheReadTokens, "10", HeaderCacheWriteTokens, "3", HeaderOutputTokens, "8"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,7 @@ func TestTotalsAcrossOperations(t *testing.T) {
 	sout, err := client.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
 		ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
 		Body:    []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":50,"messages":[{"role":"user","content":"a b c d"}]}`),
-	}, withHeaders(HeaderCacheReadTokens, "5"))
+	}, sdktest.WithHeaders(HeaderCacheReadTokens, "5"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +313,7 @@ func TestTotalsAcrossOperations(t *testing.T) {
 
 	cout, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
 		ModelId: aws.String("meta.llama3-8b-instruct-v1:0"), Messages: []types.Message{userMessage("x")},
-	}, withHeaders(HeaderOutputTokens, "0"))
+	}, sdktest.WithHeaders(HeaderOutputTokens, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +418,7 @@ func TestLatency(t *testing.T) {
 	begin := time.Now()
 	out, err := client.ConverseStream(t.Context(), &bedrockruntime.ConverseStreamInput{
 		ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-	}, withHeaders(HeaderLatency, latency.String(), HeaderEventDelay, delay.String(), HeaderOutputTokens, "2"))
+	}, sdktest.WithHeaders(HeaderLatency, latency.String(), HeaderEventDelay, delay.String(), HeaderOutputTokens, "2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +444,7 @@ func TestClientGoesAway(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	out, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
 		ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: []types.Message{userMessage("hi")},
-	}, withHeaders(HeaderEventDelay, "1h"))
+	}, sdktest.WithHeaders(HeaderEventDelay, "1h"))
 	if err != nil {
 		t.Fatal(err)
 	}

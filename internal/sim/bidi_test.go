@@ -19,10 +19,10 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 )
 
 const (
@@ -98,33 +98,6 @@ func sonicText(text string) []byte {
 	return b
 }
 
-func sendChunk(ctx context.Context, s *bedrockruntime.InvokeModelWithBidirectionalStreamEventStream, native []byte) error {
-	return s.Send(ctx, &types.InvokeModelWithBidirectionalStreamInputMemberChunk{Value: types.BidirectionalInputPayloadPart{Bytes: native}})
-}
-
-// nextChunk waits for the next output chunk (nil when the stream ended).
-func nextChunk(t *testing.T, s *bedrockruntime.InvokeModelWithBidirectionalStreamEventStream) map[string]any {
-	t.Helper()
-	select {
-	case ev, ok := <-s.Events():
-		if !ok {
-			return nil
-		}
-		c, isChunk := ev.(*types.InvokeModelWithBidirectionalStreamOutputMemberChunk)
-		if !isChunk {
-			t.Fatalf("unexpected event %T", ev)
-		}
-		var doc map[string]any
-		if err := json.Unmarshal(c.Value.Bytes, &doc); err != nil {
-			t.Fatalf("output chunk %q: %v", c.Value.Bytes, err)
-		}
-		return doc
-	case <-time.After(10 * time.Second): // a deadlock guard, not a timing assertion
-		t.Fatal("no output event")
-		return nil
-	}
-}
-
 func TestBidiEchoWithSDK(t *testing.T) {
 	t.Parallel()
 	for _, verify := range []bool{false, true} {
@@ -146,15 +119,15 @@ func TestBidiEchoWithSDK(t *testing.T) {
 			defer stream.Close()
 			inputs := []string{"hello there", "how are you today", "bye"}
 			// An event without text (audio, say) is counted but not answered.
-			if err := sendChunk(ctx, stream, []byte(`{"event":{"audioInput":{"content":"AAAA"}}}`)); err != nil {
+			if err := bidisdk.Send(ctx, stream, []byte(`{"event":{"audioInput":{"content":"AAAA"}}}`)); err != nil {
 				t.Fatal(err)
 			}
 			for _, in := range inputs {
-				if err := sendChunk(ctx, stream, sonicText(in)); err != nil {
+				if err := bidisdk.Send(ctx, stream, sonicText(in)); err != nil {
 					t.Fatal(err)
 				}
 				// Full duplex: each answer arrives before the next input is sent.
-				doc := nextChunk(t, stream)
+				doc := bidisdk.Next(t, stream)
 				if got := jstr(doc, "event", "textOutput", "content"); got != in {
 					t.Fatalf("echo %q, want %q", got, in)
 				}
@@ -162,13 +135,13 @@ func TestBidiEchoWithSDK(t *testing.T) {
 			if err := stream.Writer.Close(); err != nil {
 				t.Fatal(err)
 			}
-			last := nextChunk(t, stream)
+			last := bidisdk.Next(t, stream)
 			if jstr(last, "event", "completionEnd", "stopReason") != "END_TURN" ||
 				jnum(last, "amazon-bedrock-invocationMetrics", "inputTokenCount") != 7 ||
 				jnum(last, "amazon-bedrock-invocationMetrics", "outputTokenCount") != 7 {
 				t.Fatalf("final chunk %v", last)
 			}
-			if doc := nextChunk(t, stream); doc != nil {
+			if doc := bidisdk.Next(t, stream); doc != nil {
 				t.Fatalf("event after the final chunk: %v", doc)
 			}
 			if err := stream.Err(); err != nil {
@@ -351,10 +324,10 @@ func TestBidiClientGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := out.GetStream()
-	if err := sendChunk(ctx, stream, sonicText("are you there")); err != nil {
+	if err := bidisdk.Send(ctx, stream, sonicText("are you there")); err != nil {
 		t.Fatal(err)
 	}
-	nextChunk(t, stream)
+	bidisdk.Next(t, stream)
 	cancel() // the handler now waits for input that never comes
 	stream.Close()
 

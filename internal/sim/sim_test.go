@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -52,15 +54,6 @@ func newClient(t *testing.T, url string, httpClient ...*http.Client) *bedrockrun
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   SDKHTTPClient(inner),
 	})
-}
-
-// withHeaders adds request headers (X-Sim-*) to one SDK call.
-func withHeaders(kv ...string) func(*bedrockruntime.Options) {
-	return func(o *bedrockruntime.Options) {
-		for i := 0; i+1 < len(kv); i += 2 {
-			o.APIOptions = append(o.APIOptions, smithyhttp.SetHeaderValue(kv[i], kv[i+1]))
-		}
-	}
 }
 
 func rawHeader(t *testing.T, md middleware.Metadata) http.Header {
@@ -353,7 +346,7 @@ func TestConverse(t *testing.T) {
 		if tc.maxTokens != nil {
 			in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: tc.maxTokens}
 		}
-		out, err := client.Converse(t.Context(), in, withHeaders(tc.headers...))
+		out, err := client.Converse(t.Context(), in, sdktest.WithHeaders(tc.headers...))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -421,7 +414,7 @@ func TestConverseStream(t *testing.T) {
 	out, err := client.ConverseStream(t.Context(), &bedrockruntime.ConverseStreamInput{
 		ModelId:  aws.String("amazon.nova-lite-v1:0"),
 		Messages: []types.Message{userMessage("one two three four")},
-	}, withHeaders(HeaderCacheReadTokens, "2"))
+	}, sdktest.WithHeaders(HeaderCacheReadTokens, "2"))
 	if err != nil {
 		t.Fatal(err)
 	}
