@@ -29,6 +29,7 @@ type Metrics struct {
 	storeErrors      *prometheus.CounterVec
 	inflight         prometheus.Gauge
 	storeDegraded    prometheus.Gauge
+	storePersistence *optionalGauge
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
 
@@ -87,6 +88,8 @@ func NewMetrics(opts Options) *Metrics {
 	m.storeDegraded = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gateway_store_degraded", Help: "1 while the quota store is unreachable and fail_open entitlements run on local limits.",
 	})
+	m.storePersistence = newOptionalGauge("gateway_store_persistence_enabled",
+		"1 when every Redis server keeps its data across a restart (AOF or RDB snapshots), 0 when one does not; absent when Redis does not show its configuration.")
 	m.snapshotVersion = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gateway_state_version", Help: "Version of the state snapshot this replica serves from.",
 	})
@@ -98,7 +101,7 @@ func NewMetrics(opts Options) *Metrics {
 	}
 	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
 		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
-		m.snapshotVersion, m.upstreamFailures,
+		m.snapshotVersion, m.upstreamFailures, m.storePersistence,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -214,6 +217,19 @@ func (m *Metrics) SetStoreDegraded(degraded bool) {
 		m.storeDegraded.Set(1)
 	} else {
 		m.storeDegraded.Set(0)
+	}
+}
+
+// SetStorePersistence records whether Redis keeps its data across a restart;
+// known false removes the series (the settings could not be read).
+func (m *Metrics) SetStorePersistence(known, enabled bool) {
+	switch {
+	case !known:
+		m.storePersistence.unset()
+	case enabled:
+		m.storePersistence.set(1)
+	default:
+		m.storePersistence.set(0)
 	}
 }
 

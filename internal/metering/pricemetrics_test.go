@@ -33,3 +33,42 @@ gateway_price_usd_per_million_tokens{model="us.anthropic.claude-3-5-haiku-202410
 		t.Error("registering prices twice succeeded")
 	}
 }
+
+// gateway_store_persistence_enabled is absent until known, then 0 or 1, and
+// absent again when it can no longer be read.
+func TestStorePersistenceGauge(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(Options{})
+	read := func() (float64, bool) {
+		fams, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "gateway_store_persistence_enabled" {
+				return f.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	steps := []struct {
+		known, enabled bool
+		want           float64
+		present        bool
+	}{
+		{false, false, 0, false},
+		{true, false, 0, true},
+		{true, true, 1, true},
+		{false, true, 0, false},
+	}
+	if _, ok := read(); ok {
+		t.Fatal("present before any check")
+	}
+	for i, s := range steps {
+		m.SetStorePersistence(s.known, s.enabled)
+		v, ok := read()
+		if ok != s.present || v != s.want {
+			t.Fatalf("step %d: got %v present=%v, want %v present=%v", i, v, ok, s.want, s.present)
+		}
+	}
+}

@@ -73,6 +73,7 @@ type Server struct {
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
+	embeddedRedis  bool
 }
 
 // Current implements proxy.Snapshots.
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 			return nil, err
 		}
 		s.rdb = rdb
+		s.embeddedRedis = cfg.RedisURL == ""
 		s.closers = append(s.closers, stop)
 	}
 
@@ -423,6 +425,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.watchDegraded(degradedCtx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchQuotaRemaining(degradedCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchPersistence(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
