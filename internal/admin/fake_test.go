@@ -124,7 +124,7 @@ const testToken = "test-admin-token-0123456789"
 
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-// seedYAML is a valid state: the DESIGN example with its secret inline.
+// seedYAML is a valid state: the documented example with its secret inline.
 const seedYAML = `
 organization:
   id: o-exampleorg1

@@ -6,7 +6,7 @@ import (
 )
 
 // EstimateMode chooses how the input side of a request is estimated before the
-// call (DESIGN.md §4).
+// call (see the README, Quotas).
 type EstimateMode uint8
 
 const (

@@ -25,7 +25,7 @@ const (
 	GroupByModel       = "model"
 )
 
-// CSVHeader is the usage report's CSV header (a contract: DESIGN.md §5).
+// CSVHeader is the usage report's CSV header (a public contract: finance tools parse it).
 const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd"
 
 // TotalMonth is the month column of the CSV totals row: a value no real

@@ -125,7 +125,7 @@ func (v *validator) organization() {
 		v.add(item, "root %q is not a root ID (r- and 4 to 32 lowercase letters or digits)", o.Root)
 	}
 	// The hub need not be listed among the accounts: it shares models but is
-	// not necessarily a consumer of them (DESIGN's own example omits it).
+	// not necessarily a consumer of them (the documented example omits it).
 	if !IsAccountID(o.HubAccount) {
 		v.add(item, "hub_account %q is not a 12-digit account ID", o.HubAccount)
 	}
