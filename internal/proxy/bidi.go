@@ -82,8 +82,10 @@ func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Requ
 	stopDrain := context.AfterFunc(r.Context(), func() {
 		drain.Store(time.AfterFunc(h.opts.DrainTimeout, func() { cancel(errDrainTimeout) }))
 	})
+	stopCut := h.watchCut(cancel)
 	defer func() {
 		stopDrain()
+		stopCut()
 		if t := drain.Load(); t != nil {
 			t.Stop()
 		}
@@ -131,7 +133,7 @@ func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Requ
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Flush() // the client may wait for the headers before it sends
-	abort := h.copyBidi(w, resp.Body, c, p)
+	abort := h.copyBidi(upCtx, w, resp.Body, c, p)
 	switch {
 	case c.hasUsage || p.forwarded.Load() > 0:
 		h.settle(ctx, c) // the estimate when the usage is unknown
@@ -324,7 +326,7 @@ func (p *bidiPump) stop() {
 // copyStream does, and ends it with an exception frame when the caller's chain
 // broke or the upstream failed mid-stream. It reports whether the client's
 // stream must be aborted.
-func (h *Handler) copyBidi(w *responseWriter, body io.Reader, c *call, p *bidiPump) (abort bool) {
+func (h *Handler) copyBidi(upCtx context.Context, w *responseWriter, body io.Reader, c *call, p *bidiPump) (abort bool) {
 	f := newFrameForwarder(w, c.route.Op)
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
@@ -350,6 +352,9 @@ func (h *Handler) copyBidi(w *responseWriter, body io.Reader, c *call, p *bidiPu
 	switch be := p.failure.Load(); {
 	case be != nil:
 		end = be
+	case cutByShutdown(upCtx):
+		h.opts.Metrics.UpstreamFailure("shutdown")
+		end = bedrock.Unavailable(shutdownMessage)
 	case !errors.Is(readErr, io.EOF) || len(f.carry) > 0:
 		h.opts.Metrics.UpstreamFailure("reset")
 		h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", readErr, "held_back_bytes", len(f.carry))

@@ -25,8 +25,10 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 	stop := context.AfterFunc(r.Context(), func() {
 		drain.Store(time.AfterFunc(h.opts.DrainTimeout, func() { cancel(errDrainTimeout) }))
 	})
+	stopCut := h.watchCut(cancel)
 	defer func() {
 		stop()
+		stopCut()
 		if t := drain.Load(); t != nil {
 			t.Stop()
 		}
@@ -70,7 +72,7 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 	w.WriteHeader(http.StatusOK)
 	abort := false
 	if c.route.Op.Streaming() && isEventStream(resp.Header) {
-		abort = h.copyStream(w, resp, c)
+		abort = h.copyStream(upCtx, w, resp, c)
 	} else {
 		var keep *bytes.Buffer
 		if c.route.Op == bedrock.OpConverse {
@@ -98,6 +100,9 @@ func (h *Handler) forward(ctx context.Context, w *responseWriter, r *http.Reques
 // client's error: a header timeout, the client gone, or the upstream unreachable.
 func (h *Handler) roundTripError(upCtx context.Context, w *responseWriter, r *http.Request, c *call, err error) error {
 	switch cause := context.Cause(upCtx); {
+	case errors.Is(cause, errShuttingDown):
+		h.opts.Metrics.UpstreamFailure("shutdown")
+		return bedrock.Unavailable(shutdownMessage)
 	case errors.Is(cause, errHeaderTimeout):
 		h.opts.Metrics.UpstreamFailure("timeout")
 		return bedrock.ModelTimeout("The model did not respond in time.")
@@ -153,7 +158,7 @@ func (h *Handler) copyPlain(w *responseWriter, resp *http.Response, c *call, kee
 // exception frame: Go's SDK would otherwise take a cut-off stream for a complete one.
 // It reports whether the client's stream must be aborted (never, today: kept for
 // a malformed upstream stream, which is passed through as it is).
-func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (abort bool) {
+func (h *Handler) copyStream(upCtx context.Context, w *responseWriter, resp *http.Response, c *call) (abort bool) {
 	f := newFrameForwarder(w, c.route.Op)
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
@@ -169,13 +174,19 @@ func (h *Handler) copyStream(w *responseWriter, resp *http.Response, c *call) (a
 			continue
 		}
 		if !errors.Is(err, io.EOF) || len(f.carry) > 0 {
-			h.opts.Metrics.UpstreamFailure("reset")
-			h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(f.carry))
+			msg := "The upstream stream ended unexpectedly."
+			if cutByShutdown(upCtx) {
+				msg = shutdownMessage
+				h.opts.Metrics.UpstreamFailure("shutdown")
+			} else {
+				h.opts.Metrics.UpstreamFailure("reset")
+				h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(f.carry))
+			}
 			if !w.clientGone {
 				if f.split.bad {
 					abort = true
 				} else {
-					_, _ = w.Write(bedrock.EncodeExceptionFrame(bedrock.Unavailable("The upstream stream ended unexpectedly.")))
+					_, _ = w.Write(bedrock.EncodeExceptionFrame(bedrock.Unavailable(msg)))
 					w.Flush()
 				}
 			}

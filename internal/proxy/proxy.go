@@ -88,6 +88,10 @@ type Handler struct {
 	bufs     sync.Pool
 	prop     propagation.TraceContext
 	inflight atomic.Int64
+	// cut is cancelled by CutStreams at the shutdown deadline (shutdown.go).
+	cut      context.Context
+	cutAll   context.CancelCauseFunc
+	cutCount atomic.Int64
 }
 
 // New builds a Handler.
@@ -131,6 +135,7 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{opts: opts, signer: v4.NewSigner(), upstream: *opts.Upstream}
 	h.upstream.Path, h.upstream.RawPath = "", ""
 	h.reqIDs.init()
+	h.cut, h.cutAll = context.WithCancelCause(context.Background())
 	// One copy buffer per response in flight; 16 KiB carries a typical JSON
 	// answer in one read and is far larger than a stream event.
 	h.bufs.New = func() any { b := make([]byte, 16<<10); return &b }

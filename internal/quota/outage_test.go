@@ -132,6 +132,12 @@ func TestSpillRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A call still running at Close (cut at the shutdown deadline) settles
+	// late: with Redis down its settlement goes to the spill file too.
+	late, err := l.Reserve(ctx, Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 50, FailOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if err := l.Close(cctx); err != nil {
@@ -145,8 +151,14 @@ func TestSpillRoundTrip(t *testing.T) {
 	if err != nil || len(items) != 3 {
 		t.Fatalf("spill holds %d items (%v), want 3", len(items), err)
 	}
-	if err := l.Settle(ctx, &Reservation{ID: "late"}, 1, bedrock.Usage{}); !errors.Is(err, ErrClosed) {
-		t.Errorf("settle after close: %v, want ErrClosed", err)
+	if err := l.Settle(ctx, late, 5, bedrock.Usage{InputTokens: 3, OutputTokens: 2}); err != nil {
+		t.Errorf("settle after close with a spill file: %v, want it spilled", err)
+	}
+	if data, err = os.ReadFile(spill); err != nil {
+		t.Fatal(err)
+	}
+	if items, err = decodeSpill(data); err != nil || len(items) != 4 {
+		t.Fatalf("spill holds %d items (%v) after the late settlement, want 4", len(items), err)
 	}
 
 	s.Restart()
@@ -157,7 +169,7 @@ func TestSpillRoundTrip(t *testing.T) {
 	}
 	flush(t, l2)
 	got := ledgerRow(t, l2, month, ent, acct, "m")
-	if got.Requests != 2 || got.Errors != 1 || got.InputTokens != 60 || got.OutputTokens != 20 {
+	if got.Requests != 3 || got.Errors != 1 || got.InputTokens != 63 || got.OutputTokens != 22 {
 		t.Errorf("ledger after reload %+v", got)
 	}
 	if len(alerts) != 1 || alerts[0].Threshold != 1 {
@@ -200,4 +212,30 @@ func TestStartDegraded(t *testing.T) {
 	s.Restart()
 	waitFor(t, 10*time.Second, "healthy after the server started", l.Healthy)
 	mustReserve(t, l, Request{Entitlement: "start", Account: acct, Caps: []Cap{{Level: LevelAccount, Target: acct, Limit: 5}}, Tokens: 5})
+}
+
+// A settlement arriving after Close while Redis answers is written at once,
+// not dropped: a call cut at the shutdown deadline still reaches the ledger.
+func TestSettleAfterCloseWritten(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t)
+	c := singleClient(t, s)
+	l := newTestLimiter(t, c, Options{})
+	ctx := context.Background()
+	ent := "late-write"
+	r, err := l.Reserve(ctx, Request{Entitlement: ent, Account: acct, Model: "m", Tokens: 10,
+		Caps: []Cap{{Level: LevelEntitlement, Target: ent, Limit: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Settle(ctx, r, 7, bedrock.Usage{InputTokens: 4, OutputTokens: 3}); err != nil {
+		t.Fatalf("settle after close: %v", err)
+	}
+	got := ledgerRow(t, l, r.Month, ent, acct, "m")
+	if got.Requests != 1 || got.InputTokens != 4 || got.OutputTokens != 3 {
+		t.Errorf("ledger %+v, want the late settlement", got)
+	}
 }

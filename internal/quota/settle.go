@@ -87,6 +87,9 @@ func (l *Limiter) newSettlement(r *Reservation, kind string, counted int64, usag
 // submit queues s, or writes it now when the queue is full; it never drops it.
 func (l *Limiter) submit(ctx context.Context, s *settlement) error {
 	ok, err := l.enqueue(ctx, s, false)
+	if errors.Is(err, ErrClosed) {
+		return l.submitClosed(ctx, s)
+	}
 	if ok || err != nil {
 		return err
 	}
@@ -99,10 +102,32 @@ func (l *Limiter) submit(ctx context.Context, s *settlement) error {
 	if ok {
 		return nil
 	}
-	if errors.Is(err, ErrClosed) && l.opts.SpillFile != "" {
-		return l.spill([]*settlement{s})
+	if errors.Is(err, ErrClosed) {
+		return l.submitClosed(ctx, s)
 	}
 	return err
+}
+
+// submitClosed handles a settlement that arrives after Close (a call cut at
+// the shutdown deadline that finished late): written now when Redis answers,
+// else spilled, else logged with its figures, never dropped silently.
+func (l *Limiter) submitClosed(ctx context.Context, s *settlement) error {
+	err := l.writeOne(ctx, s)
+	if err == nil {
+		return nil
+	}
+	if l.opts.SpillFile != "" {
+		if serr := l.spill([]*settlement{s}); serr == nil {
+			l.log.Warn("quota settlement after shutdown spilled", "entitlement", s.Entitlement, "id", s.ID, "spill_file", l.opts.SpillFile)
+			return nil
+		} else {
+			err = errors.Join(err, serr)
+		}
+	}
+	l.log.Error("quota settlement after shutdown lost: Redis unreachable and no --spill-file",
+		"entitlement", s.Entitlement, "account", s.Account, "model", s.Model, "id", s.ID, "kind", s.Kind,
+		"counted_tokens", s.Counted, "input_tokens", s.Usage.InputTokens, "output_tokens", s.Usage.OutputTokens, "error", err)
+	return fmt.Errorf("%w: %w", ErrClosed, err)
 }
 
 // enqueue puts s on the queue, waiting for room (bounded by ctx) when wait is set.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -111,4 +112,47 @@ func ledgerRows(t *testing.T, rs *redistest.Server, entitlement string) string {
 		b.WriteString(k + "=" + v + " ")
 	}
 	return b.String()
+}
+
+// TestShutdownCutsLongStream: a stream still running at --shutdown-timeout is
+// ended with a serviceUnavailableException event (the SDK reports an error,
+// not a clean end), its reservation is settled before the gateway exits, and
+// the gateway says what it cut.
+func TestShutdownCutsLongStream(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: capState(1_000_000, "strict"),
+		args: []string{"--shutdown-timeout", "500ms"}})
+	// 400 output tokens a second apart: far longer than the shutdown timeout.
+	c := g.client(t, devAKID, devSecret, sdktest.WithHeaders("X-Sim-Event-Delay", "1s"))
+	out, err := c.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String("capped"), Messages: userMessage("a long answer"),
+		InferenceConfig: &brtypes.InferenceConfiguration{MaxTokens: aws.Int32(400)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := out.GetStream().Events()
+	<-events
+	g.cancel()
+	var gotMeta bool
+	for ev := range events {
+		if _, ok := ev.(*brtypes.ConverseStreamOutputMemberMetadata); ok {
+			gotMeta = true
+		}
+	}
+	err = out.GetStream().Err()
+	var unavailable *brtypes.ServiceUnavailableException
+	if gotMeta || !errors.As(err, &unavailable) || !strings.Contains(unavailable.ErrorMessage(), "shutting down") {
+		t.Fatalf("cut stream: metadata=%v err=%v, want a ServiceUnavailableException saying the gateway is shutting down", gotMeta, err)
+	}
+	if err := <-g.done; err != nil {
+		t.Fatal(err)
+	}
+	g.done <- nil // for the cleanup's stop()
+	if rows := ledgerRows(t, rs, "capped"); !strings.Contains(rows, "|requests=1") {
+		t.Fatalf("the cut call was not settled before exit: %s", rows)
+	}
+	if n := g.proxy.Cut(); n != 1 {
+		t.Errorf("calls cut = %d, want 1", n)
+	}
 }

@@ -443,8 +443,7 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.data.Shutdown(shutdownCtx); err != nil {
-		s.log.Warn("data listener did not drain in time", "error", err)
-		_ = s.data.Close()
+		s.cutInflight()
 	}
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelClose()
