@@ -19,7 +19,7 @@ func TestUsageFromInvokeHeaders(t *testing.T) {
 			"X-Amzn-Bedrock-Input-Token-Count": "7", "X-Amzn-Bedrock-Output-Token-Count": "126",
 			"X-Amzn-Bedrock-Cache-Read-Input-Token-Count": "14486", "X-Amzn-Bedrock-Cache-Write-Input-Token-Count": "2238",
 			"X-Amzn-Bedrock-Invocation-Latency": "4069",
-		}, Usage{7, 126, 14486, 2238}, true},
+		}, Usage{InputTokens: 7, OutputTokens: 126, CacheReadTokens: 14486, CacheWriteTokens: 2238}, true},
 		{"lower-case names", map[string]string{"x-amzn-bedrock-input-token-count": "3", "x-amzn-bedrock-output-token-count": "4"}, Usage{InputTokens: 3, OutputTokens: 4}, true},
 		{"input only (embeddings)", map[string]string{"X-Amzn-Bedrock-Input-Token-Count": "12"}, Usage{InputTokens: 12}, true},
 		{"output only", map[string]string{"X-Amzn-Bedrock-Output-Token-Count": "0"}, Usage{}, true},
@@ -53,7 +53,7 @@ func TestUsageFromConverseBody(t *testing.T) {
 		want Usage
 		ok   bool
 	}{
-		{"full", converseResponse, Usage{12, 34, 5, 6}, true},
+		{"full", converseResponse, Usage{InputTokens: 12, OutputTokens: 34, CacheReadTokens: 5, CacheWriteTokens: 6}, true},
 		{"no cache", `{"output":{},"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}`, Usage{InputTokens: 1, OutputTokens: 2}, true},
 		{"whitespace", " {\n \"usage\" :\t{ \"outputTokens\" : 2 , \"inputTokens\" : 1 } } \n", Usage{InputTokens: 1, OutputTokens: 2}, true},
 		{"usage first, nested usage later ignored", `{"usage":{"inputTokens":1,"outputTokens":2},"output":{"usage":{"inputTokens":9,"outputTokens":9}}}`, Usage{InputTokens: 1, OutputTokens: 2}, true},

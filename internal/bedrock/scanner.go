@@ -49,6 +49,7 @@ type StreamScanner struct {
 	hasUsage   bool
 	partial    Usage // best-effort usage from Anthropic chunks
 	hasPartial bool
+	textBytes  int64 // generated text seen (outputseen.go)
 
 	excType, excMsg string
 	hasExc          bool
@@ -258,8 +259,11 @@ func exceptionMessage(payload []byte) string {
 func (s *StreamScanner) event(eventType, payload []byte) {
 	switch s.op {
 	case OpConverseStream:
-		if string(eventType) == "metadata" {
+		switch string(eventType) {
+		case "metadata":
 			s.metadataEvent(payload)
+		case "contentBlockDelta":
+			s.textBytes += generatedTextBytes(payload, maxTextDepth)
 		}
 	case OpInvokeModelWithResponseStream, OpInvokeModelWithBidirectionalStream:
 		if string(eventType) == "chunk" {
@@ -314,6 +318,7 @@ func (s *StreamScanner) chunkEvent(payload []byte) {
 		return
 	}
 	chunk := s.decoded[:n]
+	s.textBytes += generatedTextBytes(chunk, maxTextDepth)
 	switch {
 	case bytes.Contains(chunk, markInvocationMetrics):
 		s.metricsChunk(chunk)
@@ -414,6 +419,14 @@ func (s *StreamScanner) PartialUsage() (Usage, bool) {
 		return s.usage, true
 	}
 	return s.partial, s.hasPartial
+}
+
+// OutputSeen estimates the output tokens generated so far, for a stream that
+// ends without its usage: Anthropic's own cumulative count when its chunks
+// carried one (message_start reports only the first token, so the larger of
+// the two wins), else the generated text seen, converted with TokensForBytes.
+func (s *StreamScanner) OutputSeen() int64 {
+	return max(s.partial.OutputTokens, TokensForBytes(s.textBytes))
 }
 
 // Exception returns the first exception or error frame seen: typ is the

@@ -6,6 +6,14 @@ type Usage struct {
 	OutputTokens     int64 `json:"output_tokens"`
 	CacheReadTokens  int64 `json:"cache_read_tokens"`
 	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	// Estimated marks usage Bedrock did not report (a stream that broke, a
+	// client gone past the drain timeout, a shutdown): the input estimate plus
+	// the output seen, charged and recorded as such.
+	Estimated bool `json:"estimated,omitempty"`
+	// Failed marks a call whose upstream failed after its response had
+	// started (a mid-stream exception or break): settled, and counted as an
+	// error in the ledger too.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Total is input plus output tokens (cache tokens are reported separately by

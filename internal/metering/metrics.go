@@ -32,6 +32,7 @@ type Metrics struct {
 	storePersistence *optionalGauge
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
+	usageEstimated   *prometheus.CounterVec
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
 
@@ -96,12 +97,16 @@ func NewMetrics(opts Options) *Metrics {
 	m.upstreamFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_upstream_failures_total", Help: "Upstream calls that failed before or during the response, by reason.",
 	}, []string{"reason"})
+	m.usageEstimated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_usage_estimated_total",
+		Help: "Requests whose usage Bedrock did not report (a stream that broke, a client gone past the drain timeout, a shutdown), charged and counted in gateway_tokens_total as the input estimate plus the output seen.",
+	}, []string{"entitlement"})
 	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}
 	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
 		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
-		m.snapshotVersion, m.upstreamFailures, m.storePersistence,
+		m.snapshotVersion, m.upstreamFailures, m.storePersistence, m.usageEstimated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -159,6 +164,9 @@ func (m *Metrics) Observe(r Request) {
 	}
 	if r.HasUsage {
 		m.AddTokens(r.Entitlement, r.Team, account, r.Model, r.Usage)
+		if r.Usage.Estimated {
+			m.usageEstimated.WithLabelValues(r.Entitlement).Inc()
+		}
 	}
 }
 

@@ -26,7 +26,7 @@ const (
 )
 
 // CSVHeader is the usage report's CSV header (a public contract: finance tools parse it).
-const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd"
+const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests"
 
 // TotalMonth is the month column of the CSV totals row: a value no real
 // month (YYYY-MM) can take, so the row cannot be mistaken for a group.
@@ -117,13 +117,17 @@ type ReportRow struct {
 	Entitlement string `json:"entitlement,omitempty"`
 	Model       string `json:"model,omitempty"`
 	// Requests counts settled requests; Errors counts admitted requests whose
-	// upstream call failed without a charge (not part of the CSV).
-	Requests         int64 `json:"requests"`
-	Errors           int64 `json:"errors"`
-	InputTokens      int64 `json:"input_tokens"`
-	OutputTokens     int64 `json:"output_tokens"`
-	CacheReadTokens  int64 `json:"cache_read_tokens"`
-	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	// upstream call failed (before the response: no charge; mid-stream: also
+	// settled, so in Requests too); not part of the CSV. EstimatedRequests
+	// counts settled requests whose usage Bedrock did not report: their tokens
+	// are the input estimate plus the output seen.
+	Requests          int64 `json:"requests"`
+	Errors            int64 `json:"errors"`
+	EstimatedRequests int64 `json:"estimated_requests"`
+	InputTokens       int64 `json:"input_tokens"`
+	OutputTokens      int64 `json:"output_tokens"`
+	CacheReadTokens   int64 `json:"cache_read_tokens"`
+	CacheWriteTokens  int64 `json:"cache_write_tokens"`
 	// TotalTokens is the sum of the four token types.
 	TotalTokens int64  `json:"total_tokens"`
 	CostUSD     Micros `json:"cost_usd"`
@@ -132,6 +136,7 @@ type ReportRow struct {
 func (r *ReportRow) add(o ReportRow) {
 	r.Requests += o.Requests
 	r.Errors += o.Errors
+	r.EstimatedRequests += o.EstimatedRequests
 	r.InputTokens += o.InputTokens
 	r.OutputTokens += o.OutputTokens
 	r.CacheReadTokens += o.CacheReadTokens
@@ -232,7 +237,7 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 			unpriced[l.Model] = true
 		}
 		line := ReportRow{
-			Requests: l.Requests, Errors: l.Errors,
+			Requests: l.Requests, Errors: l.Errors, EstimatedRequests: l.Estimated,
 			InputTokens: l.InputTokens, OutputTokens: l.OutputTokens,
 			CacheReadTokens: l.CacheReadTokens, CacheWriteTokens: l.CacheWriteTokens,
 			TotalTokens: l.InputTokens + l.OutputTokens + l.CacheReadTokens + l.CacheWriteTokens,
@@ -323,5 +328,6 @@ func csvRecord(month string, r ReportRow) []string {
 	i := strconv.FormatInt
 	return []string{month, r.Team, r.Account, r.Entitlement, r.Model,
 		i(r.Requests, 10), i(r.InputTokens, 10), i(r.OutputTokens, 10),
-		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String()}
+		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String(),
+		i(r.EstimatedRequests, 10)}
 }

@@ -176,37 +176,37 @@ func TestUsageCSV(t *testing.T) {
 		by   string
 		want string
 	}{
-		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908
-2026-10,platform,,,,1,100,100,0,0,200,0.000030
-total,,,,,19,1012486,250781,3,7,1263277,1.800945
+		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
 `},
-		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908
-2026-10,platform,,,,1,100,100,0,0,200,0.000030
-total,,,,,19,1012486,250781,3,7,1263277,1.800945
+		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
 `},
-		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
-2026-10,,111111111111,,,1,100,100,0,0,200,0.000030
-2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007
-2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908
-2026-10,,999999999999,,,1,40,2,0,0,42,0.000000
-total,,,,,19,1012486,250781,3,7,1263277,1.800945
+		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,0
+2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
 `},
-		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
-2026-10,,,copy,,7,12485,780,0,0,13265,0.000933
-2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012
-total,,,,,19,1012486,250781,3,7,1263277,1.800945
+		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,0
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
 `},
-		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd
-2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933
-2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000
-2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012
-total,,,,,19,1012486,250781,3,7,1263277,1.800945
+		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
+2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0
+2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0
+2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,0
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
 `},
 	}
 	for _, tt := range tests {
@@ -273,7 +273,7 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 	ledger := &fakeLedger{rows: testLedgerRows()}
 	r := newTestReports(t, ledger)
 	got := csvOf(t, r, "2026-11", "model")
-	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000\n"
+	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000,0\n"
 	if got != want {
 		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
 	}
@@ -306,7 +306,7 @@ func TestUsageExtraEntitlements(t *testing.T) {
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
 	})
 	got := csvOf(t, r, "2026-10", "entitlement")
-	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000\n") {
+	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0\n") {
 		t.Errorf("deleted entitlement missing:\n%s", got)
 	}
 	r = NewReports(ReportOptions{
@@ -351,13 +351,13 @@ func TestRenderTable(t *testing.T) {
 	}
 	want := `Usage for 2026-10 by account
 
-ACCOUNT       NAME         REQUESTS  ERRORS    INPUT  OUTPUT  CACHE READ  CACHE WRITE  TOTAL TOKENS  COST USD
-111111111111  hub                 1       0      100     100           0            0           200  0.000030
-222222222222  support-bot        10       1  1000000  250000           3            7       1250010  1.800007
-333333333333  ds-lab              7       0    12346     679           0            0         13025  0.000908
-999999999999                      1       0       40       2           0            0            42  0.000000
--------------------------------------------------------------------------------------------------------------
-TOTAL                            19       1  1012486  250781           3            7       1263277  1.800945
+ACCOUNT       NAME         REQUESTS  ERRORS  ESTIMATED    INPUT  OUTPUT  CACHE READ  CACHE WRITE  TOTAL TOKENS  COST USD
+111111111111  hub                 1       0          0      100     100           0            0           200  0.000030
+222222222222  support-bot        10       1          0  1000000  250000           3            7       1250010  1.800007
+333333333333  ds-lab              7       0          0    12346     679           0            0         13025  0.000908
+999999999999                      1       0          0       40       2           0            0            42  0.000000
+------------------------------------------------------------------------------------------------------------------------
+TOTAL                            19       1          0  1012486  250781           3            7       1263277  1.800945
 
 No price configured (counted at 0 USD): cohere.command-r-v1:0
 `

@@ -15,8 +15,8 @@ func RenderTable(w io.Writer, rep *Report) error {
 	if rep.GroupBy == GroupByAccount {
 		head = append(head, "NAME")
 	}
-	head = append(head, "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "TOTAL TOKENS", "COST USD")
-	textCols := len(head) - 8
+	head = append(head, "REQUESTS", "ERRORS", "ESTIMATED", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "TOTAL TOKENS", "COST USD")
+	textCols := len(head) - 9
 	cells := [][]string{head}
 	for _, r := range rep.Rows {
 		cells = append(cells, tableRow(rep.GroupBy, r))
@@ -80,6 +80,6 @@ func tableRow(groupBy string, r ReportRow) []string {
 		row = append(row, r.Model)
 	}
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
-	return append(row, i(r.Requests), i(r.Errors), i(r.InputTokens), i(r.OutputTokens),
+	return append(row, i(r.Requests), i(r.Errors), i(r.EstimatedRequests), i(r.InputTokens), i(r.OutputTokens),
 		i(r.CacheReadTokens), i(r.CacheWriteTokens), i(r.TotalTokens), r.CostUSD.String())
 }

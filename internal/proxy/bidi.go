@@ -345,8 +345,10 @@ func (h *Handler) copyBidi(upCtx context.Context, w *responseWriter, body io.Rea
 	// The upstream is done: so is the session. Stop reading the caller.
 	p.stop()
 	c.usage, c.hasUsage = f.scanner.Usage()
+	c.outputSeen = f.scanner.OutputSeen()
 	if typ, _, ok := f.scanner.Exception(); ok {
 		c.errType = typ
+		c.upstreamFailed = true
 	}
 	var end *bedrock.Error
 	switch be := p.failure.Load(); {
@@ -356,6 +358,7 @@ func (h *Handler) copyBidi(upCtx context.Context, w *responseWriter, body io.Rea
 		h.opts.Metrics.UpstreamFailure("shutdown")
 		end = bedrock.Unavailable(shutdownMessage)
 	case !errors.Is(readErr, io.EOF) || len(f.carry) > 0:
+		c.upstreamFailed = true
 		h.opts.Metrics.UpstreamFailure("reset")
 		h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", readErr, "held_back_bytes", len(f.carry))
 		if f.split.bad {

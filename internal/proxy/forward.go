@@ -126,10 +126,13 @@ func (h *Handler) copyPlain(w *responseWriter, resp *http.Response, c *call, kee
 	bufp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bufp)
 	buf := *bufp
+	var seen int64
+	defer func() { c.outputSeen = bedrock.TokensForBytes(seen) }()
 	for {
 		t := time.Now()
 		n, err := resp.Body.Read(buf)
 		c.upstream += time.Since(t)
+		seen += int64(n)
 		if n > 0 {
 			_, _ = w.Write(buf[:n])
 			if keep != nil && keep.Len()+n <= maxUsageBody {
@@ -175,10 +178,14 @@ func (h *Handler) copyStream(upCtx context.Context, w *responseWriter, resp *htt
 		}
 		if !errors.Is(err, io.EOF) || len(f.carry) > 0 {
 			msg := "The upstream stream ended unexpectedly."
-			if cutByShutdown(upCtx) {
+			switch {
+			case cutByShutdown(upCtx):
 				msg = shutdownMessage
 				h.opts.Metrics.UpstreamFailure("shutdown")
-			} else {
+			case errors.Is(context.Cause(upCtx), errDrainTimeout):
+				h.opts.Metrics.UpstreamFailure("client_gone")
+			default:
+				c.upstreamFailed = true
 				h.opts.Metrics.UpstreamFailure("reset")
 				h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", err, "held_back_bytes", len(f.carry))
 			}
@@ -195,8 +202,16 @@ func (h *Handler) copyStream(upCtx context.Context, w *responseWriter, resp *htt
 		break
 	}
 	c.usage, c.hasUsage = f.scanner.Usage()
-	if typ, _, ok := f.scanner.Exception(); ok && c.errType == "" {
-		c.errType = typ
+	c.outputSeen = f.scanner.OutputSeen()
+	if p, ok := f.scanner.PartialUsage(); ok {
+		c.partialInput = p.InputTokens
+	}
+	if typ, _, ok := f.scanner.Exception(); ok {
+		c.upstreamFailed = true
+		if c.errType == "" {
+			c.errType = typ
+		}
+		h.opts.Metrics.UpstreamFailure("midstream_exception")
 	}
 	return abort
 }

@@ -159,9 +159,18 @@ type call struct {
 	estimate  bedrock.Estimate
 	usage     bedrock.Usage
 	hasUsage  bool
-	upstream  time.Duration // time spent waiting on the upstream
-	quotaNote string
-	errType   string
+	// outputSeen estimates the output generated when the usage is unknown;
+	// partialInput is an input count the stream itself reported (Anthropic's
+	// message_start), 0 when none.
+	outputSeen   int64
+	partialInput int64
+	// upstreamFailed: the upstream failed after the response started (an
+	// exception frame or a broken stream), as opposed to the client leaving
+	// or the gateway shutting down.
+	upstreamFailed bool
+	upstream       time.Duration // time spent waiting on the upstream
+	quotaNote      string
+	errType        string
 }
 
 func (c *call) entitlementName() string {

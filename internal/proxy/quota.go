@@ -91,17 +91,36 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 // settle charges the reservation with the exact usage, or with the estimate when
 // the upstream's usage could not be learned.
 func (h *Handler) settle(ctx context.Context, c *call) {
+	if !c.route.Op.Generates() {
+		return
+	}
+	estimated := !c.hasUsage
+	if estimated {
+		// What the call consumed as far as the gateway can tell: the input
+		// estimate (or the input count the stream reported) plus the output
+		// seen, never the whole reservation. The metrics, the access log and
+		// the ledger record the same figures, marked estimated.
+		in, out := c.estimate.Input, c.outputSeen
+		if c.partialInput > 0 {
+			in = c.partialInput
+		}
+		if c.route.Op == bedrock.OpInvokeModelWithBidirectionalStream {
+			// A session's input (speech) cannot be measured as it passes:
+			// the whole reservation stays charged.
+			out = max(c.estimate.Output, c.outputSeen)
+		}
+		c.usage, c.hasUsage = bedrock.Usage{InputTokens: in, OutputTokens: out, Estimated: true}, true
+	}
+	c.usage.Failed = c.upstreamFailed
 	if c.ticket == nil {
 		return
 	}
 	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "quota.settle")
 	defer span.End()
 	count := c.decision.Entitlement.Limits.Count
-	if c.hasUsage {
-		c.ticket.Settle(ctx, counted(count, c.usage.InputTokens, c.usage.OutputTokens), c.usage)
-		c.quotaNote = "settled"
-	} else {
-		c.ticket.Settle(ctx, counted(count, c.estimate.Input, c.estimate.Output), bedrock.Usage{})
+	c.ticket.Settle(ctx, counted(count, c.usage.InputTokens, c.usage.OutputTokens), c.usage)
+	c.quotaNote = "settled"
+	if estimated {
 		c.quotaNote = "charged_estimate"
 	}
 	c.ticket = nil

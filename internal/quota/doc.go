@@ -25,7 +25,9 @@
 // The ledger counts a request in `requests` only when it is settled; a
 // released reservation (the upstream call failed) counts one in `errors` and
 // nothing in `requests`. A call that was admitted and charged (for example a
-// client that went away) is settled, so it counts as a request.
+// client that went away) is settled, so it counts as a request. A settlement
+// whose usage Bedrock did not report also counts one in `estimated`, and one
+// whose upstream failed mid-stream one in `errors` as well.
 //
 // # Keys
 //

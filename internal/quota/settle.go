@@ -155,6 +155,19 @@ func (l *Limiter) enqueue(ctx context.Context, s *settlement, wait bool) (bool, 
 	}
 }
 
+// kindFlags is the settle script's kind argument: the kind, then 'e' when the
+// usage was estimated and 'x' when the call failed mid-stream.
+func (s *settlement) kindFlags() string {
+	k := s.Kind
+	if s.Kind == kindSettle && s.Usage.Estimated {
+		k += "e"
+	}
+	if s.Kind == kindSettle && s.Usage.Failed {
+		k += "x"
+	}
+	return k
+}
+
 // settleCall builds the keys and arguments of the settle script for s.
 func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 	k := l.keysFor(s.Entitlement)
@@ -164,7 +177,7 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 		keys = append(keys, k.capHash(s.Month, c), k.capZset(s.Month, c))
 	}
 	args := make([]any, 0, 15+4*len(s.Caps))
-	args = append(args, l.offsetMs.Load(), s.ID, s.Kind, s.Counted, ledgerPrefix(s.Account, s.Model),
+	args = append(args, l.offsetMs.Load(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model),
 		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
 		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
 		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps))

@@ -4,7 +4,8 @@
 -- KEYS[4] TPM GCRA key, then per cap c two keys at 4 + (c-1)*2 + {1,2}: the cap
 -- hash and its reservation zset.
 --
--- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release), 4 counted,
+-- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release; a settle may be
+-- followed by 'e': usage estimated, and 'x': the call failed mid-stream), 4 counted,
 -- 5 ledger field prefix "<account>|<model>|", 6 input, 7 output, 8 cache_read,
 -- 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms, 12 marker ttl ms,
 -- 13 tpm (0: no true-up), 14 reserved tokens, 15 C, then per cap:
@@ -17,7 +18,9 @@ if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[12]) then
 end
 
 local id = ARGV[2]
-local settle = ARGV[3] == 's'
+local settle = string.sub(ARGV[3], 1, 1) == 's'
+local estimated = settle and string.find(ARGV[3], 'e', 2, true) ~= nil
+local failed = settle and string.find(ARGV[3], 'x', 2, true) ~= nil
 local counted = tonumber(ARGV[4])
 local C = tonumber(ARGV[15])
 local cap_expire = ARGV[11]
@@ -65,6 +68,12 @@ if settle then
     if v ~= 0 then
       redis.call('HINCRBY', ledger, p .. names[i], v)
     end
+  end
+  if estimated then
+    redis.call('HINCRBY', ledger, p .. 'estimated', 1)
+  end
+  if failed then
+    redis.call('HINCRBY', ledger, p .. 'errors', 1)
   end
 else
   first = redis.call('HINCRBY', ledger, p .. 'errors', 1) == 1

@@ -73,6 +73,8 @@ func toInt64(v []any, i int) int64 {
 type LedgerRow struct {
 	Month, Entitlement, Account, Model                                             string
 	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
+	// Estimated counts the settled requests whose usage was estimated.
+	Estimated int64
 }
 
 // Ledger returns the month's ledger rows of the given entitlements, sorted by
@@ -115,6 +117,8 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 				r.Requests += n
 			case "errors":
 				r.Errors += n
+			case "estimated":
+				r.Estimated += n
 			case "input":
 				r.InputTokens += n
 			case "output":

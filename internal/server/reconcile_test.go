@@ -29,6 +29,7 @@ const reconcileState = baseState + `
 entitlements:
   - {name: support, model: "` + haiku + `", limits: {monthly_tokens: 100000000}, shares: [{target: o-testorg0001}]}
   - {name: nova, model: amazon.nova-lite-v1:0, limits: {account_monthly_tokens: 100000000}, shares: [{target: ou-ab12-platform}, {target: ou-ab12-ds000001}]}
+  - {name: breaks, model: "` + haiku + `", limits: {monthly_tokens: 100000000}, shares: [{target: o-testorg0001}]}
 `
 
 const reconcilePrices = `prices:
@@ -40,7 +41,9 @@ const reconcilePrices = `prices:
 // streaming and not, three accounts and teams, two entitlements, cache tokens,
 // client aborts and upstream errors) and checks that the ledger, the Prometheus
 // counters and the usage report all equal, token for token, what the
-// simulator reported.
+// simulator reported. Streams broken mid-way (entitlement breaks) have no
+// reported usage: they are charged as estimated, and counted as errors, in
+// the ledger, the metrics and the report alike.
 func TestReconciliation(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -99,7 +102,7 @@ func TestReconciliation(t *testing.T) {
 				// Upstream errors: refused before a response, and broken mid-stream.
 				_, _ = converse(ctx, g.client(t, cl.akid, cl.secret, sdktest.WithHeaders("X-Sim-Fault", "throttle")), "support", 4)
 				if out, err := g.client(t, cl.akid, cl.secret, sdktest.WithHeaders("X-Sim-Fault", "midstream")).ConverseStream(ctx,
-					&bedrockruntime.ConverseStreamInput{ModelId: aws.String("support"), Messages: userMessage("break")}); err == nil {
+					&bedrockruntime.ConverseStreamInput{ModelId: aws.String("breaks"), Messages: userMessage("break")}); err == nil {
 					for range out.GetStream().Events() {
 					}
 				}
@@ -125,6 +128,22 @@ func TestReconciliation(t *testing.T) {
 	if ledger != want {
 		t.Errorf("ledger %+v, simulator %+v", ledger, want)
 	}
+	// The broken streams: estimated, marked, and errors too.
+	rows, err := g.Limiter().Ledger(ctx, time.Now().UTC().Format("2006-01"), []string{"breaks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broken bedrock.Usage
+	var brokenReq, brokenEst, brokenErr int64
+	for _, r := range rows {
+		broken = broken.Add(bedrock.Usage{InputTokens: r.InputTokens, OutputTokens: r.OutputTokens})
+		brokenReq, brokenEst, brokenErr = brokenReq+r.Requests, brokenEst+r.Estimated, brokenErr+r.Errors
+	}
+	if brokenReq != 9 || brokenEst != 9 || brokenErr != 9 || broken.InputTokens == 0 || broken.OutputTokens == 0 {
+		t.Errorf("broken streams in the ledger: %+v requests=%d estimated=%d errors=%d, want 9 each and input and output seen", broken, brokenReq, brokenEst, brokenErr)
+	}
+	exact := want
+	want = want.Add(broken)
 
 	// 2. The Prometheus counters.
 	mfs, err := g.Metrics().Registry.Gather()
@@ -178,16 +197,16 @@ func TestReconciliation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[0] != "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd" ||
+	if lines[0] != "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests" ||
 		!strings.HasPrefix(lines[len(lines)-1], "total,") || len(lines) != 5 {
 		t.Errorf("CSV report:\n%s", out.String())
 	}
 	wantTotal := fmt.Sprintf(",%d,%d,%d,%d,%d,", want.InputTokens, want.OutputTokens, want.CacheReadTokens, want.CacheWriteTokens,
 		want.InputTokens+want.OutputTokens+want.CacheReadTokens+want.CacheWriteTokens)
-	if !strings.Contains(lines[len(lines)-1], wantTotal) {
-		t.Errorf("CSV totals %q do not carry %q", lines[len(lines)-1], wantTotal)
+	if !strings.Contains(lines[len(lines)-1], wantTotal) || !strings.HasSuffix(lines[len(lines)-1], ",9") {
+		t.Errorf("CSV totals %q do not carry %q and 9 estimated requests", lines[len(lines)-1], wantTotal)
 	}
-	t.Logf("reconciled %+v across the ledger, Prometheus and the report", want)
+	t.Logf("reconciled %+v exact and %+v estimated across the ledger, Prometheus and the report", exact, broken)
 }
 
 func label(m *dto.Metric, name string) string {
