@@ -142,8 +142,19 @@ func TestSpillRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	items, err := decodeSpill(data)
-	if err != nil || len(items) != 3 {
-		t.Fatalf("spill holds %d items (%v), want 3", len(items), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// When the first reserve timed out rather than failed to connect, the
+	// release of whatever it may have reserved is queued (and spilled) too.
+	orphans := 0
+	for _, s := range items {
+		if s.Kind == kindOrphan {
+			orphans++
+		}
+	}
+	if len(items)-orphans != 3 {
+		t.Fatalf("spill holds %d settlements (and %d orphan releases), want 3", len(items)-orphans, orphans)
 	}
 	if err := l.Settle(ctx, &Reservation{ID: "late"}, 1, bedrock.Usage{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("settle after close: %v, want ErrClosed", err)
