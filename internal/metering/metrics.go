@@ -31,6 +31,8 @@ type Metrics struct {
 	storeDegraded    prometheus.Gauge
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
+	// reservationsExpired counts settlements whose reservation had expired.
+	reservationsExpired *prometheus.CounterVec
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
 
@@ -93,6 +95,11 @@ func NewMetrics(opts Options) *Metrics {
 	m.upstreamFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_upstream_failures_total", Help: "Upstream calls that failed before or during the response, by reason.",
 	}, []string{"reason"})
+	m.reservationsExpired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_reservations_expired_total",
+		Help: "Calls settled after their quota reservation had expired (the cap did not hold their tokens throughout; the usage is still charged).",
+	}, []string{"entitlement"})
+	reg.MustRegister(m.reservationsExpired)
 	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}
@@ -204,6 +211,12 @@ func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc(
 
 // UpstreamFailure counts a failed upstream call (reason: unreachable, timeout, reset, client_gone).
 func (m *Metrics) UpstreamFailure(reason string) { m.upstreamFailures.WithLabelValues(reason).Inc() }
+
+// ReservationExpired counts a call settled after its reservation expired; it
+// fits quota.Options.OnReservationExpired.
+func (m *Metrics) ReservationExpired(entitlement string) {
+	m.reservationsExpired.WithLabelValues(entitlement).Inc()
+}
 
 // Inflight returns the in-flight gauge.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }
