@@ -147,9 +147,10 @@ type Options struct {
 	Location *time.Location
 	// Prefix starts every key; default "gw". It must not contain '{' or '}'.
 	Prefix string
-	// ReservationTTL is how long an unsettled reservation holds tokens before
-	// later script runs purge it; default 15m. It must exceed the longest
-	// request plus settlement delay.
+	// ReservationTTL is how long a reservation holds tokens once its replica
+	// stops refreshing it (a crash, a stall, a lost Redis); later script runs
+	// and Status purge it then. In-flight reservations are refreshed every
+	// RefreshInterval, so it need not exceed the longest request. Default 15m.
 	ReservationTTL time.Duration
 	// Grace keeps cap and alert keys after the end of their month; default 35 days.
 	Grace time.Duration
