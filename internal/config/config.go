@@ -98,7 +98,7 @@ func (c *Serve) Settings() []Setting {
 		{"upstream-idle-timeout", "90s", "idle upstream keep-alive connections are closed after this", false, &c.IdleTimeout},
 		{"drain-timeout", "60s", "after a client disconnects mid-stream, how long the gateway keeps reading upstream to learn the exact usage", false, &c.DrainTimeout},
 		{"shutdown-timeout", "120s", "on SIGTERM, how long in-flight requests and streams may take to finish", false, &c.ShutdownTimeout},
-		{"reservation-ttl", "15m", "how long an unsettled quota reservation holds tokens (must exceed the longest request)", false, &c.ReservationTTL},
+		{"reservation-ttl", "15m", "how long a quota reservation holds tokens after its replica stops refreshing it (a crash); in-flight calls keep theirs, extended every TTL/3", false, &c.ReservationTTL},
 		{"spill-file", "", "file where queued usage is written on shutdown while Redis is unreachable (reloaded at start)", false, &c.SpillFile},
 		{"fail-open-rate", "50", "requests per second one replica admits for fail_open entitlements while Redis is unreachable", false, &c.FailOpenRate},
 		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},

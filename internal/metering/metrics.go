@@ -33,6 +33,8 @@ type Metrics struct {
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
 	usageEstimated   *prometheus.CounterVec
+	// reservationsExpired counts settlements whose reservation had expired.
+	reservationsExpired *prometheus.CounterVec
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
 
@@ -101,6 +103,11 @@ func NewMetrics(opts Options) *Metrics {
 		Name: "gateway_usage_estimated_total",
 		Help: "Requests whose usage Bedrock did not report (a stream that broke, a client gone past the drain timeout, a shutdown), charged and counted in gateway_tokens_total as the input estimate plus the output seen.",
 	}, []string{"entitlement"})
+	m.reservationsExpired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_reservations_expired_total",
+		Help: "Calls settled after their quota reservation had expired (the cap did not hold their tokens throughout; the usage is still charged).",
+	}, []string{"entitlement"})
+	reg.MustRegister(m.reservationsExpired)
 	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}
@@ -215,6 +222,12 @@ func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc(
 
 // UpstreamFailure counts a failed upstream call (reason: unreachable, timeout, reset, client_gone).
 func (m *Metrics) UpstreamFailure(reason string) { m.upstreamFailures.WithLabelValues(reason).Inc() }
+
+// ReservationExpired counts a call settled after its reservation expired; it
+// fits quota.Options.OnReservationExpired.
+func (m *Metrics) ReservationExpired(entitlement string) {
+	m.reservationsExpired.WithLabelValues(entitlement).Inc()
+}
 
 // Inflight returns the in-flight gauge.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }

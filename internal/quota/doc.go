@@ -14,11 +14,27 @@
 // expired reservations, checks used+reserved+tokens <= limit for every cap and
 // the GCRA rate limits, and then reserves in all caps or in none.
 //
+// A reservation holds until its call settles or releases, however long the
+// call runs: the limiter tracks its in-flight reservations and every
+// RefreshInterval (ReservationTTL/3) extends their expiry scores in one
+// pipelined round trip (one script per entitlement, so one slot each), only
+// for members still present, so a settled or purged reservation never comes
+// back. ReservationTTL thus only bounds what a crashed replica leaves behind;
+// Status purges expired reservations before reading, so reports stop counting
+// them when the TTL is up.
+//
+// A reserve that fails with an unknown outcome (a timeout, a caller gone
+// mid-call) may still run in Redis later. Its release is queued like a
+// settlement (kind "o": no ledger entry, spilled at Close like the rest): it
+// removes the reservation if present and leaves the settled marker, which
+// makes a reserve script arriving later reserve nothing.
+//
 // Settle replaces the reservation with the exact usage, updates the ledger and
 // claims newly crossed alert thresholds, all in one script, exactly once per
 // reservation ID: a settled-marker key (TTL 2×ReservationTTL) makes retries
 // harmless, and a reservation that already expired still has its usage
-// counted (the tokens were consumed). Release removes a reservation without
+// counted (the tokens were consumed); such a settlement is logged and
+// reported through Options.OnReservationExpired. Release removes a reservation without
 // charge. Settlements are queued and written by one worker goroutine in
 // batched pipelines of EVALSHA; a full queue makes Settle write synchronously.
 //
@@ -48,7 +64,8 @@
 //
 // Connection errors and timeouts (not script errors, which are bugs: they are
 // logged and fail closed) mark the limiter degraded; while degraded it does not
-// call Redis on the request path and the worker probes Redis until it answers.
+// call Redis on the request path and the worker probes Redis every
+// ProbeInterval until it answers, then writes what is queued at once.
 // Fail-closed requests get ErrStoreUnavailable. Fail-open requests are admitted
 // under a per-replica token bucket (Reservation.Degraded, no Redis reservation,
 // month from the replica's clock) while the settlement queue has room; their

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,4 +152,65 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// fakeClock drives the background loops' timers: they fire only when the
+// test advances it, so no test waits on (or guesses) the wall clock.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Duration
+	waiters []*fakeTimer
+}
+
+type fakeTimer struct {
+	at, d time.Duration
+	c     chan time.Time
+}
+
+func (f *fakeClock) after(d time.Duration) (<-chan time.Time, func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := &fakeTimer{at: f.now + d, d: d, c: make(chan time.Time, 1)}
+	f.waiters = append(f.waiters, w)
+	return w.c, func() { f.remove(w) }
+}
+
+func (f *fakeClock) remove(w *fakeTimer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, o := range f.waiters {
+		if o == w {
+			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// advance moves the clock on by d and fires every timer now due.
+func (f *fakeClock) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now += d
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.at <= f.now {
+			w.c <- time.Time{}
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	f.waiters = kept
+}
+
+// waiting counts the timers of duration d not fired yet.
+func (f *fakeClock) waiting(d time.Duration) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, w := range f.waiters {
+		if w.d == d {
+			n++
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,6 +26,12 @@ func (k keys) tpm(account string) string  { return k.base + "tpm:" + account }
 func (k keys) ledger(month string) string { return k.base + "ledger:" + month }
 func (k keys) alerts(month string) string { return k.base + "alerts:" + month }
 func (k keys) settled(id string) string   { return k.base + "settled:" + id }
+
+// reservationMember is a reservation's member in its caps' zsets: the tokens
+// ride along so a purge needs no lookup per member.
+func reservationMember(id string, tokens int64) string {
+	return id + ":" + strconv.FormatInt(tokens, 10)
+}
 
 // month is one calendar month in the configured zone.
 type month struct {

@@ -148,8 +148,19 @@ func TestSpillRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	items, err := decodeSpill(data)
-	if err != nil || len(items) != 3 {
-		t.Fatalf("spill holds %d items (%v), want 3", len(items), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// When the first reserve timed out rather than failed to connect, the
+	// release of whatever it may have reserved is queued (and spilled) too.
+	orphans := 0
+	for _, s := range items {
+		if s.Kind == kindOrphan {
+			orphans++
+		}
+	}
+	if len(items)-orphans != 3 {
+		t.Fatalf("spill holds %d settlements (and %d orphan releases), want 3", len(items)-orphans, orphans)
 	}
 	if err := l.Settle(ctx, late, 5, bedrock.Usage{InputTokens: 3, OutputTokens: 2}); err != nil {
 		t.Errorf("settle after close with a spill file: %v, want it spilled", err)
@@ -157,8 +168,8 @@ func TestSpillRoundTrip(t *testing.T) {
 	if data, err = os.ReadFile(spill); err != nil {
 		t.Fatal(err)
 	}
-	if items, err = decodeSpill(data); err != nil || len(items) != 4 {
-		t.Fatalf("spill holds %d items (%v) after the late settlement, want 4", len(items), err)
+	if items, err = decodeSpill(data); err != nil || len(items)-orphans != 4 {
+		t.Fatalf("spill holds %d settlements (%v) after the late settlement, want 4", len(items)-orphans, err)
 	}
 
 	s.Restart()

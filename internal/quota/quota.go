@@ -147,9 +147,10 @@ type Options struct {
 	Location *time.Location
 	// Prefix starts every key; default "gw". It must not contain '{' or '}'.
 	Prefix string
-	// ReservationTTL is how long an unsettled reservation holds tokens before
-	// later script runs purge it; default 15m. It must exceed the longest
-	// request plus settlement delay.
+	// ReservationTTL is how long a reservation holds tokens once its replica
+	// stops refreshing it (a crash, a stall, a lost Redis); later script runs
+	// and Status purge it then. In-flight reservations are refreshed every
+	// RefreshInterval, so it need not exceed the longest request. Default 15m.
 	ReservationTTL time.Duration
 	// Grace keeps cap and alert keys after the end of their month; default 35 days.
 	Grace time.Duration
@@ -172,15 +173,27 @@ type Options struct {
 	SpillFile string
 	// BatchSize is settlements per pipeline; default 128.
 	BatchSize int
-	// ProbeInterval is how often the worker pings Redis while degraded;
-	// default 250ms.
+	// ProbeInterval is how often the worker pings Redis while degraded; the
+	// first answer wakes the settlement worker at once. Default 100ms.
 	ProbeInterval time.Duration
+	// RefreshInterval is how often the expiry of this replica's in-flight
+	// reservations is extended (one pipelined round trip for all of them), so
+	// a reservation holds for as long as its call runs; default
+	// ReservationTTL/3. The TTL then only bounds what a crashed replica leaves.
+	RefreshInterval time.Duration
+	// OnReservationExpired is called when a settlement finds that its
+	// reservation had expired (and been purged) before it was written: the
+	// usage is still charged, but the cap did not hold those tokens for the
+	// whole call. From the goroutine that wrote it; it should not block. May be nil.
+	OnReservationExpired func(entitlement string)
 	// UsageStreamMaxLen, when positive, also appends one event per settled or
 	// released request to the Redis Stream "<prefix>:usage-events", trimmed to
 	// about this many entries, for billing pipelines to read with consumer
 	// groups. The ledger stays the record: events are written after the
 	// settlement, at least once (dedupe on "id"), and dropped when Redis fails.
 	UsageStreamMaxLen int64
+
+	clock clock // timers of the background loops; tests drive them
 }
 
 // ledgerRetention keeps ledger keys for this long after the end of their month.
@@ -194,6 +207,17 @@ type Limiter struct {
 	reserve *redis.Script
 	settle  *redis.Script
 	local   *rate.Limiter
+
+	status        *redis.Script
+	refreshScript *redis.Script
+	// held lists this replica's reservations still to settle, for the refresher.
+	heldMu        sync.Mutex
+	held          map[string]held
+	refreshKick   chan struct{} // Redis answers again: refresh now
+	refreshStop   chan struct{}
+	refreshDone   chan struct{}
+	refreshRounds atomic.Int64  // refresh passes done, for tests
+	up            chan struct{} // Redis answers again: the worker retries at once
 
 	healthy atomic.Bool
 	wake    chan struct{} // tells an idle worker to start probing
@@ -224,6 +248,9 @@ var reserveLua string
 
 //go:embed settle.lua
 var settleLua string
+
+//go:embed status.lua
+var statusLua string
 
 // New validates opts, loads the scripts (starting degraded if Redis is
 // unreachable), re-queues any spilled settlements and starts the worker.
@@ -265,7 +292,13 @@ func New(opts Options) (*Limiter, error) {
 		opts.BatchSize = 128
 	}
 	if opts.ProbeInterval <= 0 {
-		opts.ProbeInterval = 250 * time.Millisecond
+		opts.ProbeInterval = 100 * time.Millisecond
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = opts.ReservationTTL / 3
+	}
+	if opts.clock == nil {
+		opts.clock = wallClock{}
 	}
 	l := &Limiter{
 		opts:     opts,
@@ -279,6 +312,14 @@ func New(opts Options) (*Limiter, error) {
 		stopping: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+
+		status:        redis.NewScript(statusLua),
+		refreshScript: redis.NewScript(refreshLua),
+		held:          map[string]held{},
+		refreshKick:   make(chan struct{}, 1),
+		refreshStop:   make(chan struct{}),
+		refreshDone:   make(chan struct{}),
+		up:            make(chan struct{}, 1),
 	}
 	l.healthy.Store(true)
 	if err := l.loadScripts(context.Background()); err != nil {
@@ -298,6 +339,7 @@ func New(opts Options) (*Limiter, error) {
 		l.backlog = items
 	}
 	go l.work()
+	go l.refreshLoop()
 	return l, nil
 }
 
@@ -305,7 +347,7 @@ func New(opts Options) (*Limiter, error) {
 func (l *Limiter) Healthy() bool { return l.healthy.Load() }
 
 func (l *Limiter) loadScripts(ctx context.Context) error {
-	for _, s := range []*redis.Script{l.reserve, l.settle} {
+	for _, s := range []*redis.Script{l.reserve, l.settle, l.status, l.refreshScript} {
 		cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 		err := s.Load(cctx, l.client).Err()
 		cancel()
@@ -329,6 +371,14 @@ func (l *Limiter) markDown(op string, err error) {
 func (l *Limiter) markUp() {
 	if !l.healthy.Swap(true) {
 		l.log.Info("quota store reachable again")
+		// Queued settlements are written and reservations extended now, not
+		// after a backoff or a refresh interval.
+		for _, c := range []chan struct{}{l.up, l.refreshKick} {
+			select {
+			case c <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 

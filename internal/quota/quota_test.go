@@ -49,6 +49,10 @@ func TestCore(t *testing.T) {
 		{"AlertsOncePerThreshold", testAlertsOnce},
 		{"ScriptErrorIsNotOutage", testScriptErrorNotOutage},
 		{"NoScriptRecovery", testNoScriptRecovery},
+		{"RefreshHoldsLongCall", testRefreshHoldsLongCall},
+		{"RefreshNeverResurrects", testRefreshNeverResurrects},
+		{"StatusIgnoresExpired", testStatusIgnoresExpired},
+		{"OrphanRelease", testOrphanRelease},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

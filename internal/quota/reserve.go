@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // monthMissError means Redis time fell in none of the candidate months: the
@@ -39,24 +42,40 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error
 		// The worker probes Redis while degraded; requests do not wait on it.
 		return l.admitDegraded(req, id)
 	}
-	r, err := l.reserveOnce(ctx, req, id, candidates(l.now(), l.opts.Location))
+	cands := candidates(l.now(), l.opts.Location)
+	r, err := l.reserveOnce(ctx, req, id, cands)
 	var miss *monthMissError
 	if errors.As(err, &miss) {
 		l.log.Warn("replica clock far from Redis time", "redis_time", miss.now, "local_time", l.now())
-		r, err = l.reserveOnce(ctx, req, id, candidates(miss.now, l.opts.Location))
+		cands = candidates(miss.now, l.opts.Location)
+		r, err = l.reserveOnce(ctx, req, id, cands)
 	}
 	var capErr *CapExceededError
 	var rateErr *RateLimitedError
 	switch {
 	case err == nil:
+		l.track(r)
 		l.markUp()
 		return r, nil
 	case errors.As(err, &capErr), errors.As(err, &rateErr):
 		l.markUp()
 		return nil, err
 	case ctx.Err() != nil:
+		if mayHaveRun(err) {
+			// The caller left before the reply, not necessarily before the script ran.
+			l.releaseOrphan(req, id, cands)
+		}
 		return nil, fmt.Errorf("reserving quota: %w", ctx.Err())
 	case isUnreachable(err):
+		if mayHaveRun(err) {
+			// A timeout does not say the script did not run: it may run later,
+			// when Redis catches up, and hold tokens nobody settles.
+			l.releaseOrphan(req, id, cands)
+			// A fresh ID: the queued release marks this one released for good.
+			if id, err = newID(); err != nil {
+				return nil, fmt.Errorf("reserving quota: %w", err)
+			}
+		}
 		l.markDown("reserve", err)
 		return l.admitDegraded(req, id)
 	default:
@@ -68,13 +87,14 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error
 func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands []month) (*Reservation, error) {
 	k := l.keysFor(req.Entitlement)
 	nc := len(req.Caps)
-	keys := make([]string, 0, 2+2*nc*len(cands))
+	keys := make([]string, 0, 3+2*nc*len(cands))
 	keys = append(keys, k.rpm(req.Account), k.tpm(req.Account))
 	for _, m := range cands {
 		for _, c := range req.Caps {
 			keys = append(keys, k.capHash(m.key, c), k.capZset(m.key, c))
 		}
 	}
+	keys = append(keys, k.settled(id))
 	args := make([]any, 0, 9+3*len(cands)+nc)
 	args = append(args, l.offsetMs.Load(), id, req.Tokens, req.RequestsPerMinute, req.TokensPerMinute,
 		l.opts.ReservationTTL.Milliseconds(), l.opts.Grace.Milliseconds(), len(cands), nc)
@@ -136,8 +156,47 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 		return nil, &RateLimitedError{Limit: which, RetryAfter: time.Duration(vals[2]) * time.Millisecond}
 	case 3: // the local clock is far off
 		return nil, &monthMissError{now: time.UnixMilli(vals[1])}
+	case 4: // released before it ran: only a late script gets here
+		return nil, errors.New("reservation released before it was made")
 	}
 	return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+}
+
+// mayHaveRun tells whether a failed call may still have reached Redis: false
+// when it was never sent (no connection could be made or taken from the
+// pool, the client was closed) or Redis refused it with a reply.
+func mayHaveRun(err error) bool {
+	var opErr *net.OpError
+	var rerr redis.Error
+	switch {
+	case errors.As(err, &opErr) && opErr.Op == "dial",
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
+		errors.As(err, &rerr):
+		return false
+	}
+	return true
+}
+
+// releaseOrphan queues the idempotent release of a reservation whose reserve
+// script may or may not have run (a timeout, a caller gone mid-call): it is
+// written once Redis answers, removes the reservation if present in any
+// candidate month, and marks the ID released so a script still on its way
+// reserves nothing. No ledger entry: the request never ran.
+func (l *Limiter) releaseOrphan(req Request, id string, cands []month) {
+	if len(req.Caps) == 0 {
+		return // nothing would be held
+	}
+	for _, m := range cands {
+		s := &settlement{Kind: kindOrphan, ID: id, Entitlement: req.Entitlement, Account: req.Account,
+			Model: req.Model, Month: m.key, MonthEnd: m.end, Caps: req.Caps, Tokens: req.Tokens,
+			TPM: req.TokensPerMinute}
+		// Never wait on the request path: unreleased, it still expires after the TTL.
+		if ok, err := l.enqueue(context.Background(), s, false); !ok {
+			l.log.Warn("could not queue the release of a reservation whose reserve timed out; it expires after the reservation TTL",
+				"entitlement", req.Entitlement, "id", id, "err", err)
+			return
+		}
+	}
 }
 
 // admitDegraded decides a request while Redis is unreachable.

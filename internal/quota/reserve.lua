@@ -4,7 +4,9 @@
 -- KEYS[1] RPM GCRA key, KEYS[2] TPM GCRA key, then for each candidate month m
 -- (1..M) and cap c (1..C) two keys at 2 + ((m-1)*C + (c-1))*2 + {1,2}:
 -- the cap hash (used, reserved) and the cap's reservation zset
--- ("<id>:<tokens>" -> expiry ms).
+-- ("<id>:<tokens>" -> expiry ms). The last key is the reservation's settled
+-- marker: set when a reserve that timed out on the replica was released, so
+-- the same script arriving late reserves nothing.
 --
 -- ARGV: 1 offset_ms, 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms, 7 grace_ms,
 -- 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
@@ -14,6 +16,10 @@
 --   {1, cap_index, used, reserved, limit, month_index}          a cap is spent
 --   {2, which (1 rpm, 2 tpm), retry_after_ms}                   rate limited
 --   {3, now_ms}                                                 no candidate month holds now
+--   {4}                                                         already released (nobody waits for it)
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then
+  return {4}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 

@@ -12,6 +12,9 @@ import (
 const (
 	kindSettle  = "s"
 	kindRelease = "r"
+	// kindOrphan releases a reservation whose reserve timed out on the replica
+	// (the script may have run anyway): no ledger entry, see releaseOrphan.
+	kindOrphan = "o"
 )
 
 // settlement is one queued Settle or Release; it is self-contained (it is
@@ -29,6 +32,9 @@ type settlement struct {
 	Usage       bedrock.Usage `json:"usage"`
 	Tokens      int64         `json:"tokens"`        // reserved estimate
 	TPM         int64         `json:"tpm,omitempty"` // tokens per minute limit to refund against; 0 = none
+	// Held is set when the reservation was made in Redis (not a fail-open
+	// admission), so one missing at settlement had expired.
+	Held bool `json:"held,omitempty"`
 
 	barrier chan struct{} // Flush marker: closed once everything before it is written
 }
@@ -80,7 +86,7 @@ func (l *Limiter) newSettlement(r *Reservation, kind string, counted int64, usag
 	return &settlement{
 		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Model: r.req.Model,
 		Month: r.Month, MonthEnd: r.monthEnd, Caps: r.req.Caps, Counted: counted, Usage: usage,
-		Tokens: r.Tokens, TPM: r.req.TokensPerMinute,
+		Tokens: r.Tokens, TPM: r.req.TokensPerMinute, Held: !r.Degraded,
 	}
 }
 
@@ -176,11 +182,15 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 	for _, c := range s.Caps {
 		keys = append(keys, k.capHash(s.Month, c), k.capZset(s.Month, c))
 	}
-	args := make([]any, 0, 15+4*len(s.Caps))
+	held := 0
+	if s.Held {
+		held = 1
+	}
+	args := make([]any, 0, 16+4*len(s.Caps))
 	args = append(args, l.offsetMs.Load(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model),
 		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
 		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
-		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps))
+		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps), held)
 	for _, c := range s.Caps {
 		args = append(args, c.Limit, string(c.Level)+":"+c.Target, len(c.Thresholds))
 		for _, t := range c.Thresholds {
@@ -207,17 +217,37 @@ func (l *Limiter) writeOne(ctx context.Context, s *settlement) error {
 	return err
 }
 
-// handleSettled reads a settle script reply and reports the alerts it claimed.
+// handleSettled reads a settle script reply and reports the alerts it
+// claimed and a reservation found expired. The settlement is written (or
+// dropped as a bug) when it returns no outage error, so the refresher lets go
+// of its reservation.
 func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) error {
 	vals, err := result()
 	if err != nil {
+		if !isUnreachable(err) && !isNoScript(err) {
+			l.untrack(s.ID)
+		}
 		return err
 	}
+	l.untrack(s.ID)
 	if len(vals) == 0 {
 		return fmt.Errorf("%w: empty settle reply", errBadResult)
 	}
 	if (len(vals)-1)%3 != 0 {
 		return fmt.Errorf("%w: settle returned %v", errBadResult, vals)
+	}
+	switch status, _ := vals[0].(int64); {
+	case s.Kind == kindOrphan && status == 1:
+		l.log.Warn("released a reservation left by a reserve that timed out", "entitlement", s.Entitlement,
+			"id", s.ID, "tokens", s.Tokens, "month", s.Month)
+	case status == 2:
+		// The cap did not hold these tokens for the whole call: other
+		// requests may have been admitted against them.
+		l.log.Warn("quota reservation had expired before its call settled; usage charged anyway",
+			"entitlement", s.Entitlement, "id", s.ID, "kind", s.Kind, "reserved", s.Tokens, "counted", s.Counted)
+		if l.opts.OnReservationExpired != nil {
+			l.opts.OnReservationExpired(s.Entitlement)
+		}
 	}
 	for i := 1; i+2 < len(vals); i += 3 {
 		c, ok1 := vals[i].(int64)

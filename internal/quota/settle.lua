@@ -1,42 +1,99 @@
--- Settle or release one reservation, exactly once per reservation ID.
+-- Settle or release one reservation, exactly once per reservation ID; or
+-- release an orphan: a reservation whose reserve timed out on the replica.
 --
 -- KEYS[1] settled marker, KEYS[2] ledger hash, KEYS[3] alerts hash,
 -- KEYS[4] TPM GCRA key, then per cap c two keys at 4 + (c-1)*2 + {1,2}: the cap
 -- hash and its reservation zset.
 --
--- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release; a settle may be
--- followed by 'e': usage estimated, and 'x': the call failed mid-stream), 4 counted,
--- 5 ledger field prefix "<account>|<model>|", 6 input, 7 output, 8 cache_read,
--- 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms, 12 marker ttl ms,
--- 13 tpm (0: no true-up), 14 reserved tokens, 15 C, then per cap:
+-- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release, 'o' orphan; a
+-- settle may be followed by 'e': usage estimated, and 'x': the call failed
+-- mid-stream; both are counted in the ledger),
+-- 4 counted, 5 ledger field prefix "<account>|<model>|", 6 input, 7 output,
+-- 8 cache_read, 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms,
+-- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,
+-- 16 held ('1': a reservation was made in Redis), then per cap:
 -- limit, alert label, n, n thresholds.
 --
 -- Returns {0} when this ID was settled or released before, otherwise
--- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now.
-if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[12]) then
+-- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now,
+-- with 2 instead of 1 when a held reservation was no longer there (it expired
+-- and was purged before its call settled). An orphan release returns {1} when
+-- it found and removed the reservation, {0} otherwise.
+local id = ARGV[2]
+local kind = string.sub(ARGV[3], 1, 1)
+local estimated = kind == 's' and string.find(ARGV[3], 'e', 2, true) ~= nil
+local failed = kind == 's' and string.find(ARGV[3], 'x', 2, true) ~= nil
+local C = tonumber(ARGV[15])
+local reserved_tokens = tonumber(ARGV[14])
+local member = id .. ':' .. ARGV[14]
+
+-- Give back to the per-minute tokens what the estimate took beyond the usage,
+-- or charge what the usage took beyond the estimate.
+local function true_up(delta)
+  local tpm = tonumber(ARGV[13])
+  if tpm <= 0 or delta == 0 then
+    return
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+  local tat = tonumber(redis.call('GET', KEYS[4])) or now
+  if tat < now then
+    tat = now
+  end
+  local nt = tat + delta * 60000 / tpm
+  if nt > now then
+    redis.call('SET', KEYS[4], string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
+  else
+    redis.call('DEL', KEYS[4])
+  end
+end
+
+if kind == 'o' then
+  -- The marker makes a reserve script arriving after this one reserve
+  -- nothing; one orphan is released once per candidate month, so an
+  -- existing marker does not stop the others.
+  redis.call('SET', KEYS[1], kind, 'PX', ARGV[12])
+  local found = false
+  for c = 1, C do
+    local h, z = KEYS[4 + (c - 1) * 2 + 1], KEYS[4 + (c - 1) * 2 + 2]
+    if redis.call('ZREM', z, member) == 1 then
+      found = true
+      if reserved_tokens > 0 then
+        redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
+      end
+    end
+  end
+  if not found then
+    return {0}
+  end
+  true_up(-reserved_tokens)
+  return {1}
+end
+
+if not redis.call('SET', KEYS[1], kind, 'NX', 'PX', ARGV[12]) then
   return {0}
 end
 
-local id = ARGV[2]
-local settle = string.sub(ARGV[3], 1, 1) == 's'
-local estimated = settle and string.find(ARGV[3], 'e', 2, true) ~= nil
-local failed = settle and string.find(ARGV[3], 'x', 2, true) ~= nil
+local settle = kind == 's'
 local counted = tonumber(ARGV[4])
-local C = tonumber(ARGV[15])
 local cap_expire = ARGV[11]
-local reserved_tokens = tonumber(ARGV[14])
-local member = id .. ':' .. ARGV[14]
+local held = ARGV[16] == '1'
+local gone = false
 local out = {1}
 
-local pos = 16
+local pos = 17
 for c = 1, C do
   local h, z = KEYS[4 + (c - 1) * 2 + 1], KEYS[4 + (c - 1) * 2 + 2]
   local limit = tonumber(ARGV[pos])
   local label = ARGV[pos + 1]
   local n = tonumber(ARGV[pos + 2])
   -- The reservation may have expired and been purged: the usage still counts.
-  if reserved_tokens > 0 and redis.call('ZREM', z, member) == 1 then
-    redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
+  if redis.call('ZREM', z, member) == 1 then
+    if reserved_tokens > 0 then
+      redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
+    end
+  elseif held then
+    gone = true
   end
   if settle and counted > 0 then
     local used = redis.call('HINCRBY', h, 'used', counted)
@@ -55,6 +112,9 @@ for c = 1, C do
     end
   end
   pos = pos + 3 + n
+end
+if gone then
+  out[1] = 2
 end
 
 local p = ARGV[5]
@@ -83,27 +143,9 @@ if first then
   redis.call('PEXPIREAT', ledger, ARGV[10])
 end
 
--- True up the per-minute tokens: give back what the estimate took beyond the
--- usage, or charge what the usage took beyond the estimate.
-local tpm = tonumber(ARGV[13])
-if tpm > 0 then
-  local delta = -tonumber(ARGV[14])
-  if settle then
-    delta = delta + counted
-  end
-  if delta ~= 0 then
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-    local tat = tonumber(redis.call('GET', KEYS[4])) or now
-    if tat < now then
-      tat = now
-    end
-    local nt = tat + delta * 60000 / tpm
-    if nt > now then
-      redis.call('SET', KEYS[4], string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
-    else
-      redis.call('DEL', KEYS[4])
-    end
-  end
+local delta = -reserved_tokens
+if settle then
+  delta = delta + counted
 end
+true_up(delta)
 return out

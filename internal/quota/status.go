@@ -16,8 +16,8 @@ type CapStatus struct {
 	Target string
 	Limit  int64
 	Used   int64 // settled tokens
-	// Reserved is held by requests in flight (it may include reservations
-	// that expired but were not purged yet).
+	// Reserved is held by requests in flight; expired reservations (a
+	// crashed replica's) are purged before reading.
 	Reserved  int64
 	Remaining int64 // Limit-Used-Reserved, not below 0; -1 when Limit is 0
 	Month     string
@@ -34,39 +34,33 @@ func (l *Limiter) Status(ctx context.Context, entitlement string, caps []Cap) ([
 	}
 	m := monthOf(now.Add(time.Duration(l.offsetMs.Load())*time.Millisecond), l.opts.Location)
 	k := l.keysFor(entitlement)
-	pipe := l.client.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(caps))
-	for i, c := range caps {
-		cmds[i] = pipe.HMGet(cctx, k.capHash(m.key, c), "used", "reserved")
-	}
+	var vals []int64
 	if len(caps) > 0 {
-		if _, err := pipe.Exec(cctx); err != nil {
+		keys := make([]string, 0, 2*len(caps))
+		for _, c := range caps {
+			keys = append(keys, k.capHash(m.key, c), k.capZset(m.key, c))
+		}
+		// The script purges expired reservations first, so a crashed
+		// replica's reservation stops counting when its TTL is up, not when
+		// the next request happens to purge it.
+		vals, err = l.status.Run(cctx, l.client, keys, l.offsetMs.Load()).Int64Slice()
+		if err != nil {
 			return nil, fmt.Errorf("reading quota status: %w", err)
+		}
+		if len(vals) != 2*len(caps) {
+			return nil, fmt.Errorf("reading quota status: %w: %v", errBadResult, vals)
 		}
 	}
 	out := make([]CapStatus, len(caps))
 	for i, c := range caps {
-		v := cmds[i].Val()
 		st := CapStatus{Level: c.Level, Target: c.Target, Limit: c.Limit, Month: m.key, ResetAt: m.end,
-			Used: toInt64(v, 0), Reserved: toInt64(v, 1), Remaining: -1}
+			Used: vals[2*i], Reserved: vals[2*i+1], Remaining: -1}
 		if c.Limit > 0 {
 			st.Remaining = max(0, c.Limit-st.Used-st.Reserved)
 		}
 		out[i] = st
 	}
 	return out, nil
-}
-
-func toInt64(v []any, i int) int64 {
-	if i >= len(v) {
-		return 0
-	}
-	s, ok := v[i].(string)
-	if !ok {
-		return 0
-	}
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
 }
 
 // LedgerRow is one month's usage of one account of one entitlement through one model.

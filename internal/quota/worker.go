@@ -13,8 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// maxBackoff caps the retry interval while Redis is unreachable: a retry is
-// also how the worker learns Redis is back, so keep it short.
+// maxBackoff caps the retry interval after a failure that is not an outage
+// (a script still missing after a reload). Outages are retried as soon as the
+// probe sees Redis answer, not on a backoff.
 const maxBackoff = time.Second
 
 // work is the single worker goroutine: it writes queued settlements in
@@ -22,8 +23,6 @@ const maxBackoff = time.Second
 // idempotent), probes Redis while degraded, and on Close drains and spills.
 func (l *Limiter) work() {
 	defer close(l.done)
-	probe := time.NewTimer(l.opts.ProbeInterval)
-	defer probe.Stop()
 	backoff := 100 * time.Millisecond
 	var batch []*settlement
 	for {
@@ -34,20 +33,23 @@ func (l *Limiter) work() {
 				l.backlog = l.backlog[n:]
 			} else {
 				var probeC <-chan time.Time
+				stop := func() {}
 				if !l.healthy.Load() {
-					probe.Reset(l.opts.ProbeInterval)
-					probeC = probe.C
+					probeC, stop = l.opts.clock.after(l.opts.ProbeInterval)
 				}
 				select {
 				case s := <-l.queue:
+					stop()
 					batch = append(batch, s)
 				case ctx := <-l.closeCh:
+					stop()
 					l.shutdown(ctx, nil)
 					return
 				case <-probeC:
 					l.probe()
 					continue
 				case <-l.wake:
+					stop()
 					continue
 				}
 			}
@@ -65,16 +67,42 @@ func (l *Limiter) work() {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		wait := time.NewTimer(backoff)
+		if !l.healthy.Load() {
+			// Redis is unreachable: retry the moment it answers again.
+			if ctx, closing := l.awaitUp(); closing {
+				l.shutdown(ctx, batch)
+				return
+			}
+			continue
+		}
+		wait, stop := l.opts.clock.after(backoff)
 		select {
-		case <-wait.C:
+		case <-wait:
 		case ctx := <-l.closeCh:
-			wait.Stop()
+			stop()
 			l.shutdown(ctx, batch)
 			return
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// awaitUp waits, probing every ProbeInterval, until Redis answers the probe
+// or any other call (a reserve, a refresh) finds it answering, or until Close.
+func (l *Limiter) awaitUp() (context.Context, bool) {
+	for !l.healthy.Load() {
+		probeC, stop := l.opts.clock.after(l.opts.ProbeInterval)
+		select {
+		case <-probeC:
+			l.probe()
+		case <-l.up:
+		case ctx := <-l.closeCh:
+			stop()
+			return ctx, true
+		}
+		stop()
+	}
+	return nil, false
 }
 
 // fill tops batch up from the queue without waiting.
@@ -138,7 +166,7 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 			err := l.handleSettled(s, cmds[i].Slice)
 			switch {
 			case err == nil:
-				if v, _ := cmds[i].Slice(); len(v) > 0 && v[0] == int64(1) {
+				if v, _ := cmds[i].Slice(); len(v) > 0 && v[0] != int64(0) && s.Kind != kindOrphan {
 					settled = append(settled, s) // written now, not a repeat
 				}
 			case isNoScript(err):
@@ -207,8 +235,12 @@ func (l *Limiter) Close(ctx context.Context) error {
 		l.closed = true
 		l.closeMu.Unlock()
 		l.closeCh <- ctx
+		<-l.done
+		// Reservations are refreshed until their settlements are written.
+		close(l.refreshStop)
 	})
 	<-l.done
+	<-l.refreshDone
 	return l.closeErr
 }
 
@@ -333,7 +365,7 @@ func decodeSpill(data []byte) ([]*settlement, error) {
 
 func (s *settlement) validate() error {
 	switch {
-	case s.Kind != kindSettle && s.Kind != kindRelease:
+	case s.Kind != kindSettle && s.Kind != kindRelease && s.Kind != kindOrphan:
 		return fmt.Errorf("bad kind %q", s.Kind)
 	case s.ID == "" || s.Entitlement == "" || s.Month == "":
 		return errors.New("missing id, entitlement or month")

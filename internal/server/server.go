@@ -176,6 +176,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		Logger: s.log, SpillFile: cfg.SpillFile, FailOpenRate: cfg.FailOpenRate,
 		UsageStreamMaxLen: cfg.UsageStreamMaxLen,
 		OnAlert:           s.notifier.Alert,
+
+		OnReservationExpired: s.metrics.ReservationExpired, // gateway_reservations_expired_total
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)

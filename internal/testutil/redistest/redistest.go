@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,6 +124,32 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Freeze stops the server process with SIGSTOP: connections stay open and
+// commands are accepted into socket buffers, but nothing is answered until
+// Thaw, as with a Redis stalled by a long fork, a paused VM or a network stall.
+// A frozen server is still killed by Stop.
+func (s *Server) Freeze() {
+	s.tb.Helper()
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		s.tb.Fatalf("freezing redis-server: %v", err)
+	}
+}
+
+// Thaw resumes a frozen server (SIGCONT); it then runs what was sent meanwhile.
+func (s *Server) Thaw() {
+	s.tb.Helper()
+	if err := s.signal(syscall.SIGCONT); err != nil {
+		s.tb.Fatalf("thawing redis-server: %v", err)
+	}
+}
+
+func (s *Server) signal(sig syscall.Signal) error {
+	if s.cmd == nil {
+		return fmt.Errorf("redis-server is not running")
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Restart stops the server and starts it again on the same port and directory.

@@ -2,7 +2,12 @@ package redistest
 
 import (
 	"context"
+	"errors"
+	"os"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestStartAndCluster(t *testing.T) {
@@ -18,5 +23,37 @@ func TestStartAndCluster(t *testing.T) {
 		if err := cl.Set(ctx, k, "v", 0).Err(); err != nil {
 			t.Fatalf("set %s: %v", k, err)
 		}
+	}
+}
+
+// TestFreezeThaw: a frozen server times calls out, then runs what it was sent
+// while frozen once thawed.
+func TestFreezeThaw(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	bg := context.Background()
+	if err := c.Ping(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.Freeze()
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	err := c.Set(ctx, "k", "sent while frozen", 0).Err()
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("SET on a frozen server: %v, want a timeout", err)
+	}
+	s.Thaw()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := c.Get(bg, "k").Result()
+		if err == nil && v == "sent while frozen" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the command sent while frozen did not run after thawing: %q %v", v, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
 }
