@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/sim"
@@ -363,13 +364,13 @@ func (s *Server) listen() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	var tokens []admin.Token
+	var tokens []opsauth.Token
 	for i, t := range cfg.AdminTokens {
 		name, value, named := config.SplitToken(t)
 		if !named {
 			name = fmt.Sprintf("token%d", i+1)
 		}
-		tokens = append(tokens, admin.Token{Name: name, Value: value})
+		tokens = append(tokens, opsauth.NewToken(name, opsauth.RoleAdmin, value))
 	}
 	if len(tokens) == 0 {
 		s.log.Warn("no --admin-token: the admin API is disabled")
