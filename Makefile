@@ -6,11 +6,17 @@ GOTESTFLAGS ?=
 
 .PHONY: run test build bench bench-go lint fuzz image clean
 
+# make run listens on loopback only; other addresses: make run LISTEN=127.0.0.1:18080 OPS_LISTEN=127.0.0.1:19090
+LISTEN     ?= 127.0.0.1:8080
+OPS_LISTEN ?= 127.0.0.1:9090
+
 ## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization)
+# The admin token goes through the environment: a flag would show in ps.
 run:
+	GATEWAY_ADMIN_TOKEN=dev=dev-admin-token-change-me \
 	$(GO) run ./cmd/gateway serve --simulate --bootstrap deploy/examples/state.yaml \
 		--prices-file deploy/examples/prices.yaml \
-		--log-format text --admin-token dev=dev-admin-token-change-me
+		--listen $(LISTEN) --ops-listen $(OPS_LISTEN) --log-format text
 
 ## test: the whole suite with the race detector
 test:

@@ -32,7 +32,9 @@ const (
 
 	hubAccessKeyID = "AKIABENCHHUB00000001"
 	hubSecret      = "bench-hub-secret-0123456789abcdefghijklmn"
-	upstreamLabel  = "anthropic.claude-3-5-haiku-20241022-v1%3A0" // escaped as SDKs send it
+	// benchAdminToken lets the harness read /debug/pprof, which serves admins only.
+	benchAdminToken = "bench-admin-token-0123456789"
+	upstreamLabel   = "anthropic.claude-3-5-haiku-20241022-v1%3A0" // escaped as SDKs send it
 )
 
 // target is one endpoint under test.
@@ -216,7 +218,8 @@ func (h *harness) startAll(ctx context.Context) error {
 			[]string{"sim", "--listen", simAddr, "--hub-access-key-id", hubAccessKeyID}, tcpCheck(simAddr)},
 		{procBare, cleanEnv(), bare,
 			[]string{"--listen", bareAddr, "--upstream", "http://" + simAddr, "--debug-listen", h.bareDebug}, tcpCheck(bareAddr)},
-		{procGateway, cleanEnv("AWS_ACCESS_KEY_ID="+hubAccessKeyID, "AWS_SECRET_ACCESS_KEY="+hubSecret, "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"), gw,
+		{procGateway, cleanEnv("AWS_ACCESS_KEY_ID="+hubAccessKeyID, "AWS_SECRET_ACCESS_KEY="+hubSecret, "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+			"GATEWAY_ADMIN_TOKEN=bench="+benchAdminToken), gw,
 			[]string{"serve", "--listen", gwAddr, "--ops-listen", opsAddr, "--redis-url", "redis://" + redisAddr,
 				"--upstream-endpoint", "http://" + simAddr, "--region", "us-east-1", "--bootstrap", statePath,
 				"--log-level", "warn", "--log-format", "json", "--pprof"},

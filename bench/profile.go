@@ -96,6 +96,8 @@ func fetchTo(ctx context.Context, url string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The gateway's /debug/pprof wants an admin token; the bare proxy ignores it.
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -8,14 +8,13 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 )
@@ -39,13 +38,6 @@ type Store interface {
 // replica serves a state at least as new as version v.
 type Syncer interface {
 	WaitVersion(ctx context.Context, v uint64) error
-}
-
-// Token is one admin bearer token. The audit log records "admin:"+Name as the
-// actor, never the token.
-type Token struct {
-	Name  string
-	Value string
 }
 
 // UsageQuery is a parsed GET /admin/v1/usage request.
@@ -81,9 +73,10 @@ type Options struct {
 	// serves the new version before answering, so a revoke is in force here
 	// when the call returns.
 	Syncer Syncer
-	// Tokens are the accepted bearer tokens. With none, every request is
-	// refused with 403.
-	Tokens []Token
+	// Tokens are the accepted bearer tokens (digests only). The audit log
+	// records "admin:"+Name as the actor, never the token. With none, every
+	// request is refused with 403.
+	Tokens []opsauth.Token
 	// Usage may be nil: /admin/v1/usage then answers 501.
 	Usage UsageSource
 	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
@@ -106,20 +99,13 @@ const (
 type server struct {
 	store       Store
 	syncer      Syncer
-	tokens      []tokenDigest
+	tokens      *opsauth.Set
 	usage       UsageSource
 	quota       QuotaSource
 	log         *slog.Logger
 	now         func() time.Time
 	syncTimeout time.Duration
 	mux         *http.ServeMux
-}
-
-// tokenDigest keeps a token's SHA-256, so comparison runs over equal lengths
-// and does not leak the token's length.
-type tokenDigest struct {
-	name string
-	sum  [sha256.Size]byte
 }
 
 // New returns the handler serving /admin/v1/... .
@@ -132,6 +118,7 @@ func New(opts Options) http.Handler {
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
+		tokens:      opsauth.NewSet(opts.Tokens),
 		mux:         http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -142,12 +129,6 @@ func New(opts Options) http.Handler {
 	}
 	if s.syncTimeout <= 0 {
 		s.syncTimeout = 10 * time.Second
-	}
-	for _, t := range opts.Tokens {
-		if t.Value == "" {
-			continue // an empty token would match an empty bearer
-		}
-		s.tokens = append(s.tokens, tokenDigest{name: t.Name, sum: sha256.Sum256([]byte(t.Value))})
 	}
 	s.routes()
 	return s
@@ -210,53 +191,31 @@ func (s *server) wrap(h handlerFunc) http.HandlerFunc {
 	}
 }
 
-type actorKey struct{}
-
 // actor returns the audit actor of an authenticated request.
 func actor(r *http.Request) string {
-	a, _ := r.Context().Value(actorKey{}).(string)
-	return a
+	p, ok := opsauth.FromContext(r.Context())
+	if !ok {
+		return ""
+	}
+	return "admin:" + p.Name
 }
 
 // ServeHTTP authenticates every request before routing it.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if len(s.tokens) == 0 {
+	if s.tokens.Len() == 0 {
 		s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-			Message: "admin tokens are not configured on this gateway (set --admin-token or GATEWAY_ADMIN_TOKEN); the admin API is disabled"})
+			Message: "admin tokens are not configured on this gateway (set GATEWAY_ADMIN_TOKEN or --admin-token-file); the admin API is disabled"})
 		return
 	}
-	name, ok := s.authenticate(r.Header.Get("Authorization"))
+	// Every role may do everything until the console gives roles meaning;
+	// the principal (with its role) travels in the context for that.
+	p, ok := s.tokens.Authenticate(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway-admin"`)
 		s.writeError(w, r, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
 			Message: "a valid admin token is required: Authorization: Bearer <token>"})
 		return
 	}
-	ctx := context.WithValue(r.Context(), actorKey{}, "admin:"+name)
-	s.mux.ServeHTTP(w, r.WithContext(ctx))
-}
-
-// authenticate compares the bearer token against every configured token in
-// constant time, without stopping at the first match.
-func (s *server) authenticate(header string) (string, bool) {
-	const prefix = "bearer "
-	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return "", false
-	}
-	token := strings.TrimSpace(header[len(prefix):])
-	if token == "" {
-		return "", false
-	}
-	sum := sha256.Sum256([]byte(token))
-	match := -1
-	for i := range s.tokens {
-		if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 && match < 0 {
-			match = i
-		}
-	}
-	if match < 0 {
-		return "", false
-	}
-	return s.tokens[match].name, true
+	s.mux.ServeHTTP(w, r.WithContext(opsauth.NewContext(r.Context(), p)))
 }

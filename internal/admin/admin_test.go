@@ -8,13 +8,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t), func(o *Options) {
-		o.Tokens = append(o.Tokens, Token{Name: "ci", Value: "another-token-abcdefgh"}, Token{Name: "empty", Value: ""})
+		o.Tokens = append(o.Tokens, opsauth.NewToken("ci", opsauth.RoleAdmin, "another-token-abcdefgh"), opsauth.NewToken("empty", opsauth.RoleAdmin, ""))
 	})
 	tests := []struct {
 		name   string
@@ -47,10 +48,12 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestAuthActorInAudit: the audit actor is the token's name; a viewer token
+// may change things too, until the console gives roles their meaning.
 func TestAuthActorInAudit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t), func(o *Options) {
-		o.Tokens = append(o.Tokens, Token{Name: "ci", Value: "another-token-abcdefgh"})
+		o.Tokens = append(o.Tokens, opsauth.NewToken("ci", opsauth.RoleViewer, "another-token-abcdefgh"))
 	})
 	r := e.doAuth(http.MethodDelete, "/admin/v1/entitlements/dev-only", "", "", "Bearer another-token-abcdefgh")
 	wantStatus(t, r, http.StatusNoContent)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkAddSharesCSV(b *testing.B) {
 			state.Account{ID: fmt.Sprintf("%012d", 100000000000+i), Name: "acct", Unit: "ou-ab12-ds000001"})
 	}
 	body := string(csvOfAccounts(n))
-	h := New(Options{Store: newFakeStore(st), Tokens: []Token{{Name: "ops", Value: testToken}}})
+	h := New(Options{Store: newFakeStore(st), Tokens: []opsauth.Token{opsauth.NewToken("ops", opsauth.RoleAdmin, testToken)}})
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/admin/v1/entitlements/customer-support-llm/shares", strings.NewReader(body))

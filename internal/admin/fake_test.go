@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 )
@@ -189,7 +190,7 @@ func newEnv(t *testing.T, st *state.State, opts ...envOption) *env {
 	t.Helper()
 	fs := newFakeStore(st)
 	c := &clock{t: t0}
-	o := Options{Store: fs, Tokens: []Token{{Name: "ops", Value: testToken}}, Now: c.Now}
+	o := Options{Store: fs, Tokens: []opsauth.Token{opsauth.NewToken("ops", opsauth.RoleAdmin, testToken)}, Now: c.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -31,7 +32,7 @@ func TestWithRedisStore(t *testing.T) {
 
 	c := &clock{t: t0}
 	srv := httptest.NewServer(New(Options{Store: st, Syncer: syncer, Now: c.Now,
-		Tokens: []Token{{Name: "ops", Value: testToken}}}))
+		Tokens: []opsauth.Token{opsauth.NewToken("ops", opsauth.RoleAdmin, testToken)}}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, clock: c}
 

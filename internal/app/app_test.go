@@ -77,3 +77,35 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidateSecrets: `gateway config validate` refuses a secret given
+// as a flag, saying where it must come from, and reads the secret files.
+func TestConfigValidateSecrets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--admin-token", "ops=dev-admin-token-change-me"}, []string{"--admin-token:", "GATEWAY_ADMIN_TOKEN", "--admin-token-file"}},
+		{[]string{"--alert-webhook-secret", "webhook-secret-0123456789"}, []string{"GATEWAY_ALERT_WEBHOOK_SECRET", "--alert-webhook-secret-file"}},
+		{[]string{"--redis-url", "redis://gw:pa55word@redis:6379"}, []string{"GATEWAY_REDIS_URL", "--redis-url-file"}},
+		{[]string{"--admin-token-file", "/nonexistent/admin-tokens"}, []string{"--admin-token-file: open /nonexistent/admin-tokens"}},
+		{[]string{"--metrics-token-file", "/nonexistent/metrics-token"}, []string{"--metrics-token-file: open /nonexistent/metrics-token"}},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		err := Main(context.Background(), append([]string{"config", "validate"}, tc.args...), env(&out, &errOut))
+		if err == nil || ExitCode(err) != 1 {
+			t.Errorf("%v: err %v, want exit code 1", tc.args, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q lacks %q", tc.args, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "change-me") || strings.Contains(err.Error(), "pa55word") || strings.Contains(err.Error(), "0123456789") {
+			t.Errorf("%v: the error repeats the secret: %v", tc.args, err)
+		}
+	}
+}

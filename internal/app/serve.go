@@ -79,6 +79,9 @@ func printReady(env Env, cfg *config.Serve, srv *server.Server) {
 	}
 	endpoint := scheme + "://" + localAddr(srv.DataAddr())
 	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on http://%s).\n", endpoint, localAddr(srv.OpsAddr()))
+	if cfg.Simulate {
+		fmt.Fprintf(env.Stdout, "Other addresses: --listen and --ops-listen (with make: make run LISTEN=127.0.0.1:18080 OPS_LISTEN=127.0.0.1:19090); an address without a host, such as :8080, listens on every interface.\n")
+	}
 	cred, model, ok := srv.ExampleCall()
 	if !ok {
 		fmt.Fprintf(env.Stdout, "Point an AWS SDK's Bedrock Runtime endpoint at %s with a gateway-issued credential.\n\n", endpoint)

@@ -3,8 +3,11 @@ package app
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/bedrock-gateway/gateway/internal/config"
 )
 
 // syncBuffer is a concurrency-safe writer the server prints into.
@@ -34,19 +39,104 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestMakeRun is what `make run` does: serve on embedded defaults (in-process
-// Redis, the built-in simulator, the example organization), print a ready
-// call, and answer it, with quotas and the ledger on the embedded Redis.
+// makeRun is the command line of the Makefile's run target: the environment
+// it sets and the arguments of `gateway serve`, with make variables expanded
+// to their defaults.
+func makeRun(t *testing.T) (env map[string]string, args []string) {
+	t.Helper()
+	data, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	varRe := regexp.MustCompile(`^([A-Z_]+)\s*\??=\s*(.*)$`)
+	var recipe []string
+	inRun := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := varRe.FindStringSubmatch(line); m != nil {
+			vars[m[1]] = strings.TrimSpace(m[2])
+		}
+		switch {
+		case strings.HasPrefix(line, "run:"):
+			inRun = true
+		case inRun && strings.HasPrefix(line, "\t"):
+			recipe = append(recipe, strings.TrimSuffix(strings.TrimSpace(line), "\\"))
+		case inRun:
+			inRun = false
+		}
+	}
+	if len(recipe) == 0 {
+		t.Fatal("the Makefile has no run target")
+	}
+	words := strings.Fields(regexp.MustCompile(`\$\(([A-Z_]+)\)`).ReplaceAllStringFunc(strings.Join(recipe, " "), func(v string) string {
+		return vars[v[2:len(v)-1]]
+	}))
+	env = map[string]string{}
+	for len(words) > 0 && strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") {
+		k, v, _ := strings.Cut(words[0], "=")
+		env[k] = v
+		words = words[1:]
+	}
+	want := []string{vars["GO"], "run", "./cmd/gateway", "serve"}
+	if len(words) < len(want) || !slices.Equal(words[:len(want)], want) {
+		t.Fatalf("make run runs %q, want %q first", words, want)
+	}
+	return env, words[len(want):]
+}
+
+// flagArg returns the value of --name in args.
+func flagArg(args []string, name string) string {
+	for i, a := range args {
+		if (a == "--"+name || a == "-"+name) && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// TestMakeRunCommandLine: make run listens on loopback only and passes no
+// secret on the command line (serve would refuse it), its admin token
+// coming from the environment.
+func TestMakeRunCommandLine(t *testing.T) {
+	t.Parallel()
+	env, args := makeRun(t)
+	for _, name := range []string{"listen", "ops-listen"} {
+		host, _, err := net.SplitHostPort(flagArg(args, name))
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			t.Errorf("make run: --%s %q, want a loopback address", name, flagArg(args, name))
+		}
+	}
+	if env["GATEWAY_ADMIN_TOKEN"] == "" {
+		t.Error("make run sets no GATEWAY_ADMIN_TOKEN")
+	}
+	if _, err := config.Load(args, func(k string) string { return env[k] }, io.Discard); err != nil {
+		t.Errorf("gateway serve refuses make run's configuration: %v", err)
+	}
+}
+
+// TestMakeRun is what `make run` does (its command line, read from the
+// Makefile, on free ports): serve on embedded defaults (in-process Redis, the
+// built-in simulator, the example organization), print a ready call, and
+// answer it, with quotas and the ledger on the embedded Redis.
 func TestMakeRun(t *testing.T) {
 	t.Parallel()
+	runEnv, args := makeRun(t)
+	for i := 1; i < len(args); i++ {
+		switch args[i-1] {
+		case "--listen", "--ops-listen":
+			args[i] = "127.0.0.1:0"
+		case "--bootstrap", "--prices-file":
+			args[i] = "../../" + args[i]
+		}
+	}
+	args = append(args, "--log-level", "warn")
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Main(ctx, []string{"serve", "--simulate", "--bootstrap", "../../deploy/examples/state.yaml",
-			"--prices-file", "../../deploy/examples/prices.yaml", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
-			"--admin-token", "dev=dev-admin-token-change-me", "--log-level", "warn"},
-			Env{Stdout: &out, Stderr: io.Discard, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }})
+		done <- Main(ctx, append([]string{"serve"}, args...),
+			Env{Stdout: &out, Stderr: io.Discard, Getenv: func(k string) string { return runEnv[k] },
+				LookupEnv: func(k string) (string, bool) { v, ok := runEnv[k]; return v, ok }})
 	}()
 	defer func() {
 		cancel()
@@ -76,13 +166,17 @@ func TestMakeRun(t *testing.T) {
 			t.Fatal("no usage")
 		}
 	}
+	if !strings.Contains(out.String(), "make run LISTEN=") {
+		t.Errorf("the ready message does not say how to choose other ports:\n%s", out.String())
+	}
 	opsRe := regexp.MustCompile(`admin API on (http://\S+)\)`)
 	ops := opsRe.FindStringSubmatch(out.String())
 	if ops == nil {
 		t.Fatalf("no ops address in %q", out.String())
 	}
 	req, _ := http.NewRequest("GET", ops[1]+"/admin/v1/usage?group_by=team&format=csv", nil)
-	req.Header.Set("Authorization", "Bearer dev-admin-token-change-me")
+	_, adminToken, _ := config.SplitToken(runEnv["GATEWAY_ADMIN_TOKEN"])
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	var body string
 	deadline = time.Now().Add(10 * time.Second)
 	for !strings.Contains(body, "development,,,,3,") {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/admin"
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
@@ -88,7 +89,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ms := &memStore{st: &state.State{}}
-	srv := httptest.NewServer(admin.New(admin.Options{Store: ms, Tokens: []admin.Token{{Name: "cli", Value: token}}}))
+	srv := httptest.NewServer(admin.New(admin.Options{Store: ms, Tokens: []opsauth.Token{opsauth.NewToken("cli", opsauth.RoleAdmin, token)}}))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, store: ms, srv: srv, vars: map[string]string{
 		EnvAdminURL:          srv.URL,

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 )
 
 // Serve holds every setting of `gateway serve`.
@@ -53,6 +56,15 @@ type Serve struct {
 	AlertWebhookSecret  string
 	UsageStreamMaxLen   int64
 	TrustedProxyHeaders bool
+
+	// Secrets never come from flags: from the environment, the config file,
+	// or these files, read by Load.
+	RedisURLFile           string
+	AdminTokenFile         string
+	AlertWebhookSecretFile string
+	MetricsToken           string
+	MetricsTokenFile       string
+	adminFileTokens        []opsauth.Token // parsed from AdminTokenFile by Load
 }
 
 // Setting describes one configurable value.
@@ -80,6 +92,7 @@ func (c *Serve) Settings() []Setting {
 		{"tls-cert", "", "PEM certificate for the data listener (enables TLS and h2; reloaded when the file changes)", false, &c.TLSCert},
 		{"tls-key", "", "PEM private key for --tls-cert", false, &c.TLSKey},
 		{"redis-url", "", "Redis URL (redis:// or rediss://, user and password in the URL); comma-separated seeds with --redis-mode cluster or sentinel; empty = embedded in-process Redis for trying it out only", true, &c.RedisURL},
+		{"redis-url-file", "", "file holding --redis-url (one line), read at start", false, &c.RedisURLFile},
 		{"redis-mode", "single", "single, sentinel or cluster", false, &c.RedisMode},
 		{"redis-master-name", "", "Sentinel master name (with --redis-mode sentinel)", false, &c.RedisMasterName},
 		{"redis-timeout", "500ms", "timeout of every Redis call", false, &c.RedisTimeout},
@@ -87,7 +100,8 @@ func (c *Serve) Settings() []Setting {
 		{"upstream-endpoint", "", "upstream Bedrock Runtime URL (default https://bedrock-runtime.<region>.amazonaws.com)", false, &c.UpstreamEndpoint},
 		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
 		{"bootstrap", "", "state file applied at start (organization, entitlements, shares, credentials)", false, &c.Bootstrap},
-		{"admin-token", "", "admin API bearer token, as NAME=TOKEN or TOKEN; repeat the flag or separate with commas for several; no token = no admin API", true, &c.AdminTokens},
+		{"admin-token", "", "admin API bearer token (role admin), as NAME=TOKEN or TOKEN; separate several with commas; no token here or in --admin-token-file = no admin API", true, &c.AdminTokens},
+		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read at start", false, &c.AdminTokenFile},
 		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},
 		{"log-format", "json", "json or text", false, &c.LogFormat},
 		{"log-level", "info", "debug, info, warn or error", false, &c.LogLevel},
@@ -102,10 +116,13 @@ func (c *Serve) Settings() []Setting {
 		{"spill-file", "", "file where queued usage is written on shutdown while Redis is unreachable (reloaded at start)", false, &c.SpillFile},
 		{"fail-open-rate", "50", "requests per second one replica admits for fail_open entitlements while Redis is unreachable", false, &c.FailOpenRate},
 		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},
-		{"pprof", "false", "serve /debug/pprof on the ops listener", false, &c.Pprof},
+		{"metrics-token", "", "when set, /metrics requires Authorization: Bearer <this token> (at least 16 characters)", true, &c.MetricsToken},
+		{"metrics-token-file", "", "file holding --metrics-token (one line), read at start", false, &c.MetricsTokenFile},
+		{"pprof", "false", "serve /debug/pprof on the ops listener, to admin tokens only (cmdline is never served)", false, &c.Pprof},
 		{"prices-file", "", "YAML price table per upstream model (USD per million input, output, cache_read, cache_write tokens)", false, &c.PricesFile},
 		{"alert-webhook-url", "", "URL that budget alerts are POSTed to", false, &c.AlertWebhookURL},
 		{"alert-webhook-secret", "", "HMAC-SHA256 key signing budget alert webhooks (X-Gateway-Signature)", true, &c.AlertWebhookSecret},
+		{"alert-webhook-secret-file", "", "file holding --alert-webhook-secret (one line), read at start", false, &c.AlertWebhookSecretFile},
 		{"usage-stream-max-len", "0", "when > 0, also append one event per request to a Redis Stream of about this length", false, &c.UsageStreamMaxLen},
 		{"trusted-proxy-headers", "false", "trust X-Forwarded-For for the client address in logs", false, &c.TrustedProxyHeaders},
 	}
@@ -129,7 +146,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (*Serve, err
 	for _, s := range settings {
 		fv := &flagValue{}
 		flagVals[s.Name] = fv
-		help := s.Help + " (env " + s.Env() + ")"
+		help := s.Help + secretNote(s) + " (env " + s.Env() + ")"
 		if s.Default != "" && s.Default != "false" {
 			help += " (default " + s.Default + ")"
 		}
@@ -164,12 +181,17 @@ func Load(args []string, getenv func(string) string, out io.Writer) (*Serve, err
 	}
 	for _, s := range settings {
 		fv := flagVals[s.Name]
+		if s.Secret && len(fv.values) > 0 && !flagAllowed(s, fv.values) {
+			errs = append(errs, secretFlagError(s))
+			continue
+		}
 		for i, v := range fv.values {
 			if err := set(s.ptr, v, i == 0); err != nil {
 				errs = append(errs, fmt.Errorf("--%s: %w", s.Name, err))
 			}
 		}
 	}
+	errs = append(errs, c.readSecretFiles(settings)...)
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -177,6 +199,118 @@ func Load(args []string, getenv func(string) string, out io.Writer) (*Serve, err
 		return c, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// secretNote is appended to a secret setting's help.
+func secretNote(s Setting) string {
+	if !s.Secret {
+		return ""
+	}
+	if s.Name == "redis-url" {
+		return "; secret when it holds a password: then not accepted as a flag, use " + s.Env() + ", the --config file or --" + s.Name + "-file"
+	}
+	return "; secret: not accepted as a flag, use " + s.Env() + ", the --config file or --" + s.Name + "-file"
+}
+
+// flagAllowed reports whether a secret setting may come from these flag
+// values: only a Redis URL without a password may.
+func flagAllowed(s Setting, values []string) bool {
+	if s.Name != "redis-url" {
+		return false
+	}
+	for _, v := range values {
+		for _, raw := range strings.Split(v, ",") {
+			u, err := url.Parse(strings.TrimSpace(raw))
+			if err != nil {
+				// Unparsable: Validate reports it, unless it may hide a password.
+				if strings.Contains(raw, "@") {
+					return false
+				}
+				continue
+			}
+			if _, hasPassword := u.User.Password(); hasPassword {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// secretFlagError says where a secret given as a flag must come from instead.
+// The value is never repeated.
+func secretFlagError(s Setting) error {
+	what := "a secret"
+	if s.Name == "redis-url" {
+		what = "a Redis URL with a password"
+	}
+	return fmt.Errorf("--%s: %s is not accepted as a flag (a command line is visible to every user of the machine, in ps and /proc); set %s, or use --%s-file FILE or the --config file",
+		s.Name, what, s.Env(), s.Name)
+}
+
+// readSecretFiles reads every --<secret>-file: a single-line secret into its
+// setting (trailing newline removed), the admin token file into
+// adminFileTokens.
+func (c *Serve) readSecretFiles(settings []Setting) []error {
+	var errs []error
+	byName := map[string]Setting{}
+	for _, s := range settings {
+		byName[s.Name] = s
+	}
+	for _, s := range settings {
+		if !s.Secret {
+			continue
+		}
+		file, ok := byName[s.Name+"-file"]
+		if !ok {
+			panic("config: secret setting " + s.Name + " has no " + s.Name + "-file setting") // a programming error
+		}
+		path := *file.ptr.(*string)
+		if path == "" {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", file.Name, err))
+			continue
+		}
+		if s.Name == "admin-token" {
+			// Tokens from the environment and from the file add up.
+			toks, err := opsauth.ParseFile(data)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--%s %s:\n%w", file.Name, path, err))
+				continue
+			}
+			c.adminFileTokens = toks
+			continue
+		}
+		dst := s.ptr.(*string)
+		if *dst != "" {
+			errs = append(errs, fmt.Errorf("--%s and %s (or %s in the config file, or --%s) are both set; keep one", file.Name, s.Env(), s.Key(), s.Name))
+			continue
+		}
+		v := strings.TrimRight(string(data), "\r\n")
+		if v == "" {
+			errs = append(errs, fmt.Errorf("--%s: %s is empty", file.Name, path))
+			continue
+		}
+		*dst = v
+	}
+	return errs
+}
+
+// AdminAuthTokens returns every admin token: those of GATEWAY_ADMIN_TOKEN
+// (or the config file), role admin and named "token<i>" when unnamed, then
+// those of --admin-token-file.
+func (c *Serve) AdminAuthTokens() []opsauth.Token {
+	var tokens []opsauth.Token
+	for i, t := range c.AdminTokens {
+		name, value, named := SplitToken(t)
+		if !named {
+			name = fmt.Sprintf("token%d", i+1)
+		}
+		tokens = append(tokens, opsauth.NewToken(name, opsauth.RoleAdmin, value))
+	}
+	return append(tokens, c.adminFileTokens...)
 }
 
 func (c *Serve) loadFile(path string, settings []Setting) error {
@@ -296,9 +430,22 @@ func (c *Serve) Validate() error {
 	for _, t := range c.AdminTokens {
 		_, tok, _ := SplitToken(t)
 		if len(tok) < 16 {
-			bad("--admin-token: tokens must be at least 16 characters")
+			bad("GATEWAY_ADMIN_TOKEN: tokens must be at least 16 characters")
 			break
 		}
+	}
+	adminNames := map[string]bool{}
+	for _, t := range c.AdminAuthTokens() {
+		if adminNames[t.Name] {
+			bad("admin token name %q is given twice (GATEWAY_ADMIN_TOKEN, --admin-token-file)", t.Name)
+		}
+		adminNames[t.Name] = true
+	}
+	if c.Pprof && len(adminNames) == 0 {
+		bad("--pprof needs an admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): /debug/pprof is served to admins only")
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("the metrics token must be at least 16 characters")
 	}
 	if c.UsageStreamMaxLen < 0 {
 		bad("--usage-stream-max-len must not be negative")
@@ -379,7 +526,7 @@ func Reference() string {
 		if def != "" {
 			def = "`" + def + "`"
 		}
-		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", s.Name, s.Env(), s.Key(), def, strings.ReplaceAll(s.Help, "|", "\\|"))
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", s.Name, s.Env(), s.Key(), def, strings.ReplaceAll(s.Help+secretNote(s), "|", "\\|"))
 	}
 	return b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -115,12 +116,13 @@ type gatewayOptions struct {
 	upstream  *upstream
 	stateYAML string // bootstrap file content
 	args      []string
+	env       map[string]string // GATEWAY_* settings besides the admin token
 }
 
 func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
-	args := []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--redis-url", o.redis,
-		"--admin-token", "test=" + adminToken, "--log-level", "warn", "--shutdown-timeout", "10s",
+	args := []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
+		"--log-level", "warn", "--shutdown-timeout", "10s",
 		"--drain-timeout", "5s", "--reservation-ttl", "2m",
 		// Under -race with hundreds of clients on two cores a Redis reply can take
 		// longer than the production default; a timeout would read as an outage.
@@ -133,7 +135,10 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 		args = append(args, "--bootstrap", path)
 	}
 	args = append(args, o.args...)
-	cfg, err := config.Load(args, func(string) string { return "" }, io.Discard)
+	// Secrets (the token, a Redis URL with a password) are never flags.
+	env := map[string]string{"GATEWAY_ADMIN_TOKEN": "test=" + adminToken, "GATEWAY_REDIS_URL": o.redis}
+	maps.Copy(env, o.env)
+	cfg, err := config.Load(args, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

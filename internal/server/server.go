@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/sim"
@@ -364,28 +365,30 @@ func (s *Server) listen() error {
 	s.dataLn = ln
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	var metricsHandler http.Handler = promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
+	if cfg.MetricsToken != "" {
+		metricsHandler = opsauth.Require(opsauth.NewSet([]opsauth.Token{opsauth.NewToken("metrics", opsauth.RoleViewer, cfg.MetricsToken)}),
+			"gateway-metrics", metricsHandler)
+	}
+	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	var tokens []admin.Token
-	for i, t := range cfg.AdminTokens {
-		name, value, named := config.SplitToken(t)
-		if !named {
-			name = fmt.Sprintf("token%d", i+1)
-		}
-		tokens = append(tokens, admin.Token{Name: name, Value: value})
-	}
+	tokens := cfg.AdminAuthTokens()
 	if len(tokens) == 0 {
-		s.log.Warn("no --admin-token: the admin API is disabled")
+		s.log.Warn("no admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): the admin API is disabled")
 	}
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
 		Usage: s.reports, Quota: s.reports}))
 	if cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// Profiles show memory and, through cmdline, the command line: admins
+		// only, and cmdline never (a secret once given as a flag would show).
+		debug := http.NewServeMux()
+		debug.HandleFunc("/debug/pprof/", pprof.Index)
+		debug.Handle("/debug/pprof/cmdline", http.NotFoundHandler())
+		debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", opsauth.Require(opsauth.NewSet(tokens), "gateway-admin", debug))
 	}
 	s.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	s.opsLn, err = net.Listen("tcp", cfg.OpsListen)
