@@ -343,3 +343,37 @@ func gjsonString(t *testing.T, body []byte, key string) string {
 	_ = json.Unmarshal(m[key], &s)
 	return s
 }
+
+// FuzzParseAsyncStart: no body makes the parser panic, and whatever it
+// accepts is forwarded as JSON naming only the upstream model, once.
+func FuzzParseAsyncStart(f *testing.F) {
+	f.Add([]byte(`{"clientRequestToken":"t","modelId":"nova","modelInput":{"a":[1,{"b":null}]},"outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://bucket/out"}},"tags":[{"key":"k","value":"v"}]}`))
+	f.Add([]byte(`{"modelid":"x","modelId":"nova","modelInput":{},"outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://b/o"}}}`))
+	f.Add([]byte(`{"modelId":"nova","modelInput":{"x":{"y":{}},"x":1}}`))
+	f.Add([]byte(`[{"a":1},{"a":2}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := parseAsyncStart(body)
+		if err != nil {
+			return
+		}
+		out, err := req.upstreamBody("upstream-model", devAccount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("forwarded invalid JSON %s", out)
+		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(out, &top); err != nil {
+			t.Fatal(err)
+		}
+		for k := range top {
+			if strings.EqualFold(k, "modelId") && k != "modelId" {
+				t.Fatalf("forwarded %q", k)
+			}
+		}
+		if string(top["modelId"]) != `"upstream-model"` || bytes.Count(out, []byte(`"modelId"`)) != 1 {
+			t.Fatalf("forwarded %s", out)
+		}
+	})
+}

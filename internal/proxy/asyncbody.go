@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,7 +83,9 @@ func parseAsyncStart(body []byte) (*asyncStart, error) {
 		return nil, err
 	}
 	req := &asyncStart{}
-	for k, raw := range top {
+	// In key order, so that a body with several problems always gets the same answer.
+	for _, k := range slices.Sorted(maps.Keys(top)) {
+		raw := top[k]
 		switch k {
 		case "modelId":
 			req.ModelID, err = jsonString(raw, k)
