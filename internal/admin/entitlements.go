@@ -82,7 +82,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 
 // patchableFields are the top-level entitlement fields PATCH may set; each
 // given field replaces the stored one whole (limits included).
-var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state"}
+var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "async_output_prefixes"}
 
 func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
@@ -167,6 +167,8 @@ func decodeField(dst *state.Entitlement, field string, raw json.RawMessage) erro
 		target = &dst.Operations
 	case "state":
 		target = &dst.State
+	case "async_output_prefixes":
+		target = &dst.AsyncOutputPrefixes
 	}
 	if err := decodeJSON(raw, target); err != nil {
 		return errBadRequest("field %s: %s", field, err.(*apiError).Message)
@@ -191,6 +193,8 @@ func applyField(dst, src *state.Entitlement, field string) {
 		dst.Operations = slices.Clone(src.Operations)
 	case "state":
 		dst.State = src.State
+	case "async_output_prefixes":
+		dst.AsyncOutputPrefixes = slices.Clone(src.AsyncOutputPrefixes)
 	}
 }
 
@@ -214,6 +218,7 @@ func (s *server) deleteEntitlement(w http.ResponseWriter, r *http.Request) error
 func cloneEntitlement(e state.Entitlement) state.Entitlement {
 	e.Scope = slices.Clone(e.Scope)
 	e.Operations = slices.Clone(e.Operations)
+	e.AsyncOutputPrefixes = slices.Clone(e.AsyncOutputPrefixes)
 	e.Shares = slices.Clone(e.Shares)
 	e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	return e

@@ -145,6 +145,13 @@ func TestPatchEntitlement(t *testing.T) {
 					t.Fatalf("operations %v", after.Operations)
 				}
 			}},
+		{name: "async output prefixes", body: `{"async_output_prefixes":["s3://video-out/{account}"]}`, status: http.StatusOK,
+			check: func(t *testing.T, _, after state.Entitlement) {
+				if !slices.Equal(after.AsyncOutputPrefixes, []string{"s3://video-out/{account}"}) {
+					t.Fatalf("async_output_prefixes %v", after.AsyncOutputPrefixes)
+				}
+			}},
+		{name: "invalid async output prefix", body: `{"async_output_prefixes":["s3://video-out/../x"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
 		{name: "rename refused", body: `{"name":"other"}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "shares refused", body: `{"shares":[]}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "timestamps refused", body: `{"created_at":"2020-01-01T00:00:00Z"}`, status: http.StatusBadRequest, code: codeBadRequest},

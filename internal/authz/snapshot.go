@@ -55,6 +55,9 @@ type Account struct {
 type Entitlement struct {
 	Name, Model, Region, Description, State string
 	Limits                                  state.Limits
+	// AsyncOutputPrefixes are where StartAsyncInvoke may write (see
+	// state.AsyncOutputAllowed); read-only.
+	AsyncOutputPrefixes []string
 
 	index  int32
 	active bool
@@ -310,6 +313,7 @@ func (b *builder) entitlements() error {
 		if e.State == "" {
 			e.State = state.EntitlementActive
 		}
+		e.AsyncOutputPrefixes = se.AsyncOutputPrefixes // st is the snapshot's own copy
 		if len(se.Operations) == 0 {
 			e.ops = runtimeOps
 		}

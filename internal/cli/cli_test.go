@@ -266,11 +266,13 @@ func TestEntitlementsCommands(t *testing.T) {
 
 	// Flags after the positional NAME.
 	out := h.ok("entitlements", "create", "analytics", "--model", "amazon.nova-pro-v1:0",
-		"--scope", "ou-ab12-ds000001, 333333333333", "--monthly-tokens", "1000", "--requests-per-minute", "5")
-	wantContains(t, out, "created entitlement analytics", "ou-ab12-ds000001,333333333333", "1,000", "not shared with anyone")
+		"--scope", "ou-ab12-ds000001, 333333333333", "--monthly-tokens", "1000", "--requests-per-minute", "5",
+		"--async-output-prefixes", "s3://analytics-out/{account}")
+	wantContains(t, out, "created entitlement analytics", "ou-ab12-ds000001,333333333333", "1,000", "not shared with anyone",
+		"async_output_prefixes:", "s3://analytics-out/{account}")
 	e := h.store.state().Entitlements
 	i := slices.IndexFunc(e, func(x state.Entitlement) bool { return x.Name == "analytics" })
-	if i < 0 || e[i].Limits.RequestsPerMinute != 5 || len(e[i].Scope) != 2 {
+	if i < 0 || e[i].Limits.RequestsPerMinute != 5 || len(e[i].Scope) != 2 || !slices.Equal(e[i].AsyncOutputPrefixes, []string{"s3://analytics-out/{account}"}) {
 		t.Fatalf("stored %+v", e)
 	}
 

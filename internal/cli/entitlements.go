@@ -129,6 +129,7 @@ func printEntitlement(w io.Writer, e *state.Entitlement) {
 	row("state", e.State)
 	row("scope", scopeText(e.Scope))
 	row("operations", orAll(e.Operations))
+	row("async_output_prefixes", strings.Join(e.AsyncOutputPrefixes, ", "))
 	row("monthly_tokens", tokensText(l.MonthlyTokens))
 	row("account_monthly_tokens", tokensText(l.AccountMonthlyTokens))
 	row("requests_per_minute", tokensText(l.RequestsPerMinute))
@@ -166,6 +167,7 @@ func printShares(w io.Writer, shares []state.Share) {
 // createFlags are the flags of "entitlements create NAME".
 type createFlags struct {
 	file, model, region, description, scope, operations string
+	asyncOutputPrefixes                                 string
 	monthly, accountMonthly, rpm, tpm                   int64
 	count, estimate, onStoreUnavailable                 string
 	suspended                                           bool
@@ -181,6 +183,7 @@ func entitlementsCreate(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&f.description, "description", "", "free text")
 	fs.StringVar(&f.scope, "scope", "", "comma-separated organization, OU and account IDs it may ever be shared with (default: the whole organization)")
 	fs.StringVar(&f.operations, "operations", "", "comma-separated runtime operations allowed (default: all)")
+	fs.StringVar(&f.asyncOutputPrefixes, "async-output-prefixes", "", "comma-separated S3 prefixes StartAsyncInvoke may write to ({account}: the caller's account ID; * for any; default: none, StartAsyncInvoke refused)")
 	fs.Int64Var(&f.monthly, "monthly-tokens", 0, "monthly token cap of the entitlement as a whole (0: none)")
 	fs.Int64Var(&f.accountMonthly, "account-monthly-tokens", 0, "default monthly token cap of each account (0: none)")
 	fs.Int64Var(&f.rpm, "requests-per-minute", 0, "requests per minute per account (0: none)")
@@ -257,6 +260,7 @@ func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (*state.Entitl
 			OnStoreUnavailable:   f.onStoreUnavailable,
 		},
 	}
+	e.AsyncOutputPrefixes = splitList(f.asyncOutputPrefixes)
 	if f.suspended {
 		e.State = state.EntitlementSuspended
 	}

@@ -2,47 +2,56 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
 
+	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
-// asyncModelID reads modelId from a StartAsyncInvoke body.
-func asyncModelID(body []byte) (string, error) {
-	var req struct {
-		ModelID string `json:"modelId"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return "", bedrock.Validation("The request body is not valid JSON.")
-	}
-	if req.ModelID == "" {
-		return "", bedrock.Validation("1 validation error detected: Value null at 'modelId' failed to satisfy constraint: Member must not be null")
-	}
-	return req.ModelID, nil
-}
-
-// rewriteAsyncModelID substitutes the entitlement's upstream model into the body,
-// keeping every other member as sent.
-func rewriteAsyncModelID(body []byte, model string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, bedrock.Validation("The request body is not valid JSON.")
-	}
-	id, err := json.Marshal(model)
+// authorizeAsyncStart authorizes StartAsyncInvoke: the body is parsed
+// strictly, the model resolved to an entitlement, the output location checked
+// against the entitlement's async_output_prefixes, and the forwarded body
+// rebuilt from what was checked (upstream model, per-account token).
+func (h *Handler) authorizeAsyncStart(c *call, snap *authz.Snapshot) error {
+	req, err := parseAsyncStart(c.body)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m["modelId"] = id
-	return json.Marshal(m)
+	d, err := snap.Authorize(c.account.ID, c.route.Op, req.ModelID)
+	if err != nil {
+		return err
+	}
+	// Bedrock writes the output with the hub's identity: the member may only
+	// name a location the entitlement allows it. The caller is entitled, so
+	// saying why names nothing it could not see.
+	if len(d.Entitlement.AsyncOutputPrefixes) == 0 {
+		return bedrock.AccessDenied("This entitlement allows no asynchronous output location (async_output_prefixes is not set).")
+	}
+	if !state.AsyncOutputAllowed(d.Entitlement.AsyncOutputPrefixes, c.account.ID, req.S3URI) {
+		return bedrock.AccessDenied("The output location is not one this entitlement allows for your account.")
+	}
+	body, err := req.upstreamBody(d.UpstreamModel, c.account.ID)
+	if err != nil {
+		return fmt.Errorf("rebuilding the StartAsyncInvoke body: %w", err)
+	}
+	c.body = body
+	c.bodyHash = sha256.Sum256(body)
+	c.decision = d
+	return nil
 }
 
 // AsyncOwners remembers who started each asynchronous invocation. Upstream,
 // every invocation belongs to the hub; this is what keeps members apart.
 type AsyncOwners interface {
-	Record(ctx context.Context, arn, account, entitlement string) error
+	// Record notes the owner unless one is recorded already, and returns the
+	// owning account.
+	Record(ctx context.Context, arn, account, entitlement string) (owner string, err error)
 	Owner(ctx context.Context, arn string) (account, entitlement string, ok bool, err error)
 	Owners(ctx context.Context, arns []string) (map[string]string, error)
 }
@@ -86,12 +95,19 @@ func (h *Handler) asyncResponse(ctx context.Context, w *responseWriter, resp *ht
 			InvocationArn string `json:"invocationArn"`
 		}
 		if json.Unmarshal(body, &out) == nil && out.InvocationArn != "" {
-			if err := h.opts.AsyncOwners.Record(ctx, out.InvocationArn, c.account.ID, c.decision.Entitlement.Name); err != nil {
+			owner, err := h.opts.AsyncOwners.Record(ctx, out.InvocationArn, c.account.ID, c.decision.Entitlement.Name)
+			if err != nil {
 				// The invocation runs, but its owner could not be noted: say so
 				// rather than hand out an ARN the caller cannot read back.
 				h.opts.Metrics.StoreError("async_owner")
 				h.opts.Logger.Error("recording async invocation owner", "request_id", c.requestID, "arn", out.InvocationArn, "error", err)
 				return false, bedrock.Unavailable("The invocation was started but the gateway could not record its owner. Try again.")
+			}
+			if owner != c.account.ID {
+				// Upstream tokens are derived per account, so this takes an
+				// ARN collision; the first owner keeps the invocation.
+				h.opts.Logger.Warn("async invocation already owned by another account", "request_id", c.requestID, "arn", out.InvocationArn, "account", c.account.ID)
+				return false, bedrock.AccessDenied(deniedMessage)
 			}
 		}
 	case bedrock.OpListAsyncInvokes:

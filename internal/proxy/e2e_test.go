@@ -61,7 +61,8 @@ func testState() *state.State {
 		Entitlements: []state.Entitlement{
 			{Name: "support-llm", Model: haikuModel, Scope: []string{"o-testorg0001"},
 				Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
-			{Name: "nova", Model: "amazon.nova-lite-v1:0", Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
+			{Name: "nova", Model: "amazon.nova-lite-v1:0", Shares: []state.Share{{Target: "ou-ab12-dev00001"}},
+				AsyncOutputPrefixes: []string{"s3://bucket/out", "s3://team-{account}"}},
 			{Name: "titan", Model: "amazon.titan-text-express-v1", Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
 			{Name: "llama", Model: "meta.llama3-8b-instruct-v1:0", Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
 			{Name: "embed", Model: "amazon.titan-embed-text-v2:0", Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},

@@ -289,22 +289,7 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 	switch c.route.Op {
 	case bedrock.OpStartAsyncInvoke:
-		model, err := asyncModelID(c.body)
-		if err != nil {
-			return err
-		}
-		d, err := snap.Authorize(c.account.ID, c.route.Op, model)
-		if err != nil {
-			return err
-		}
-		body, err := rewriteAsyncModelID(c.body, d.UpstreamModel)
-		if err != nil {
-			return err
-		}
-		c.body = body
-		c.bodyHash = sha256.Sum256(body)
-		c.decision = d
-		return nil
+		return h.authorizeAsyncStart(c, snap)
 	case bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
 		// These name no model: the caller needs an entitlement that allows the operation.
 		for _, e := range snap.EntitlementsFor(c.account.ID) {

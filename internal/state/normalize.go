@@ -177,6 +177,7 @@ func (s *State) Clone() *State {
 		e := &c.Entitlements[i]
 		e.Scope = slices.Clone(e.Scope)
 		e.Operations = slices.Clone(e.Operations)
+		e.AsyncOutputPrefixes = slices.Clone(e.AsyncOutputPrefixes)
 		e.Shares = slices.Clone(e.Shares)
 		e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	}

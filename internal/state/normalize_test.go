@@ -138,6 +138,7 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Organization.Accounts[0].Name = "x"
 	c.Entitlements[1].Scope[0] = "x"
 	c.Entitlements[1].Operations[0] = "x"
+	c.Entitlements[1].AsyncOutputPrefixes[0] = "x"
 	c.Entitlements[1].Shares[0].Target = "x"
 	c.Entitlements[1].Limits.AlertThresholds[0] = 7
 	c.Credentials[0].Secret = "x"

@@ -58,6 +58,12 @@ type Entitlement struct {
 	Shares     []Share   `yaml:"shares,omitempty" json:"shares"`
 	CreatedAt  time.Time `yaml:"created_at,omitempty" json:"created_at,omitzero"`
 	UpdatedAt  time.Time `yaml:"updated_at,omitempty" json:"updated_at,omitzero"`
+
+	// AsyncOutputPrefixes are the S3 locations StartAsyncInvoke may write to
+	// (s3://bucket[/path], "{account}" standing for the caller's account ID);
+	// ["*"] allows any. Empty refuses StartAsyncInvoke: Bedrock writes the
+	// output with the hub's identity, so the member must not choose freely.
+	AsyncOutputPrefixes []string `yaml:"async_output_prefixes,omitempty" json:"async_output_prefixes,omitempty"`
 }
 
 // Limit option values.

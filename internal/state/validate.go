@@ -384,6 +384,7 @@ func (v *validator) entitlement(item string, e *Entitlement) {
 	}
 	v.limits(item, &e.Limits)
 	v.operations(item, e.Operations)
+	v.asyncOutputPrefixes(item, e.AsyncOutputPrefixes)
 	sc := v.scopeOf(e)
 	seen := make(map[string]bool, len(e.Shares))
 	for _, sh := range e.Shares {
@@ -467,6 +468,27 @@ func (v *validator) operations(item string, ops []string) {
 			v.add(item, "operation %s is listed twice", name)
 		}
 		seen[name] = true
+	}
+}
+
+func (v *validator) asyncOutputPrefixes(item string, prefixes []string) {
+	if len(prefixes) > maxAsyncOutputPrefixes {
+		v.add(item, "async_output_prefixes lists more than %d prefixes", maxAsyncOutputPrefixes)
+		return
+	}
+	seen := make(map[string]bool, len(prefixes))
+	for _, p := range prefixes {
+		switch {
+		case p == AnyAsyncOutput:
+			if len(prefixes) > 1 {
+				v.add(item, "async_output_prefixes: %q allows any destination and must be the only entry", AnyAsyncOutput)
+			}
+		case !IsAsyncOutputPrefix(p):
+			v.add(item, "async_output_prefixes: %q is not s3://BUCKET[/PATH] (lowercase bucket name; path of letters, digits and -_.!'()=+,:@~ without empty, . or .. segments; {account} for the caller's account ID)", p)
+		case seen[p]:
+			v.add(item, "async_output_prefixes lists %s twice", p)
+		}
+		seen[p] = true
 	}
 }
 

@@ -47,8 +47,9 @@ func validState() *State {
 				Operations: []string{"Converse", "ConverseStream"},
 				Limits: Limits{MonthlyTokens: 1000, AccountMonthlyTokens: 100, RequestsPerMinute: 10, TokensPerMinute: 50,
 					Count: CountOutput, AlertThresholds: []int{10, 90}, OnStoreUnavailable: FailOpen, Estimate: EstimateStrict},
-				State:  EntitlementSuspended,
-				Shares: []Share{{Target: ouMid}, {Target: acctLeaf, MonthlyTokens: 10}}},
+				State:               EntitlementSuspended,
+				Shares:              []Share{{Target: ouMid}, {Target: acctLeaf, MonthlyTokens: 10}},
+				AsyncOutputPrefixes: []string{"s3://top-output/{account}"}},
 		},
 		Credentials: []Credential{
 			{Account: acctLeaf, Kind: KindSigV4, Label: "app", AccessKeyID: "GWTEST00000000000001", Secret: "0123456789abcdef"},
@@ -89,6 +90,10 @@ func TestValidateValid(t *testing.T) {
 		"model at 2048":          func(s *State) { s.Entitlements[0].Model = strings.Repeat("m", 2048) },
 		"label at 64 runes":      func(s *State) { s.Credentials[0].Label = strings.Repeat("é", 64) },
 		"threshold 100 only":     func(s *State) { s.Entitlements[0].Limits.AlertThresholds = []int{100} },
+		"async output anywhere":  func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"*"} },
+		"async output prefixes": func(s *State) {
+			s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://video-out", "s3://shared.bucket/teams/{account}/", "s3://out-{account}/jobs"}
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -184,6 +189,13 @@ func TestValidateRules(t *testing.T) {
 		{"operation unknown", func(s *State) { s.Entitlements[0].Operations = []string{"Converse", "converse"} }, []string{`operation "converse" is not a runtime operation`}},
 		{"operation control plane", func(s *State) { s.Entitlements[0].Operations = []string{"ListFoundationModels"} }, []string{`operation "ListFoundationModels" is not a runtime operation`}},
 		{"operation twice", func(s *State) { s.Entitlements[0].Operations = []string{"Converse", "Converse"} }, []string{"operation Converse is listed twice"}},
+		{"async output star among others", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket", "*"} }, []string{`"*" allows any destination and must be the only entry`}},
+		{"async output not s3", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"https://bucket/out"} }, []string{`async_output_prefixes: "https://bucket/out" is not s3://BUCKET`}},
+		{"async output no bucket", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3:///out"} }, []string{`"s3:///out" is not s3://BUCKET`}},
+		{"async output dot-dot", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/a/../b"} }, []string{`"s3://bucket/a/../b" is not s3://BUCKET`}},
+		{"async output other placeholder", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/{team}"} }, []string{`"s3://bucket/{team}" is not s3://BUCKET`}},
+		{"async output glob", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/*"} }, []string{`"s3://bucket/*" is not s3://BUCKET`}},
+		{"async output twice", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/a", "s3://bucket/a"} }, []string{"async_output_prefixes lists s3://bucket/a twice"}},
 
 		// Credentials.
 		{"credential account format", func(s *State) { s.Credentials[0].Account = "x" }, []string{`credentials[0] (GWTEST00000000000001): account "x" is not a 12-digit`}},

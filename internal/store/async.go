@@ -52,14 +52,36 @@ func (a *AsyncOwners) key(arn string) string {
 	return a.prefix + ":async:" + hex.EncodeToString(sum[:16])
 }
 
-// Record notes that account started the invocation under entitlement.
-func (a *AsyncOwners) Record(ctx context.Context, arn, account, entitlement string) error {
+// Record notes that account started the invocation under entitlement, unless
+// someone already did: the first record stands (SET NX), so a second account
+// that obtains the same ARN (by replaying another's idempotency token) can
+// never take the invocation over. It returns the owning account: account
+// itself when it was recorded now or before, else the account that was.
+func (a *AsyncOwners) Record(ctx context.Context, arn, account, entitlement string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	if err := a.client.Set(ctx, a.key(arn), account+"|"+entitlement, a.ttl).Err(); err != nil {
-		return fmt.Errorf("recording async invocation owner: %w", err)
+	key := a.key(arn)
+	// Two rounds: the record found by a failed SET NX may expire before it is
+	// read, and the next SET NX then claims it.
+	for range 2 {
+		set, err := a.client.SetNX(ctx, key, account+"|"+entitlement, a.ttl).Result()
+		if err != nil {
+			return "", fmt.Errorf("recording async invocation owner: %w", err)
+		}
+		if set {
+			return account, nil
+		}
+		v, err := a.client.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading async invocation owner: %w", err)
+		}
+		owner, _, _ := strings.Cut(v, "|")
+		return owner, nil
 	}
-	return nil
+	return "", errors.New("recording async invocation owner: the record keeps vanishing")
 }
 
 // Owner returns who started the invocation; ok is false when nobody recorded it.
