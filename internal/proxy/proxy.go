@@ -157,6 +157,7 @@ type call struct {
 	upstream  time.Duration // time spent waiting on the upstream
 	quotaNote string
 	errType   string
+	tier      string // the pricing tier the request asked for (bedrock.RequestOptions.PricingTier)
 }
 
 func (c *call) entitlementName() string {
@@ -259,6 +260,9 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return err
 	}
 	w.Header().Set("X-Gateway-Entitlement", c.decision.Entitlement.Name)
+	if err := h.inspect(r, c); err != nil {
+		return err
+	}
 
 	if route.Op.Generates() {
 		if err := h.reserve(ctx, w, c); err != nil {
@@ -294,7 +298,9 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 	case bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
 		// These name no model: the caller needs an entitlement that allows the operation.
 		for _, e := range snap.EntitlementsFor(c.account.ID) {
-			if e.Allows(c.route.Op) {
+			// ApplyGuardrail names its guardrail: only an entitlement that
+			// lists it can carry the call.
+			if e.Allows(c.route.Op) && (c.route.Op != bedrock.OpApplyGuardrail || e.AllowsGuardrail(c.route.GuardrailID)) {
 				d, err := snap.Authorize(c.account.ID, c.route.Op, e.Name)
 				if err == nil {
 					c.decision = d
@@ -467,6 +473,7 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 		slog.String("credential", label),
 		slog.String("entitlement", c.entitlementName()),
 		slog.String("model", model),
+		slog.String("tier", c.tier),
 		slog.Int("status", code),
 		slog.String("error", c.errType),
 		slog.Int64("input_tokens", c.usage.InputTokens),

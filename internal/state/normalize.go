@@ -177,6 +177,8 @@ func (s *State) Clone() *State {
 		e := &c.Entitlements[i]
 		e.Scope = slices.Clone(e.Scope)
 		e.Operations = slices.Clone(e.Operations)
+		e.ServiceTiers = slices.Clone(e.ServiceTiers)
+		e.Guardrails = slices.Clone(e.Guardrails)
 		e.Shares = slices.Clone(e.Shares)
 		e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	}

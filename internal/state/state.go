@@ -58,6 +58,14 @@ type Entitlement struct {
 	Shares     []Share   `yaml:"shares,omitempty" json:"shares"`
 	CreatedAt  time.Time `yaml:"created_at,omitempty" json:"created_at,omitzero"`
 	UpdatedAt  time.Time `yaml:"updated_at,omitempty" json:"updated_at,omitzero"`
+
+	// ServiceTiers lists the service tiers members may ask for (priority,
+	// flex, reserved, default) and "optimized" for latency-optimized
+	// inference; the default tier is always allowed, so empty means default only.
+	ServiceTiers []string `yaml:"service_tiers,omitempty" json:"service_tiers,omitempty"`
+	// Guardrails lists the guardrails (IDs or ARNs) members may name in a
+	// request or apply with ApplyGuardrail; empty means none.
+	Guardrails []string `yaml:"guardrails,omitempty" json:"guardrails,omitempty"`
 }
 
 // Limit option values.

@@ -89,6 +89,12 @@ func TestValidateValid(t *testing.T) {
 		"model at 2048":          func(s *State) { s.Entitlements[0].Model = strings.Repeat("m", 2048) },
 		"label at 64 runes":      func(s *State) { s.Credentials[0].Label = strings.Repeat("é", 64) },
 		"threshold 100 only":     func(s *State) { s.Entitlements[0].Limits.AlertThresholds = []int{100} },
+		"every service tier": func(s *State) {
+			s.Entitlements[0].ServiceTiers = []string{"default", "priority", "flex", "reserved", "optimized"}
+		},
+		"guardrail IDs and ARNs": func(s *State) {
+			s.Entitlements[0].Guardrails = []string{"abc123", "arn:aws:bedrock:us-east-1:111111111111:guardrail/def456"}
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -184,6 +190,13 @@ func TestValidateRules(t *testing.T) {
 		{"operation unknown", func(s *State) { s.Entitlements[0].Operations = []string{"Converse", "converse"} }, []string{`operation "converse" is not a runtime operation`}},
 		{"operation control plane", func(s *State) { s.Entitlements[0].Operations = []string{"ListFoundationModels"} }, []string{`operation "ListFoundationModels" is not a runtime operation`}},
 		{"operation twice", func(s *State) { s.Entitlements[0].Operations = []string{"Converse", "Converse"} }, []string{"operation Converse is listed twice"}},
+		{"service tier unknown", func(s *State) { s.Entitlements[0].ServiceTiers = []string{"priority", "Priority"} }, []string{`service tier "Priority" must be priority, flex, reserved, default or optimized`}},
+		{"service tier twice", func(s *State) { s.Entitlements[0].ServiceTiers = []string{"flex", "flex"} }, []string{"service tier flex is listed twice"}},
+		{"guardrail malformed", func(s *State) { s.Entitlements[0].Guardrails = []string{"gr-abc"} }, []string{`guardrail "gr-abc" is not a guardrail ID`}},
+		{"guardrail not a guardrail ARN", func(s *State) {
+			s.Entitlements[0].Guardrails = []string{"arn:aws:bedrock:us-east-1:111111111111:foundation-model/abc"}
+		}, []string{`guardrail "arn:aws:bedrock:us-east-1:111111111111:foundation-model/abc" is not a guardrail ID`}},
+		{"guardrail twice", func(s *State) { s.Entitlements[0].Guardrails = []string{"abc", "abc"} }, []string{"guardrail abc is listed twice"}},
 
 		// Credentials.
 		{"credential account format", func(s *State) { s.Credentials[0].Account = "x" }, []string{`credentials[0] (GWTEST00000000000001): account "x" is not a 12-digit`}},
