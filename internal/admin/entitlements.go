@@ -82,7 +82,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 
 // patchableFields are the top-level entitlement fields PATCH may set; each
 // given field replaces the stored one whole (limits included).
-var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state"}
+var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "service_tiers", "guardrails"}
 
 func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
@@ -167,6 +167,10 @@ func decodeField(dst *state.Entitlement, field string, raw json.RawMessage) erro
 		target = &dst.Operations
 	case "state":
 		target = &dst.State
+	case "service_tiers":
+		target = &dst.ServiceTiers
+	case "guardrails":
+		target = &dst.Guardrails
 	}
 	if err := decodeJSON(raw, target); err != nil {
 		return errBadRequest("field %s: %s", field, err.(*apiError).Message)
@@ -191,6 +195,10 @@ func applyField(dst, src *state.Entitlement, field string) {
 		dst.Operations = slices.Clone(src.Operations)
 	case "state":
 		dst.State = src.State
+	case "service_tiers":
+		dst.ServiceTiers = slices.Clone(src.ServiceTiers)
+	case "guardrails":
+		dst.Guardrails = slices.Clone(src.Guardrails)
 	}
 }
 
@@ -214,6 +222,8 @@ func (s *server) deleteEntitlement(w http.ResponseWriter, r *http.Request) error
 func cloneEntitlement(e state.Entitlement) state.Entitlement {
 	e.Scope = slices.Clone(e.Scope)
 	e.Operations = slices.Clone(e.Operations)
+	e.ServiceTiers = slices.Clone(e.ServiceTiers)
+	e.Guardrails = slices.Clone(e.Guardrails)
 	e.Shares = slices.Clone(e.Shares)
 	e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	return e
