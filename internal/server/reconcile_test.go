@@ -178,7 +178,7 @@ func TestReconciliation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[0] != "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd" ||
+	if lines[0] != metering.CSVHeader ||
 		!strings.HasPrefix(lines[len(lines)-1], "total,") || len(lines) != 5 {
 		t.Errorf("CSV report:\n%s", out.String())
 	}
