@@ -432,7 +432,7 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 	h.opts.Metrics.Observe(metering.Request{
 		Entitlement: c.entitlementName(), Team: team, Account: account, Model: model,
 		Op: c.route.Op, Code: code, Duration: total, TTFB: ttfb, Overhead: overhead,
-		Usage: c.usage, HasUsage: c.hasUsage,
+		Usage: c.usage, HasUsage: c.hasUsage, Tier: c.tier,
 	})
 	if span.IsRecording() {
 		span.SetAttributes(
