@@ -43,7 +43,7 @@ type Syncer interface {
 // UsageQuery is a parsed GET /admin/v1/usage request.
 type UsageQuery struct {
 	Month   string // YYYY-MM; defaults to the current month (UTC)
-	GroupBy string // team, account, entitlement or model; empty: the source's default
+	GroupBy string // team, account, entitlement, model or tier; empty: the source's default
 	Format  string // json (default) or csv
 }
 

@@ -82,7 +82,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 
 // patchableFields are the top-level entitlement fields PATCH may set; each
 // given field replaces the stored one whole (limits included).
-var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "async_output_prefixes"}
+var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "async_output_prefixes", "service_tiers", "guardrails"}
 
 func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
@@ -169,6 +169,10 @@ func decodeField(dst *state.Entitlement, field string, raw json.RawMessage) erro
 		target = &dst.State
 	case "async_output_prefixes":
 		target = &dst.AsyncOutputPrefixes
+	case "service_tiers":
+		target = &dst.ServiceTiers
+	case "guardrails":
+		target = &dst.Guardrails
 	}
 	if err := decodeJSON(raw, target); err != nil {
 		return errBadRequest("field %s: %s", field, err.(*apiError).Message)
@@ -195,6 +199,10 @@ func applyField(dst, src *state.Entitlement, field string) {
 		dst.State = src.State
 	case "async_output_prefixes":
 		dst.AsyncOutputPrefixes = slices.Clone(src.AsyncOutputPrefixes)
+	case "service_tiers":
+		dst.ServiceTiers = slices.Clone(src.ServiceTiers)
+	case "guardrails":
+		dst.Guardrails = slices.Clone(src.Guardrails)
 	}
 }
 
@@ -219,6 +227,8 @@ func cloneEntitlement(e state.Entitlement) state.Entitlement {
 	e.Scope = slices.Clone(e.Scope)
 	e.Operations = slices.Clone(e.Operations)
 	e.AsyncOutputPrefixes = slices.Clone(e.AsyncOutputPrefixes)
+	e.ServiceTiers = slices.Clone(e.ServiceTiers)
+	e.Guardrails = slices.Clone(e.Guardrails)
 	e.Shares = slices.Clone(e.Shares)
 	e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	return e

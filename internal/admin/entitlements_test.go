@@ -152,6 +152,14 @@ func TestPatchEntitlement(t *testing.T) {
 				}
 			}},
 		{name: "invalid async output prefix", body: `{"async_output_prefixes":["s3://video-out/../x"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
+		{name: "service tiers and guardrails", body: `{"service_tiers":["priority","optimized"],"guardrails":["abc123"]}`, status: http.StatusOK,
+			check: func(t *testing.T, _, after state.Entitlement) {
+				if !slices.Equal(after.ServiceTiers, []string{"priority", "optimized"}) || !slices.Equal(after.Guardrails, []string{"abc123"}) {
+					t.Fatalf("service_tiers %v guardrails %v", after.ServiceTiers, after.Guardrails)
+				}
+			}},
+		{name: "unknown service tier", body: `{"service_tiers":["gold"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
+		{name: "malformed guardrail", body: `{"guardrails":["Not A Guardrail"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
 		{name: "rename refused", body: `{"name":"other"}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "shares refused", body: `{"shares":[]}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "timestamps refused", body: `{"created_at":"2020-01-01T00:00:00Z"}`, status: http.StatusBadRequest, code: codeBadRequest},

@@ -31,9 +31,9 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("month %q must be YYYY-MM", uq.Month)
 	}
 	switch uq.GroupBy {
-	case "", "team", "account", "entitlement", "model":
+	case "", "team", "account", "entitlement", "model", "tier":
 	default:
-		return errBadRequest("group_by %q must be team, account, entitlement or model", uq.GroupBy)
+		return errBadRequest("group_by %q must be team, account, entitlement, model or tier", uq.GroupBy)
 	}
 	switch uq.Format {
 	case "":

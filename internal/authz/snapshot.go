@@ -71,6 +71,13 @@ type Entitlement struct {
 	// in a cache line or two is far cheaper than a map probe into cold memory.
 	filter      []uint64
 	filterShift uint8
+
+	// tiers are the service tiers (and "optimized") members may ask for
+	// beyond the default tier; guardrails the guardrails they may name; hub
+	// is the hub account, in which bare guardrail IDs resolve.
+	tiers      []string
+	guardrails []bedrock.GuardrailRef
+	hub        string
 }
 
 // fibonacci spreads sequential node numbers over the filter.
@@ -110,6 +117,57 @@ func bitsLen(pow2 int) int {
 // seeing an entitlement is governed by sharing alone.
 func (e *Entitlement) Allows(op bedrock.Operation) bool {
 	return op < 32 && e.ops&(1<<op) != 0
+}
+
+// AllowsOptions reports whether the entitlement allows what a request chooses:
+// its service tier (the default tier always), latency-optimized inference
+// (when "optimized" is listed) and every guardrail it names.
+func (e *Entitlement) AllowsOptions(o bedrock.RequestOptions) bool {
+	if o.ServiceTier != "" && o.ServiceTier != bedrock.TierDefault && !slices.Contains(e.tiers, o.ServiceTier) {
+		return false
+	}
+	if o.Latency == bedrock.LatencyOptimized && !slices.Contains(e.tiers, bedrock.TierOptimized) {
+		return false
+	}
+	for _, g := range o.Guardrails {
+		if !e.AllowsGuardrail(g) {
+			return false
+		}
+	}
+	return true
+}
+
+// AllowsGuardrail reports whether the entitlement lists the guardrail ref (an
+// ID or an ARN). An ID and an ARN name the same guardrail when the IDs are
+// equal and the ARN is in the hub account, where Bedrock resolves a bare ID
+// for the hub's calls; two ARNs must be equal.
+func (e *Entitlement) AllowsGuardrail(ref string) bool {
+	r, ok := bedrock.ParseGuardrail(ref)
+	if !ok {
+		return false
+	}
+	for _, g := range e.guardrails {
+		if g.ID != r.ID {
+			continue
+		}
+		switch {
+		case g.ARN == "" && r.ARN == "":
+			return true
+		case g.ARN != "" && r.ARN != "":
+			if g.ARN == r.ARN {
+				return true
+			}
+		case g.ARN != "":
+			if g.Account == e.hub {
+				return true
+			}
+		default:
+			if r.Account == e.hub {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Active reports whether the entitlement is active (not suspended).
@@ -314,6 +372,15 @@ func (b *builder) entitlements() error {
 			e.State = state.EntitlementActive
 		}
 		e.AsyncOutputPrefixes = se.AsyncOutputPrefixes // st is the snapshot's own copy
+		e.tiers = slices.Clone(se.ServiceTiers)
+		e.hub = b.s.st.Organization.HubAccount
+		for _, g := range se.Guardrails {
+			ref, ok := bedrock.ParseGuardrail(g)
+			if !ok {
+				return fmt.Errorf("building snapshot: entitlement %s: malformed guardrail %q", se.Name, g)
+			}
+			e.guardrails = append(e.guardrails, ref)
+		}
 		if len(se.Operations) == 0 {
 			e.ops = runtimeOps
 		}

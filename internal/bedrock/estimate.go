@@ -103,15 +103,26 @@ type outputFields [outputFieldCount][]byte
 // object or a maximum is not a non-negative integer; the proxy calls this
 // before reserving anything.
 func EstimateRequest(op Operation, upstreamModel string, body []byte, opts EstimateOptions) (Estimate, error) {
+	est, _, err := InspectRequest(op, upstreamModel, body, opts)
+	return est, err
+}
+
+// InspectRequest is EstimateRequest that also reads, in the same walk over
+// the body, the service tier, latency mode and guardrail a Converse or
+// ConverseStream body chooses (serviceTier.type, performanceConfig.latency,
+// guardrailConfig.guardrailIdentifier). Other operations choose them in
+// headers (HeaderOptions) or, for ApplyGuardrail, in the path. A value that
+// is not Bedrock's is a ValidationException.
+func InspectRequest(op Operation, upstreamModel string, body []byte, opts EstimateOptions) (Estimate, RequestOptions, error) {
 	if !op.Generates() {
-		return Estimate{}, nil
+		return Estimate{}, RequestOptions{}, nil
 	}
 	defOut := opts.DefaultMaxOutput
 	if defOut <= 0 {
 		defOut = DefaultMaxOutputTokens
 	}
 	if op == OpInvokeModelWithBidirectionalStream {
-		return Estimate{Output: defOut}, nil
+		return Estimate{Output: defOut}, RequestOptions{}, nil
 	}
 
 	var est Estimate
@@ -122,13 +133,13 @@ func EstimateRequest(op Operation, upstreamModel string, body []byte, opts Estim
 	}
 
 	if !validJSON(body) {
-		return Estimate{}, Validation("The request body is not valid JSON.")
+		return Estimate{}, RequestOptions{}, Validation("The request body is not valid JSON.")
 	}
-	var f outputFields
+	var f requestFields
 	if err := eachMember(body, f.collect); err != nil {
-		return Estimate{}, Validation("The request body must be a JSON object.")
+		return Estimate{}, RequestOptions{}, Validation("The request body must be a JSON object.")
 	}
-
+	var ro RequestOptions
 	mask := fInferenceMaxTokens // Converse, ConverseStream
 	if op == OpInvokeModel || op == OpInvokeModelWithResponseStream {
 		m, err := ParseModelID(upstreamModel)
@@ -136,19 +147,43 @@ func EstimateRequest(op Operation, upstreamModel string, body []byte, opts Estim
 			m = ModelID{}
 		}
 		if isEmbeddingModel(m) {
-			return est, nil
+			return est, RequestOptions{}, nil
 		}
 		mask = familyFields(m)
+	} else {
+		var err error
+		if ro, err = bodyOptions(f.serviceTier, f.performanceConfig, f.guardrailConfig); err != nil {
+			return Estimate{}, RequestOptions{}, err
+		}
 	}
-	out, found, err := f.max(mask)
+	out, found, err := f.out.max(mask)
 	if err != nil {
-		return Estimate{}, err
+		return Estimate{}, RequestOptions{}, err
 	}
 	if !found {
 		out = defOut
 	}
 	est.Output = out
-	return est, nil
+	return est, ro, nil
+}
+
+// requestFields holds the raw members of a request body the gateway reads.
+type requestFields struct {
+	out                                             outputFields
+	serviceTier, performanceConfig, guardrailConfig []byte
+}
+
+func (f *requestFields) collect(k, v []byte) {
+	switch string(k) {
+	case "serviceTier":
+		f.serviceTier = v
+	case "performanceConfig":
+		f.performanceConfig = v
+	case "guardrailConfig":
+		f.guardrailConfig = v
+	default:
+		f.out.collect(k, v)
+	}
 }
 
 // collect records the fields of a top-level member that can name a maximum.

@@ -252,3 +252,36 @@ func ModelPath(op Operation, modelID string) string {
 	}
 	return ""
 }
+
+// queryParams lists the query parameters each operation defines (Bedrock
+// Runtime's HTTP bindings); every other operation defines none.
+var queryParams = map[Operation][]string{
+	OpListAsyncInvokes: {"maxResults", "nextToken", "sortBy", "sortOrder", "statusEquals", "submitTimeAfter", "submitTimeBefore"},
+}
+
+// UpstreamQuery returns the query string to send upstream for op: only the
+// parameters the operation defines, in a canonical order. Anything else a
+// caller puts in the query (presigned-URL credentials such as
+// X-Amz-Credential and X-Amz-Security-Token, or parameters Bedrock might
+// interpret one day) never reaches the upstream, where it would travel next to
+// the hub's signature. A query that is not well-formed is a ValidationException.
+func UpstreamQuery(op Operation, rawQuery string) (string, error) {
+	if rawQuery == "" {
+		return "", nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", Validation("The query string is malformed.")
+	}
+	allowed := queryParams[op]
+	if len(allowed) == 0 {
+		return "", nil
+	}
+	out := make(url.Values, len(allowed))
+	for _, k := range allowed {
+		if v, ok := q[k]; ok {
+			out[k] = v
+		}
+	}
+	return out.Encode(), nil
+}

@@ -166,3 +166,42 @@ func FuzzParseRoute(f *testing.F) {
 		}
 	})
 }
+
+func TestUpstreamQuery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		op      Operation
+		raw     string
+		want    string
+		wantErr bool
+	}{
+		{"empty", OpConverse, "", "", false},
+		{"presigned credentials dropped", OpConverse, "X-Amz-Credential=GWX%2F20260101%2Fus-east-1%2Fbedrock%2Faws4_request&X-Amz-Security-Token=tok", "", false},
+		{"anything on invoke dropped", OpInvokeModel, "foo=bar&maxResults=3", "", false},
+		{"list keeps its parameters", OpListAsyncInvokes, "maxResults=5&nextToken=abc%2B%3D&sortBy=SubmissionTime&sortOrder=Descending&statusEquals=Completed&submitTimeAfter=2026-01-01T00%3A00%3A00Z&submitTimeBefore=2026-02-01T00%3A00%3A00Z",
+			"maxResults=5&nextToken=abc%2B%3D&sortBy=SubmissionTime&sortOrder=Descending&statusEquals=Completed&submitTimeAfter=2026-01-01T00%3A00%3A00Z&submitTimeBefore=2026-02-01T00%3A00%3A00Z", false},
+		{"list drops the rest", OpListAsyncInvokes, "X-Amz-Security-Token=tok&maxResults=5&X-Amz-Signature=abc", "maxResults=5", false},
+		{"names are case-sensitive", OpListAsyncInvokes, "MaxResults=5", "", false},
+		{"malformed escape", OpListAsyncInvokes, "maxResults=%zz", "", true},
+		{"malformed even where nothing is kept", OpConverse, "a=%", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := UpstreamQuery(tc.op, tc.raw)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				var be *Error
+				if !errors.As(err, &be) || be.Type != "ValidationException" {
+					t.Fatalf("err = %#v, want a ValidationException", err)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

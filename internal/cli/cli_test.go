@@ -275,6 +275,10 @@ func TestEntitlementsCommands(t *testing.T) {
 	if i < 0 || e[i].Limits.RequestsPerMinute != 5 || len(e[i].Scope) != 2 || !slices.Equal(e[i].AsyncOutputPrefixes, []string{"s3://analytics-out/{account}"}) {
 		t.Fatalf("stored %+v", e)
 	}
+	out = h.ok("entitlements", "create", "tiered", "--model", "amazon.nova-pro-v1:0",
+		"--service-tiers", "priority,optimized", "--guardrails", "abc123, arn:aws:bedrock:us-east-1:111111111111:guardrail/def456")
+	wantContains(t, out, "service_tiers:", "default, priority, optimized", "guardrails:", "abc123, arn:aws:bedrock:us-east-1:111111111111:guardrail/def456")
+	wantContains(t, h.ok("entitlements", "get", "analytics"), "default", "guardrails:", "none")
 
 	f := writeFile(t, "e.yaml", "name: from-file\nmodel: amazon.nova-lite-v1:0\nlimits: {monthly_tokens: 7}\nshares: [{target: \"222222222222\"}]\n")
 	wantContains(t, h.ok("entitlements", "create", "-f", f), "created entitlement from-file", "222222222222")

@@ -130,6 +130,8 @@ func printEntitlement(w io.Writer, e *state.Entitlement) {
 	row("scope", scopeText(e.Scope))
 	row("operations", orAll(e.Operations))
 	row("async_output_prefixes", strings.Join(e.AsyncOutputPrefixes, ", "))
+	row("service_tiers", tiersText(e.ServiceTiers))
+	row("guardrails", orNone(e.Guardrails))
 	row("monthly_tokens", tokensText(l.MonthlyTokens))
 	row("account_monthly_tokens", tokensText(l.AccountMonthlyTokens))
 	row("requests_per_minute", tokensText(l.RequestsPerMinute))
@@ -171,6 +173,7 @@ type createFlags struct {
 	monthly, accountMonthly, rpm, tpm                   int64
 	count, estimate, onStoreUnavailable                 string
 	suspended                                           bool
+	serviceTiers, guardrails                            string
 }
 
 func entitlementsCreate(ctx context.Context, args []string, env Env) error {
@@ -192,6 +195,8 @@ func entitlementsCreate(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&f.estimate, "estimate", "", "request token estimate: typical or strict (default typical)")
 	fs.StringVar(&f.onStoreUnavailable, "on-store-unavailable", "", "fail_closed (default) or fail_open")
 	fs.BoolVar(&f.suspended, "suspended", false, "create it suspended")
+	fs.StringVar(&f.serviceTiers, "service-tiers", "", "comma-separated service tiers members may ask for beyond the default: priority, flex, reserved, optimized (latency-optimized inference)")
+	fs.StringVar(&f.guardrails, "guardrails", "", "comma-separated guardrail IDs or ARNs members may name or apply (default: none)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -264,6 +269,7 @@ func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (*state.Entitl
 	if f.suspended {
 		e.State = state.EntitlementSuspended
 	}
+	e.ServiceTiers, e.Guardrails = splitList(f.serviceTiers), splitList(f.guardrails)
 	return e, nil
 }
 
@@ -325,6 +331,24 @@ func orAll(ops []string) string {
 		return "all"
 	}
 	return strings.Join(ops, ", ")
+}
+
+// tiersText lists the tiers an entitlement allows: the default tier always.
+func tiersText(tiers []string) string {
+	all := []string{"default"}
+	for _, t := range tiers {
+		if t != "default" {
+			all = append(all, t)
+		}
+	}
+	return strings.Join(all, ", ")
+}
+
+func orNone(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	return strings.Join(items, ", ")
 }
 
 func tokensText(n int64) string {

@@ -12,11 +12,11 @@ import (
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model] [--format table|csv|json] [flags]\n\n"+
+	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model|tier] [--format table|csv|json] [flags]\n\n"+
 		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
 		"tokens with their cost, grouped as asked, with a totals row.", env, false)
 	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM (default this month, UTC)")
-	by := fs.String("by", "team", "group by team, account, entitlement or model")
+	by := fs.String("by", "team", "group by team, account, entitlement, model or tier (service tier, or optimized latency)")
 	format := fs.String("format", "table", "table, csv or json")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -26,9 +26,9 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		return usageError(fs, "usage: unexpected argument %q", pos[0])
 	}
 	switch *by {
-	case "team", "account", "entitlement", "model":
+	case "team", "account", "entitlement", "model", "tier":
 	default:
-		return usageError(fs, "usage: --by must be team, account, entitlement or model, not %q", *by)
+		return usageError(fs, "usage: --by must be team, account, entitlement, model or tier, not %q", *by)
 	}
 	if t, err := time.Parse("2006-01", *month); err != nil || t.Format("2006-01") != *month {
 		return usageError(fs, "usage: --month must be YYYY-MM, not %q", *month)

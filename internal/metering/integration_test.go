@@ -71,10 +71,10 @@ func TestReportsOverRealLedger(t *testing.T) {
 	// support-llm: two ledger lines, 300*0.8 + 200*4 + 5*0.08 = 1040.4 µ$ -> 1040
 	// and 300*0.8 + 10*4 = 280 µ$: 0.001320.
 	want := CSVHeader + "\n" +
-		month + ",,,copy,,1,1000000,0,0,0,1000000,0.060000,0\n" +
-		month + ",,,deleted-one,,1,0,1000000,0,0,1000000,0.240000,0\n" +
-		month + ",,,support-llm,,2,600,210,5,0,815,0.001320,0\n" +
-		"total,,,,,4,1000600,1000210,5,0,2000815,0.301320,0\n"
+		month + ",,,copy,,1,1000000,0,0,0,1000000,0.060000,0,\n" +
+		month + ",,,deleted-one,,1,0,1000000,0,0,1000000,0.240000,0,\n" +
+		month + ",,,support-llm,,2,600,210,5,0,815,0.001320,0,\n" +
+		"total,,,,,4,1000600,1000210,5,0,2000815,0.301320,0,\n"
 	if string(csv) != want {
 		t.Errorf("CSV:\n%s\nwant:\n%s", csv, want)
 	}

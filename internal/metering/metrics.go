@@ -61,8 +61,8 @@ func NewMetrics(opts Options) *Metrics {
 		Name: "gateway_requests_total", Help: "Requests by entitlement, team, account, operation and HTTP status code.",
 	}, []string{"entitlement", "team", "account", "operation", "code"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gateway_tokens_total", Help: "Tokens reported by Bedrock, by type (input, output, cache_read, cache_write).",
-	}, []string{"entitlement", "team", "account", "model", "type"})
+		Name: "gateway_tokens_total", Help: "Tokens reported by Bedrock, by type (input, output, cache_read, cache_write) and pricing tier.",
+	}, []string{"entitlement", "team", "account", "model", "type", "tier"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "gateway_request_duration_seconds", Help: "Whole request duration, including the upstream call and streaming.", Buckets: latency,
 	}, []string{"entitlement", "operation"})
@@ -130,7 +130,7 @@ type requestChildren struct {
 	ttfb     prometheus.Observer
 }
 
-type tokenKey struct{ entitlement, team, account, model string }
+type tokenKey struct{ entitlement, team, account, model, tier string }
 
 type tokenChildren struct{ input, output, cacheRead, cacheWrite prometheus.Counter }
 
@@ -142,6 +142,8 @@ type Request struct {
 	Duration, TTFB, Overhead          time.Duration
 	Usage                             bedrock.Usage
 	HasUsage                          bool
+	// Tier is the pricing tier the request asked for; empty means default.
+	Tier string
 }
 
 // Observe records one finished request.
@@ -170,26 +172,35 @@ func (m *Metrics) Observe(r Request) {
 		m.overheadByOp[r.Op].Observe(r.Overhead.Seconds())
 	}
 	if r.HasUsage {
-		m.AddTokens(r.Entitlement, r.Team, account, r.Model, r.Usage)
+		m.AddTierTokens(r.Entitlement, r.Team, account, r.Model, r.Tier, r.Usage)
 		if r.Usage.Estimated {
 			m.usageEstimated.WithLabelValues(r.Entitlement).Inc()
 		}
 	}
 }
 
-// AddTokens counts tokens reported by Bedrock.
+// AddTokens counts tokens reported by Bedrock in the default tier.
 func (m *Metrics) AddTokens(entitlement, team, account, model string, u bedrock.Usage) {
+	m.AddTierTokens(entitlement, team, account, model, bedrock.TierDefault, u)
+}
+
+// AddTierTokens counts tokens reported by Bedrock in a pricing tier (empty
+// means default).
+func (m *Metrics) AddTierTokens(entitlement, team, account, model, tier string, u bedrock.Usage) {
 	if m.dropAccount {
 		account = ""
 	}
-	k := tokenKey{entitlement, team, account, model}
+	if tier == "" {
+		tier = bedrock.TierDefault
+	}
+	k := tokenKey{entitlement, team, account, model, tier}
 	v, ok := m.tokenCh.Load(k)
 	if !ok {
 		v, _ = m.tokenCh.LoadOrStore(k, &tokenChildren{
-			input:      m.tokens.WithLabelValues(entitlement, team, account, model, "input"),
-			output:     m.tokens.WithLabelValues(entitlement, team, account, model, "output"),
-			cacheRead:  m.tokens.WithLabelValues(entitlement, team, account, model, "cache_read"),
-			cacheWrite: m.tokens.WithLabelValues(entitlement, team, account, model, "cache_write"),
+			input:      m.tokens.WithLabelValues(entitlement, team, account, model, "input", tier),
+			output:     m.tokens.WithLabelValues(entitlement, team, account, model, "output", tier),
+			cacheRead:  m.tokens.WithLabelValues(entitlement, team, account, model, "cache_read", tier),
+			cacheWrite: m.tokens.WithLabelValues(entitlement, team, account, model, "cache_write", tier),
 		})
 	}
 	c := v.(*tokenChildren)

@@ -72,3 +72,26 @@ func TestStorePersistenceGauge(t *testing.T) {
 		}
 	}
 }
+
+func TestTokensCarryTheTier(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(Options{})
+	for _, tier := range []string{"", "priority", "priority"} {
+		m.Observe(Request{Entitlement: "e", Team: "dev", Account: "222222222222", Model: "m", Op: bedrock.OpConverse, Code: 200,
+			Usage: bedrock.Usage{InputTokens: 5, OutputTokens: 1}, HasUsage: true, Tier: tier})
+	}
+	want := `# HELP gateway_tokens_total Tokens reported by Bedrock, by type (input, output, cache_read, cache_write) and pricing tier.
+# TYPE gateway_tokens_total counter
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="default",type="cache_read"} 0
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="default",type="cache_write"} 0
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="default",type="input"} 5
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="default",type="output"} 1
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="priority",type="cache_read"} 0
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="priority",type="cache_write"} 0
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="priority",type="input"} 10
+gateway_tokens_total{account="222222222222",entitlement="e",model="m",team="dev",tier="priority",type="output"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), "gateway_tokens_total"); err != nil {
+		t.Fatal(err)
+	}
+}

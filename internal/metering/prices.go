@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/big"
 	"os"
@@ -89,6 +90,10 @@ type Price struct {
 type PriceEntry struct {
 	Model string
 	Price Price
+	// Tiers prices the model's pricing tiers other than the default
+	// (bedrock.IsPricingTier: priority, flex, reserved, optimized, ...);
+	// usage in a tier without a price here is unpriced.
+	Tiers map[string]Price
 }
 
 // PriceTable prices tokens for usage reports. The file (--prices-file) is YAML,
@@ -104,6 +109,9 @@ type PriceEntry struct {
 //	  - model: us.amazon.nova-pro-v1:0   # a profile may have its own price
 //	    input: 0.80
 //	    output: 3.20
+//	    tiers:                           # optional: prices of other tiers
+//	      priority: {input: 1.40, output: 5.60}
+//	      flex: {input: 0.40, output: 1.60}
 //
 // Prices are decimals with at most six fractional digits (a type left out
 // costs 0); they are read from the YAML text, never through a float. A
@@ -112,7 +120,11 @@ type PriceEntry struct {
 // (us., eu., apac., us-gov., jp., au., global.), or its ARN, matches the
 // entry of its base model, so "us.anthropic.claude-..." is priced by an entry
 // for "anthropic.claude-...". Models with no entry cost 0 and are listed in
-// the report's unpriced_models.
+// the report's unpriced_models. Usage in a pricing tier other than the
+// default (service tier priority, flex or reserved; "optimized" for
+// latency-optimized inference; "priority+optimized" and the like for both)
+// is priced by the matching entry's tiers; a tier the entry does not price
+// costs 0 and is listed as unpriced ("model (tier)").
 //
 // Arithmetic is exact: a price is held in micro-dollars per million tokens,
 // so one token costs a whole number of pico-dollars. The cost of each ledger
@@ -125,20 +137,21 @@ type PriceEntry struct {
 // is immutable once built.
 type PriceTable struct {
 	byModel map[string]Price
-	entries []PriceEntry // sorted by model
+	tiers   map[string]map[string]Price // model -> tier -> price
+	entries []PriceEntry                // sorted by model
 }
 
 // NewPriceTable builds a table from entries; models must be unique and
 // non-empty and prices non-negative.
 func NewPriceTable(entries []PriceEntry) (*PriceTable, error) {
-	t := &PriceTable{byModel: make(map[string]Price, len(entries))}
+	t := &PriceTable{byModel: make(map[string]Price, len(entries)), tiers: map[string]map[string]Price{}}
 	var errs []error
 	for i, e := range entries {
 		switch {
 		case e.Model == "":
 			errs = append(errs, fmt.Errorf("price %d: model is required", i+1))
 			continue
-		case e.Price.Input < 0 || e.Price.Output < 0 || e.Price.CacheRead < 0 || e.Price.CacheWrite < 0:
+		case e.Price.negative():
 			errs = append(errs, fmt.Errorf("price of %s: prices must not be negative", e.Model))
 			continue
 		}
@@ -146,7 +159,25 @@ func NewPriceTable(entries []PriceEntry) (*PriceTable, error) {
 			errs = append(errs, fmt.Errorf("price of %s: listed twice", e.Model))
 			continue
 		}
+		bad := false
+		for _, tier := range slices.Sorted(maps.Keys(e.Tiers)) {
+			switch {
+			case tier == bedrock.TierDefault || !bedrock.IsPricingTier(tier):
+				errs = append(errs, fmt.Errorf("price of %s: tier %q must be priority, flex, reserved, optimized or <tier>+optimized (the default tier is the entry's own price)", e.Model, tier))
+				bad = true
+			case e.Tiers[tier].negative():
+				errs = append(errs, fmt.Errorf("price of %s in tier %s: prices must not be negative", e.Model, tier))
+				bad = true
+			}
+		}
+		if bad {
+			continue
+		}
 		t.byModel[e.Model] = e.Price
+		if len(e.Tiers) > 0 {
+			e.Tiers = maps.Clone(e.Tiers)
+			t.tiers[e.Model] = e.Tiers
+		}
 		t.entries = append(t.entries, e)
 	}
 	if len(errs) > 0 {
@@ -167,6 +198,24 @@ type priceYAML struct {
 	Output     yamlDecimal `yaml:"output"`
 	CacheRead  yamlDecimal `yaml:"cache_read"`
 	CacheWrite yamlDecimal `yaml:"cache_write"`
+
+	Tiers map[string]tierPriceYAML `yaml:"tiers"`
+}
+
+// tierPriceYAML is the price of one tier of a model.
+type tierPriceYAML struct {
+	Input      yamlDecimal `yaml:"input"`
+	Output     yamlDecimal `yaml:"output"`
+	CacheRead  yamlDecimal `yaml:"cache_read"`
+	CacheWrite yamlDecimal `yaml:"cache_write"`
+}
+
+func (p tierPriceYAML) price() Price {
+	return Price{Input: Micros(p.Input), Output: Micros(p.Output), CacheRead: Micros(p.CacheRead), CacheWrite: Micros(p.CacheWrite)}
+}
+
+func (p Price) negative() bool {
+	return p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite < 0
 }
 
 // yamlDecimal reads a scalar's text, so 0.1 stays exactly 0.1.
@@ -198,6 +247,12 @@ func ParsePrices(r io.Reader) (*PriceTable, error) {
 		entries[i] = PriceEntry{Model: p.Model, Price: Price{
 			Input: Micros(p.Input), Output: Micros(p.Output), CacheRead: Micros(p.CacheRead), CacheWrite: Micros(p.CacheWrite),
 		}}
+		for tier, tp := range p.Tiers {
+			if entries[i].Tiers == nil {
+				entries[i].Tiers = make(map[string]Price, len(p.Tiers))
+			}
+			entries[i].Tiers[tier] = tp.price()
+		}
 	}
 	t, err := NewPriceTable(entries)
 	if err != nil {
@@ -236,24 +291,52 @@ func (t *PriceTable) Lookup(model string) (Price, bool) {
 	if t == nil || len(t.byModel) == 0 {
 		return Price{}, false
 	}
-	if p, ok := t.byModel[model]; ok {
-		return p, true
+	key, ok := t.match(model)
+	if !ok {
+		return Price{}, false
+	}
+	return t.byModel[key], true
+}
+
+// LookupTier finds the price of model in a pricing tier: Lookup's for the
+// default tier ("" or "default"), else the tier's price in the entry Lookup
+// matches. A tier the entry does not price is not found: it is not priced at
+// the default price, which may be far from it.
+func (t *PriceTable) LookupTier(model, tier string) (Price, bool) {
+	if tier == "" || tier == bedrock.TierDefault {
+		return t.Lookup(model)
+	}
+	if t == nil || len(t.byModel) == 0 {
+		return Price{}, false
+	}
+	key, ok := t.match(model)
+	if !ok {
+		return Price{}, false
+	}
+	p, ok := t.tiers[key][tier]
+	return p, ok
+}
+
+// match returns the table key that prices model.
+func (t *PriceTable) match(model string) (string, bool) {
+	if _, ok := t.byModel[model]; ok {
+		return model, true
 	}
 	id, err := bedrock.ParseModelID(model)
 	if err != nil {
-		return Price{}, false
+		return "", false
 	}
 	if id.Resource != "" && id.Resource != model {
-		if p, ok := t.byModel[id.Resource]; ok {
-			return p, true
+		if _, ok := t.byModel[id.Resource]; ok {
+			return id.Resource, true
 		}
 	}
 	if id.BaseModel != "" {
-		if p, ok := t.byModel[id.BaseModel]; ok {
-			return p, true
+		if _, ok := t.byModel[id.BaseModel]; ok {
+			return id.BaseModel, true
 		}
 	}
-	return Price{}, false
+	return "", false
 }
 
 // TokenCounts are the four token types Bedrock reports.

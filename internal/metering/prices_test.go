@@ -165,6 +165,10 @@ prices:
 		"list price":      "prices:\n  - model: a\n    input: [1]\n",
 		"top-level typo":  "price:\n  - model: a\n",
 		"not yaml at all": "prices: [",
+		"unknown tier":    "prices:\n  - model: a\n    tiers: {gold: {input: 1}}\n",
+		"default tier":    "prices:\n  - model: a\n    tiers: {default: {input: 1}}\n",
+		"tier typo":       "prices:\n  - model: a\n    tiers: {priority: {inptu: 1}}\n",
+		"negative tier":   "prices:\n  - model: a\n    tiers: {flex: {output: -1}}\n",
 	} {
 		if _, err := ParsePrices(strings.NewReader(bad)); err == nil {
 			t.Errorf("%s: parsed", name)
@@ -172,6 +176,53 @@ prices:
 	}
 	if table, err := ParsePrices(strings.NewReader("")); err != nil || len(table.Entries()) != 0 {
 		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestPriceLookupTier(t *testing.T) {
+	t.Parallel()
+	table, err := ParsePrices(strings.NewReader(`
+prices:
+  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+    input: 0.80
+    output: 4.00
+    tiers:
+      priority: {input: 1.40, output: 7.00}
+      flex: {input: 0.40}
+      optimized: {input: 1.00, output: 5.00}
+      priority+optimized: {input: 2}
+  - model: amazon.nova-lite-v1:0
+    input: 0.06
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
+	for _, tc := range []struct {
+		model, tier string
+		want        Price
+		ok          bool
+	}{
+		{haiku, "", Price{Input: 800_000, Output: 4_000_000}, true},
+		{haiku, "default", Price{Input: 800_000, Output: 4_000_000}, true},
+		{haiku, "priority", Price{Input: 1_400_000, Output: 7_000_000}, true},
+		{haiku, "flex", Price{Input: 400_000}, true},
+		{haiku, "optimized", Price{Input: 1_000_000, Output: 5_000_000}, true},
+		{haiku, "priority+optimized", Price{Input: 2_000_000}, true},
+		{"us." + haiku, "priority", Price{Input: 1_400_000, Output: 7_000_000}, true}, // a profile: its base model's tiers
+		{haiku, "reserved", Price{}, false},                                           // not priced at the default price
+		{"amazon.nova-lite-v1:0", "priority", Price{}, false},
+		{"amazon.nova-lite-v1:0", "default", Price{Input: 60_000}, true},
+		{"unknown.model-v1:0", "priority", Price{}, false},
+	} {
+		got, ok := table.LookupTier(tc.model, tc.tier)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("LookupTier(%q, %q) = %+v, %v; want %+v, %v", tc.model, tc.tier, got, ok, tc.want, tc.ok)
+		}
+	}
+	var empty *PriceTable
+	if _, ok := empty.LookupTier(haiku, "priority"); ok {
+		t.Error("a nil table priced a tier")
 	}
 }
 
@@ -186,6 +237,9 @@ func TestLoadPricesExample(t *testing.T) {
 	}
 	if _, ok := table.Lookup("amazon.nova-lite-v1:0"); !ok {
 		t.Error("the example does not price the example state's model")
+	}
+	if _, ok := table.LookupTier("us.anthropic.claude-3-5-haiku-20241022-v1:0", "priority"); !ok {
+		t.Error("the example does not show a tier price")
 	}
 	if table, err := LoadPrices(""); err != nil || len(table.Entries()) != 0 {
 		t.Errorf("no file: %v", err)

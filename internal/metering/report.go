@@ -2,6 +2,7 @@ package metering
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/admin"
 	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 )
 
@@ -23,10 +25,12 @@ const (
 	GroupByAccount     = "account"
 	GroupByEntitlement = "entitlement"
 	GroupByModel       = "model"
+	GroupByTier        = "tier"
 )
 
-// CSVHeader is the usage report's CSV header (a public contract: finance tools parse it).
-const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests"
+// CSVHeader is the usage report's CSV header (a public contract: finance tools
+// parse it). Columns added later come last, so earlier ones keep their positions.
+const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier"
 
 // TotalMonth is the month column of the CSV totals row: a value no real
 // month (YYYY-MM) can take, so the row cannot be mistaken for a group.
@@ -116,6 +120,8 @@ type ReportRow struct {
 	AccountName string `json:"account_name,omitempty"`
 	Entitlement string `json:"entitlement,omitempty"`
 	Model       string `json:"model,omitempty"`
+	// Tier is the pricing tier (default, priority, flex, reserved, optimized, ...).
+	Tier string `json:"tier,omitempty"`
 	// Requests counts settled requests; Errors counts admitted requests whose
 	// upstream call failed (before the response: no charge; mid-stream: also
 	// settled, so in Requests too); not part of the CSV. EstimatedRequests
@@ -174,9 +180,9 @@ func (r *Reports) Report(ctx context.Context, month, groupBy string) (*Report, e
 		groupBy = GroupByTeam
 	}
 	switch groupBy {
-	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel:
+	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier:
 	default:
-		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement or model", admin.ErrInvalidQuery, groupBy)
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier", admin.ErrInvalidQuery, groupBy)
 	}
 	snap, err := r.snapshot()
 	if err != nil {
@@ -222,7 +228,7 @@ func (r *Reports) entitlementNames(ctx context.Context, snap *authz.Snapshot, mo
 	return slices.Compact(names), nil
 }
 
-type groupKey struct{ team, account, entitlement, model string }
+type groupKey struct{ team, account, entitlement, model, tier string }
 
 func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quota.LedgerRow) *Report {
 	rep := &Report{Month: month, GroupBy: groupBy, Rows: []ReportRow{}}
@@ -231,10 +237,10 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 	for _, l := range lines {
 		tokens := TokenCounts{l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens}
 		var cost Micros
-		if p, ok := r.opts.Prices.Lookup(l.Model); ok {
+		if p, ok := r.opts.Prices.LookupTier(l.Model, l.Tier); ok {
 			cost = p.Cost(tokens)
 		} else if tokens != (TokenCounts{}) {
-			unpriced[l.Model] = true
+			unpriced[unpricedName(l.Model, l.Tier)] = true
 		}
 		line := ReportRow{
 			Requests: l.Requests, Errors: l.Errors, EstimatedRequests: l.Estimated,
@@ -256,10 +262,12 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 			k.entitlement = l.Entitlement
 		case GroupByModel:
 			k.model = l.Model
+		case GroupByTier:
+			k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
 		}
 		g := groups[k]
 		if g == nil {
-			g = &ReportRow{Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model}
+			g = &ReportRow{Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier}
 			if a, ok := snapAccount(snap, k.account); ok && k.account != "" {
 				g.AccountName = a.Name
 			}
@@ -272,7 +280,7 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 		rep.Rows = append(rep.Rows, *g)
 	}
 	slices.SortFunc(rep.Rows, func(a, b ReportRow) int {
-		return cmpStrings(a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model)
+		return cmpStrings(a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model, a.Tier, b.Tier)
 	})
 	for m := range unpriced {
 		rep.UnpricedModels = append(rep.UnpricedModels, m)
@@ -282,6 +290,14 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 		rep.Note = "no usage recorded for " + month
 	}
 	return rep
+}
+
+// unpricedName names a model, and its tier unless default, in unpriced_models.
+func unpricedName(model, tier string) string {
+	if tier == "" || tier == bedrock.TierDefault {
+		return model
+	}
+	return model + " (" + tier + ")"
 }
 
 func snapAccount(snap *authz.Snapshot, id string) (*authz.Account, bool) {
@@ -329,5 +345,5 @@ func csvRecord(month string, r ReportRow) []string {
 	return []string{month, r.Team, r.Account, r.Entitlement, r.Model,
 		i(r.Requests, 10), i(r.InputTokens, 10), i(r.OutputTokens, 10),
 		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String(),
-		i(r.EstimatedRequests, 10)}
+		i(r.EstimatedRequests, 10), r.Tier}
 }

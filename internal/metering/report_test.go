@@ -176,37 +176,37 @@ func TestUsageCSV(t *testing.T) {
 		by   string
 		want string
 	}{
-		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
+		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
 `},
-		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
+		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
 `},
-		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
-2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0
-2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,0
-2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0
-2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
+		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,0,
+2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0,
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
 `},
-		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
-2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0
-2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,0
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
+		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,0,
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
 `},
-		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests
-2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0
-2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0
-2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,0
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0
+		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0,
+2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0,
+2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,0,
+total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
 `},
 	}
 	for _, tt := range tests {
@@ -273,7 +273,7 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 	ledger := &fakeLedger{rows: testLedgerRows()}
 	r := newTestReports(t, ledger)
 	got := csvOf(t, r, "2026-11", "model")
-	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000,0\n"
+	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000,0,\n"
 	if got != want {
 		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
 	}
@@ -306,7 +306,7 @@ func TestUsageExtraEntitlements(t *testing.T) {
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
 	})
 	got := csvOf(t, r, "2026-10", "entitlement")
-	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0\n") {
+	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0,\n") {
 		t.Errorf("deleted entitlement missing:\n%s", got)
 	}
 	r = NewReports(ReportOptions{
@@ -398,5 +398,51 @@ func TestQuotaRemaining(t *testing.T) {
 	}
 	if _, err := r.Remaining(context.Background(), "nope"); !errors.Is(err, admin.ErrInvalidQuery) {
 		t.Errorf("unknown entitlement: %v", err)
+	}
+}
+
+// Each tier is priced at its own price; a tier without a price is unpriced
+// (not charged at the default price) and named so in unpriced_models.
+func TestUsageTiers(t *testing.T) {
+	t.Parallel()
+	prices, err := ParsePrices(strings.NewReader(`
+prices:
+  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+    input: 1
+    output: 2
+    tiers:
+      priority: {input: 3, output: 4}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []quota.LedgerRow{
+		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Tier: "default", Requests: 1, InputTokens: 1_000_000, OutputTokens: 1_000_000},
+		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Requests: 1, InputTokens: 1_000_000}, // no tier: default
+		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Tier: "priority", Requests: 2, InputTokens: 1_000_000, OutputTokens: 1_000_000},
+		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku, Tier: "flex", Requests: 1, InputTokens: 5},
+	}
+	snap := testSnapshot(t)
+	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap }, Prices: prices})
+	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
+2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,default
+2026-10,,,,,1,5,0,0,0,5,0.000000,0,flex
+2026-10,,,,,2,1000000,1000000,0,0,2000000,7.000000,0,priority
+total,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,
+`
+	if got := csvOf(t, r, "2026-10", "tier"); got != want {
+		t.Errorf("CSV by tier:\n%s\nwant:\n%s", got, want)
+	}
+	rep, err := r.Report(context.Background(), "2026-10", "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.CostUSD != 11_000_000 || !slices.Equal(rep.UnpricedModels, []string{haiku + " (flex)"}) {
+		t.Errorf("totals %+v, unpriced %v", rep.Totals, rep.UnpricedModels)
+	}
+	var table strings.Builder
+	rep, _ = r.Report(context.Background(), "2026-10", "tier")
+	if err := RenderTable(&table, rep); err != nil || !strings.Contains(table.String(), "priority") || !strings.HasPrefix(table.String(), "Usage for 2026-10 by tier") {
+		t.Errorf("table: %v\n%s", err, table.String())
 	}
 }

@@ -76,6 +76,8 @@ func tableRow(groupBy string, r ReportRow) []string {
 		row = append(row, r.Account, r.AccountName)
 	case GroupByEntitlement:
 		row = append(row, r.Entitlement)
+	case GroupByTier:
+		row = append(row, r.Tier)
 	default:
 		row = append(row, r.Model)
 	}

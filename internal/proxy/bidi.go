@@ -156,7 +156,9 @@ func (h *Handler) bidiUpstreamRequest(ctx, traceCtx context.Context, r *http.Req
 		return nil, nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
 	}
 	u.Path = p
-	u.RawQuery = r.URL.RawQuery
+	if u.RawQuery, err = bedrock.UpstreamQuery(c.route.Op, r.URL.RawQuery); err != nil {
+		return nil, nil, err
+	}
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), body)
 	if err != nil {
 		return nil, nil, err

@@ -60,7 +60,8 @@ func testState() *state.State {
 		},
 		Entitlements: []state.Entitlement{
 			{Name: "support-llm", Model: haikuModel, Scope: []string{"o-testorg0001"},
-				Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
+				Shares:       []state.Share{{Target: "ou-ab12-dev00001"}},
+				ServiceTiers: []string{"priority", "optimized"}, Guardrails: []string{"abc123"}},
 			{Name: "nova", Model: "amazon.nova-lite-v1:0", Shares: []state.Share{{Target: "ou-ab12-dev00001"}},
 				AsyncOutputPrefixes: []string{"s3://bucket/out", "s3://team-{account}"}},
 			{Name: "titan", Model: "amazon.titan-text-express-v1", Shares: []state.Share{{Target: "ou-ab12-dev00001"}}},
@@ -86,6 +87,7 @@ type settlement struct {
 	reserved, counted int64
 	usage             bedrock.Usage
 	released          bool
+	tier              string
 }
 
 type fakeQuota struct {
@@ -94,7 +96,7 @@ type fakeQuota struct {
 }
 
 func (q *fakeQuota) Reserve(_ context.Context, req QuotaRequest) (Ticket, error) {
-	return &fakeTicket{q: q, reserved: req.Tokens}, nil
+	return &fakeTicket{q: q, reserved: req.Tokens, tier: req.Tier}, nil
 }
 
 func (q *fakeQuota) settlements() []settlement {
@@ -106,17 +108,18 @@ func (q *fakeQuota) settlements() []settlement {
 type fakeTicket struct {
 	q        *fakeQuota
 	reserved int64
+	tier     string
 }
 
 func (t *fakeTicket) Remaining() int64 { return 1000 }
 func (t *fakeTicket) Settle(_ context.Context, counted int64, u bedrock.Usage) {
 	t.q.mu.Lock()
-	t.q.done = append(t.q.done, settlement{reserved: t.reserved, counted: counted, usage: u})
+	t.q.done = append(t.q.done, settlement{reserved: t.reserved, counted: counted, usage: u, tier: t.tier})
 	t.q.mu.Unlock()
 }
 func (t *fakeTicket) Release(context.Context) {
 	t.q.mu.Lock()
-	t.q.done = append(t.q.done, settlement{reserved: t.reserved, released: true})
+	t.q.done = append(t.q.done, settlement{reserved: t.reserved, released: true, tier: t.tier})
 	t.q.mu.Unlock()
 }
 
@@ -315,7 +318,7 @@ func TestEveryOperationThroughGateway(t *testing.T) {
 		}
 	})
 	t.Run("ApplyGuardrail", func(t *testing.T) {
-		_, err := c.ApplyGuardrail(ctx, &bedrockruntime.ApplyGuardrailInput{GuardrailIdentifier: aws.String("gr-abc123"), GuardrailVersion: aws.String("1"),
+		_, err := c.ApplyGuardrail(ctx, &bedrockruntime.ApplyGuardrailInput{GuardrailIdentifier: aws.String("abc123"), GuardrailVersion: aws.String("1"),
 			Source: brtypes.GuardrailContentSourceInput, Content: []brtypes.GuardrailContentBlock{&brtypes.GuardrailContentBlockMemberText{Value: brtypes.GuardrailTextBlock{Text: aws.String("hello")}}}})
 		if err != nil {
 			t.Fatal(err)

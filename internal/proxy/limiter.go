@@ -49,6 +49,7 @@ func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, e
 		TokensPerMinute:   e.Limits.TokensPerMinute,
 		Tokens:            req.Tokens,
 		FailOpen:          e.Limits.OnStoreUnavailable == state.FailOpen,
+		Tier:              req.Tier,
 	})
 	if err != nil {
 		return nil, q.rejection(e.Name, err)

@@ -171,6 +171,7 @@ type call struct {
 	upstream       time.Duration // time spent waiting on the upstream
 	quotaNote      string
 	errType        string
+	tier           string // the pricing tier the request asked for (bedrock.RequestOptions.PricingTier)
 }
 
 func (c *call) entitlementName() string {
@@ -273,6 +274,9 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return err
 	}
 	w.Header().Set("X-Gateway-Entitlement", c.decision.Entitlement.Name)
+	if err := h.inspect(r, c); err != nil {
+		return err
+	}
 
 	if route.Op.Generates() {
 		if err := h.reserve(ctx, w, c); err != nil {
@@ -293,7 +297,9 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 	case bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
 		// These name no model: the caller needs an entitlement that allows the operation.
 		for _, e := range snap.EntitlementsFor(c.account.ID) {
-			if e.Allows(c.route.Op) {
+			// ApplyGuardrail names its guardrail: only an entitlement that
+			// lists it can carry the call.
+			if e.Allows(c.route.Op) && (c.route.Op != bedrock.OpApplyGuardrail || e.AllowsGuardrail(c.route.GuardrailID)) {
 				d, err := snap.Authorize(c.account.ID, c.route.Op, e.Name)
 				if err == nil {
 					c.decision = d
@@ -425,7 +431,7 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 	h.opts.Metrics.Observe(metering.Request{
 		Entitlement: c.entitlementName(), Team: team, Account: account, Model: model,
 		Op: c.route.Op, Code: code, Duration: total, TTFB: ttfb, Overhead: overhead,
-		Usage: c.usage, HasUsage: c.hasUsage,
+		Usage: c.usage, HasUsage: c.hasUsage, Tier: c.tier,
 	})
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -466,6 +472,7 @@ func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request
 		slog.String("credential", label),
 		slog.String("entitlement", c.entitlementName()),
 		slog.String("model", model),
+		slog.String("tier", c.tier),
 		slog.Int("status", code),
 		slog.String("error", c.errType),
 		slog.Int64("input_tokens", c.usage.InputTokens),

@@ -21,6 +21,8 @@ type QuotaRequest struct {
 	Decision *authz.Decision
 	// Tokens is the estimate, counted per the entitlement's count rule.
 	Tokens int64
+	// Tier is the pricing tier the call asked for, recorded with its usage.
+	Tier string
 }
 
 // Ticket is an admitted reservation.
@@ -54,24 +56,15 @@ func counted(count string, input, output int64) int64 {
 	return input + output
 }
 
-// reserve estimates the request's tokens and reserves them.
+// reserve reserves the request's estimated tokens (inspect estimated them).
 func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error {
 	e := c.decision.Entitlement
-	mode, err := bedrock.ParseEstimateMode(e.Limits.Estimate)
-	if err != nil {
-		mode = bedrock.EstimateTypical
-	}
-	est, err := bedrock.EstimateRequest(c.route.Op, c.decision.UpstreamModel, c.body,
-		bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput})
-	if err != nil {
-		return err
-	}
-	c.estimate = est
+	est := c.estimate
 	if h.opts.Quota == nil {
 		return nil
 	}
 	ctx, span := h.opts.Tracer.Start(ctx, "quota.reserve")
-	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output)})
+	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier})
 	span.End()
 	if err != nil {
 		if rej, ok := err.(*Rejection); ok && rej.Reason != reasonClientGone {

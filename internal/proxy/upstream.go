@@ -70,7 +70,9 @@ func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request
 		return nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
 	}
 	u.Path = p
-	u.RawQuery = r.URL.RawQuery
+	if u.RawQuery, err = bedrock.UpstreamQuery(c.route.Op, r.URL.RawQuery); err != nil {
+		return nil, err
+	}
 	var body io.Reader = http.NoBody
 	if len(c.body) > 0 {
 		body = bytes.NewReader(c.body)

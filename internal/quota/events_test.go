@@ -14,11 +14,12 @@ func TestUsageEvents(t *testing.T) {
 	c := singleClient(t, s)
 	l := newTestLimiter(t, c, Options{UsageStreamMaxLen: 1000})
 	ctx := context.Background()
-	req := Request{Entitlement: "ev", Account: acct, Model: "m", Tokens: 50}
+	req := Request{Entitlement: "ev", Account: acct, Model: "m", Tokens: 50, Tier: "priority"}
 	r1, err := l.Reserve(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Tier = ""
 	r2, err := l.Reserve(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -38,10 +39,10 @@ func TestUsageEvents(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Fatalf("%d events: %+v", len(msgs), msgs)
 	}
-	if v := msgs[0].Values; v["kind"] != "settle" || v["id"] != r1.ID || v["entitlement"] != "ev" || v["input_tokens"] != "10" || v["output_tokens"] != "20" {
+	if v := msgs[0].Values; v["kind"] != "settle" || v["id"] != r1.ID || v["entitlement"] != "ev" || v["input_tokens"] != "10" || v["output_tokens"] != "20" || v["tier"] != "priority" {
 		t.Fatalf("settle event %v", v)
 	}
-	if v := msgs[1].Values; v["kind"] != "release" || v["id"] != r2.ID {
+	if v := msgs[1].Values; v["kind"] != "release" || v["id"] != r2.ID || v["tier"] != "default" {
 		t.Fatalf("release event %v", v)
 	}
 }

@@ -72,16 +72,32 @@ func candidates(now time.Time, loc *time.Location) []month {
 	return out
 }
 
-// ledgerField is "<account>|<model>|<metric>".
-func ledgerPrefix(account, model string) string { return account + "|" + model + "|" }
+// ledgerField is "<account>|<model>|<metric>" for the default tier and
+// "<account>|<model>|<tier>:<metric>" for any other pricing tier, so the
+// ledger written before tiers existed reads as the default tier, and the
+// fields of the default tier are unchanged.
+func ledgerPrefix(account, model, tier string) string {
+	if tier == "" {
+		return account + "|" + model + "|"
+	}
+	return account + "|" + model + "|" + tier + ":"
+}
 
-// parseLedgerField splits a ledger field into account, model and metric.
-// Account IDs never contain '|'; the metric is after the last one.
-func parseLedgerField(f string) (account, model, metric string, ok bool) {
+// parseLedgerField splits a ledger field into account, model, tier (empty
+// for the default tier's fields) and metric. Account IDs never contain '|';
+// the tier and metric are after the last one, and tiers never contain ':'.
+func parseLedgerField(f string) (account, model, tier, metric string, ok bool) {
 	i := strings.IndexByte(f, '|')
 	j := strings.LastIndexByte(f, '|')
 	if i < 0 || j <= i {
-		return "", "", "", false
+		return "", "", "", "", false
 	}
-	return f[:i], f[i+1 : j], f[j+1:], true
+	metric = f[j+1:]
+	if k := strings.IndexByte(metric, ':'); k >= 0 {
+		if k == 0 {
+			return "", "", "", "", false
+		}
+		tier, metric = metric[:k], metric[k+1:]
+	}
+	return f[:i], f[i+1 : j], tier, metric, true
 }

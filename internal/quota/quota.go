@@ -57,6 +57,9 @@ type Request struct {
 	Tokens int64
 	// FailOpen admits under a local limiter when Redis is unreachable.
 	FailOpen bool
+	// Tier is the pricing tier recorded in the ledger
+	// (bedrock.RequestOptions.PricingTier); empty or "default" is the default tier.
+	Tier string
 }
 
 // Reservation is an admitted request's hold on its caps, to be settled or

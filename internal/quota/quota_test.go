@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func TestCore(t *testing.T) {
 		{"EachLevelBinds", testEachLevelBinds},
 		{"SettleIdempotent", testSettleIdempotent},
 		{"SettleAfterExpiry", testSettleAfterExpiry},
+		{"LedgerTiers", testLedgerTiers},
 		{"Release", testRelease},
 		{"ExpiryPurges", testExpiryPurges},
 		{"MonthRollover", testMonthRollover},
@@ -171,7 +173,7 @@ func testSettleIdempotent(t *testing.T, c redis.UniversalClient) {
 		}
 	}
 	got := ledgerRow(t, l, r.Month, ent, acct, "m")
-	want := LedgerRow{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Requests: 1,
+	want := LedgerRow{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "default", Requests: 1,
 		InputTokens: 40, OutputTokens: 20, CacheReadTokens: 5, CacheWriteTokens: 3}
 	if got != want {
 		t.Errorf("ledger %+v, want %+v", got, want)
@@ -589,5 +591,49 @@ func testNoScriptRecovery(t *testing.T, c redis.UniversalClient) {
 	mustReserve(t, l, req)
 	if got := ledgerRow(t, l, r.Month, ent, acct, "m"); got.Requests != 1 {
 		t.Errorf("ledger %+v, want the settlement written after NOSCRIPT", got)
+	}
+}
+
+// Each pricing tier has its own ledger lines; lines written before tiers
+// existed (no tier in the field) read as the default tier and add up with it.
+func testLedgerTiers(t *testing.T, c redis.UniversalClient) {
+	l := newTestLimiter(t, c, Options{})
+	ent := entName(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		tier  string
+		usage bedrock.Usage
+	}{
+		{"", bedrock.Usage{InputTokens: 1, OutputTokens: 2}},
+		{"default", bedrock.Usage{InputTokens: 10, OutputTokens: 20}},
+		{"priority", bedrock.Usage{InputTokens: 100, OutputTokens: 200}},
+		{"priority+optimized", bedrock.Usage{InputTokens: 1000, OutputTokens: 2000}},
+	} {
+		r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Tier: tc.tier, Tokens: 5})
+		if err := l.Settle(ctx, r, tc.usage.InputTokens+tc.usage.OutputTokens, tc.usage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Tokens: 5})
+	if err := l.Release(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, l)
+	// A line as an older gateway wrote it.
+	if err := c.HIncrBy(ctx, l.keysFor(ent).ledger(r.Month), acct+"|m|requests", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := l.Ledger(ctx, r.Month, []string{ent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []LedgerRow{
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "default", Requests: 3, InputTokens: 11, OutputTokens: 22},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Errors: 1},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority", Requests: 1, InputTokens: 100, OutputTokens: 200},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority+optimized", Requests: 1, InputTokens: 1000, OutputTokens: 2000},
+	}
+	if !slices.Equal(rows, want) {
+		t.Fatalf("ledger\n%+v\nwant\n%+v", rows, want)
 	}
 }

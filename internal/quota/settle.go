@@ -25,6 +25,7 @@ type settlement struct {
 	Entitlement string        `json:"entitlement"`
 	Account     string        `json:"account"`
 	Model       string        `json:"model"`
+	Tier        string        `json:"tier,omitempty"` // pricing tier; empty = default
 	Month       string        `json:"month"`
 	MonthEnd    time.Time     `json:"month_end"`
 	Caps        []Cap         `json:"caps,omitempty"`
@@ -83,8 +84,12 @@ func (l *Limiter) finish(ctx context.Context, r *Reservation, s *settlement) err
 }
 
 func (l *Limiter) newSettlement(r *Reservation, kind string, counted int64, usage bedrock.Usage) *settlement {
+	tier := r.req.Tier
+	if tier == bedrock.TierDefault {
+		tier = "" // the default tier's ledger fields carry no tier
+	}
 	return &settlement{
-		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Model: r.req.Model,
+		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Model: r.req.Model, Tier: tier,
 		Month: r.Month, MonthEnd: r.monthEnd, Caps: r.req.Caps, Counted: counted, Usage: usage,
 		Tokens: r.Tokens, TPM: r.req.TokensPerMinute, Held: !r.Degraded,
 	}
@@ -187,7 +192,7 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 		held = 1
 	}
 	args := make([]any, 0, 16+4*len(s.Caps))
-	args = append(args, l.offsetMs.Load(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model),
+	args = append(args, l.offsetMs.Load(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model, s.Tier),
 		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
 		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
 		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps), held)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
 // CapStatus is one cap's state in the current month.
@@ -66,6 +68,7 @@ func (l *Limiter) Status(ctx context.Context, entitlement string, caps []Cap) ([
 // LedgerRow is one month's usage of one account of one entitlement through one model.
 type LedgerRow struct {
 	Month, Entitlement, Account, Model                                             string
+	Tier                                                                           string // pricing tier; "default" for lines written without one
 	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
 	// Estimated counts the settled requests whose usage was estimated.
 	Estimated int64
@@ -90,20 +93,23 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	if _, err := pipe.Exec(cctx); err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
-	type rowKey struct{ ent, account, model string }
+	type rowKey struct{ ent, account, model, tier string }
 	rows := map[rowKey]*LedgerRow{}
 	for i, e := range entitlements {
 		for f, v := range cmds[i].Val() {
-			account, model, metric, ok := parseLedgerField(f)
+			account, model, tier, metric, ok := parseLedgerField(f)
 			n, err := strconv.ParseInt(v, 10, 64)
 			if !ok || err != nil {
 				l.log.Warn("skipping malformed ledger field", "entitlement", e, "field", f)
 				continue
 			}
-			rk := rowKey{e, account, model}
+			if tier == "" {
+				tier = bedrock.TierDefault
+			}
+			rk := rowKey{e, account, model, tier}
 			r := rows[rk]
 			if r == nil {
-				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model}
+				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier}
 				rows[rk] = r
 			}
 			switch metric {
@@ -136,7 +142,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		if a.Account != b.Account {
 			return a.Account < b.Account
 		}
-		return a.Model < b.Model
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		return a.Tier < b.Tier
 	})
 	return out, nil
 }

@@ -123,13 +123,24 @@ func TestCapExceededMessage(t *testing.T) {
 
 func TestLedgerField(t *testing.T) {
 	t.Parallel()
-	f := ledgerPrefix("222222222222", "arn:aws:bedrock:us-east-1::foundation-model/x") + "cache_read"
-	a, m, metric, ok := parseLedgerField(f)
-	if !ok || a != "222222222222" || m != "arn:aws:bedrock:us-east-1::foundation-model/x" || metric != "cache_read" {
-		t.Errorf("parsed %q %q %q %v", a, m, metric, ok)
+	const arn = "arn:aws:bedrock:us-east-1::foundation-model/x"
+	for _, tc := range []struct {
+		field                        string
+		account, model, tier, metric string
+	}{
+		{ledgerPrefix("222222222222", arn, "") + "cache_read", "222222222222", arn, "", "cache_read"},
+		{ledgerPrefix("222222222222", arn, "priority") + "input", "222222222222", arn, "priority", "input"},
+		{ledgerPrefix("222222222222", "m", "priority+optimized") + "requests", "222222222222", "m", "priority+optimized", "requests"},
+		// Written before tiers existed: the default tier.
+		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
+	} {
+		a, m, tier, metric, ok := parseLedgerField(tc.field)
+		if !ok || a != tc.account || m != tc.model || tier != tc.tier || metric != tc.metric {
+			t.Errorf("%q parsed %q %q %q %q %v", tc.field, a, m, tier, metric, ok)
+		}
 	}
-	for _, bad := range []string{"", "x", "a|b"} {
-		if _, _, _, ok := parseLedgerField(bad); ok {
+	for _, bad := range []string{"", "x", "a|b", "a|m|:input"} {
+		if _, _, _, _, ok := parseLedgerField(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}
@@ -137,17 +148,18 @@ func TestLedgerField(t *testing.T) {
 
 func FuzzParseLedgerField(f *testing.F) {
 	f.Add("222222222222|anthropic.claude|requests")
+	f.Add("222222222222|anthropic.claude|flex:requests")
 	f.Add("a||b")
 	f.Add("|||")
 	f.Fuzz(func(t *testing.T, s string) {
-		a, m, metric, ok := parseLedgerField(s)
+		a, m, tier, metric, ok := parseLedgerField(s)
 		if !ok {
 			return
 		}
-		if strings.Contains(a, "|") || strings.Contains(metric, "|") {
-			t.Fatalf("%q split into %q %q %q", s, a, m, metric)
+		if strings.Contains(a, "|") || strings.Contains(metric, "|") || strings.ContainsAny(tier, "|:") {
+			t.Fatalf("%q split into %q %q %q %q", s, a, m, tier, metric)
 		}
-		if ledgerPrefix(a, m)+metric != s {
+		if ledgerPrefix(a, m, tier)+metric != s {
 			t.Fatalf("%q does not round-trip", s)
 		}
 	})

@@ -3,6 +3,7 @@ package quota
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
 // maxBackoff caps the retry interval after a failure that is not an outage
@@ -398,7 +401,7 @@ func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
 		}
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, MaxLen: l.opts.UsageStreamMaxLen, Approx: true, Values: []any{
 			"id", s.ID, "kind", kind, "time", now, "month", s.Month, "entitlement", s.Entitlement,
-			"account", s.Account, "model", s.Model, "counted", s.Counted,
+			"account", s.Account, "model", s.Model, "tier", cmp.Or(s.Tier, bedrock.TierDefault), "counted", s.Counted,
 			"input_tokens", s.Usage.InputTokens, "output_tokens", s.Usage.OutputTokens,
 			"cache_read_tokens", s.Usage.CacheReadTokens, "cache_write_tokens", s.Usage.CacheWriteTokens,
 		}})

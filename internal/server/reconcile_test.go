@@ -197,13 +197,13 @@ func TestReconciliation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[0] != "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests" ||
+	if lines[0] != metering.CSVHeader ||
 		!strings.HasPrefix(lines[len(lines)-1], "total,") || len(lines) != 5 {
 		t.Errorf("CSV report:\n%s", out.String())
 	}
 	wantTotal := fmt.Sprintf(",%d,%d,%d,%d,%d,", want.InputTokens, want.OutputTokens, want.CacheReadTokens, want.CacheWriteTokens,
 		want.InputTokens+want.OutputTokens+want.CacheReadTokens+want.CacheWriteTokens)
-	if !strings.Contains(lines[len(lines)-1], wantTotal) || !strings.HasSuffix(lines[len(lines)-1], ",9") {
+	if !strings.Contains(lines[len(lines)-1], wantTotal) || !strings.HasSuffix(lines[len(lines)-1], ",9,") {
 		t.Errorf("CSV totals %q do not carry %q and 9 estimated requests", lines[len(lines)-1], wantTotal)
 	}
 	t.Logf("reconciled %+v exact and %+v estimated across the ledger, Prometheus and the report", exact, broken)

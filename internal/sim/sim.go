@@ -64,11 +64,13 @@ type Observed struct {
 	Op      bedrock.Operation
 	ModelID string // the decoded model label as received; empty when the path has none
 	RawPath string // the path as sent on the wire, still percent-encoded
-	Header  http.Header
-	Body    []byte
-	Usage   bedrock.Usage // the usage reported to the client (zero when none reached it)
-	Status  int           // 0 when the connection was reset or the client went away first
-	Fault   string        // the injected fault, if any
+	// RawQuery is the query string as sent (empty when there is none).
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+	Usage    bedrock.Usage // the usage reported to the client (zero when none reached it)
+	Status   int           // 0 when the connection was reset or the client went away first
+	Fault    string        // the injected fault, if any
 }
 
 // Simulator is an http.Handler speaking the Bedrock Runtime wire protocol. It is safe
@@ -149,7 +151,7 @@ const maxBody = 26 << 20
 // streams after their first events), so it needs a real server, not a recorder.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{s: s, w: w, r: r, start: time.Now(), requestID: newRequestID()}
-	c.rec = s.observe(rawPath(r), r.Header.Clone())
+	c.rec = s.observe(rawPath(r), r.URL.RawQuery, r.Header.Clone())
 	defer c.finish()
 	w.Header().Set("X-Amzn-Requestid", c.requestID)
 	if route, err := bedrock.ParseRoute(r.Method, c.rec.RawPath); err == nil && route.Op == bedrock.OpInvokeModelWithBidirectionalStream {
@@ -215,10 +217,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.dispatch()
 }
 
-func (s *Simulator) observe(raw string, h http.Header) *record {
+func (s *Simulator) observe(raw, query string, h http.Header) *record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := &record{Observed: Observed{RawPath: raw, Header: h}, gen: s.gen}
+	rec := &record{Observed: Observed{RawPath: raw, RawQuery: query, Header: h}, gen: s.gen}
 	s.observed = append(s.observed, rec)
 	return rec
 }

@@ -178,6 +178,8 @@ func (s *State) Clone() *State {
 		e.Scope = slices.Clone(e.Scope)
 		e.Operations = slices.Clone(e.Operations)
 		e.AsyncOutputPrefixes = slices.Clone(e.AsyncOutputPrefixes)
+		e.ServiceTiers = slices.Clone(e.ServiceTiers)
+		e.Guardrails = slices.Clone(e.Guardrails)
 		e.Shares = slices.Clone(e.Shares)
 		e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	}

@@ -64,6 +64,13 @@ type Entitlement struct {
 	// ["*"] allows any. Empty refuses StartAsyncInvoke: Bedrock writes the
 	// output with the hub's identity, so the member must not choose freely.
 	AsyncOutputPrefixes []string `yaml:"async_output_prefixes,omitempty" json:"async_output_prefixes,omitempty"`
+	// ServiceTiers lists the service tiers members may ask for (priority,
+	// flex, reserved, default) and "optimized" for latency-optimized
+	// inference; the default tier is always allowed, so empty means default only.
+	ServiceTiers []string `yaml:"service_tiers,omitempty" json:"service_tiers,omitempty"`
+	// Guardrails lists the guardrails (IDs or ARNs) members may name in a
+	// request or apply with ApplyGuardrail; empty means none.
+	Guardrails []string `yaml:"guardrails,omitempty" json:"guardrails,omitempty"`
 }
 
 // Limit option values.

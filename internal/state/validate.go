@@ -385,6 +385,8 @@ func (v *validator) entitlement(item string, e *Entitlement) {
 	v.limits(item, &e.Limits)
 	v.operations(item, e.Operations)
 	v.asyncOutputPrefixes(item, e.AsyncOutputPrefixes)
+	v.serviceTiers(item, e.ServiceTiers)
+	v.guardrails(item, e.Guardrails)
 	sc := v.scopeOf(e)
 	seen := make(map[string]bool, len(e.Shares))
 	for _, sh := range e.Shares {
@@ -489,6 +491,32 @@ func (v *validator) asyncOutputPrefixes(item string, prefixes []string) {
 			v.add(item, "async_output_prefixes lists %s twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+func (v *validator) serviceTiers(item string, tiers []string) {
+	seen := make(map[string]bool, len(tiers))
+	for _, t := range tiers {
+		switch {
+		case t != bedrock.TierOptimized && !bedrock.IsServiceTier(t):
+			v.add(item, "service tier %q must be priority, flex, reserved, default or optimized", t)
+		case seen[t]:
+			v.add(item, "service tier %s is listed twice", t)
+		}
+		seen[t] = true
+	}
+}
+
+func (v *validator) guardrails(item string, refs []string) {
+	seen := make(map[string]bool, len(refs))
+	for _, g := range refs {
+		switch _, ok := bedrock.ParseGuardrail(g); {
+		case !ok:
+			v.add(item, "guardrail %q is not a guardrail ID (lowercase letters and digits) or guardrail ARN", g)
+		case seen[g]:
+			v.add(item, "guardrail %s is listed twice", g)
+		}
+		seen[g] = true
 	}
 }
 

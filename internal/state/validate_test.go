@@ -94,6 +94,12 @@ func TestValidateValid(t *testing.T) {
 		"async output prefixes": func(s *State) {
 			s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://video-out", "s3://shared.bucket/teams/{account}/", "s3://out-{account}/jobs"}
 		},
+		"every service tier": func(s *State) {
+			s.Entitlements[0].ServiceTiers = []string{"default", "priority", "flex", "reserved", "optimized"}
+		},
+		"guardrail IDs and ARNs": func(s *State) {
+			s.Entitlements[0].Guardrails = []string{"abc123", "arn:aws:bedrock:us-east-1:111111111111:guardrail/def456"}
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -196,6 +202,13 @@ func TestValidateRules(t *testing.T) {
 		{"async output other placeholder", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/{team}"} }, []string{`"s3://bucket/{team}" is not s3://BUCKET`}},
 		{"async output glob", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/*"} }, []string{`"s3://bucket/*" is not s3://BUCKET`}},
 		{"async output twice", func(s *State) { s.Entitlements[0].AsyncOutputPrefixes = []string{"s3://bucket/a", "s3://bucket/a"} }, []string{"async_output_prefixes lists s3://bucket/a twice"}},
+		{"service tier unknown", func(s *State) { s.Entitlements[0].ServiceTiers = []string{"priority", "Priority"} }, []string{`service tier "Priority" must be priority, flex, reserved, default or optimized`}},
+		{"service tier twice", func(s *State) { s.Entitlements[0].ServiceTiers = []string{"flex", "flex"} }, []string{"service tier flex is listed twice"}},
+		{"guardrail malformed", func(s *State) { s.Entitlements[0].Guardrails = []string{"gr-abc"} }, []string{`guardrail "gr-abc" is not a guardrail ID`}},
+		{"guardrail not a guardrail ARN", func(s *State) {
+			s.Entitlements[0].Guardrails = []string{"arn:aws:bedrock:us-east-1:111111111111:foundation-model/abc"}
+		}, []string{`guardrail "arn:aws:bedrock:us-east-1:111111111111:foundation-model/abc" is not a guardrail ID`}},
+		{"guardrail twice", func(s *State) { s.Entitlements[0].Guardrails = []string{"abc", "abc"} }, []string{"guardrail abc is listed twice"}},
 
 		// Credentials.
 		{"credential account format", func(s *State) { s.Credentials[0].Account = "x" }, []string{`credentials[0] (GWTEST00000000000001): account "x" is not a 12-digit`}},
