@@ -53,6 +53,7 @@ type Serve struct {
 	AlertWebhookSecret  string
 	UsageStreamMaxLen   int64
 	TrustedProxyHeaders bool
+	ModelMaxOutputFile  string
 }
 
 // Setting describes one configurable value.
@@ -108,6 +109,7 @@ func (c *Serve) Settings() []Setting {
 		{"alert-webhook-secret", "", "HMAC-SHA256 key signing budget alert webhooks (X-Gateway-Signature)", true, &c.AlertWebhookSecret},
 		{"usage-stream-max-len", "0", "when > 0, also append one event per request to a Redis Stream of about this length", false, &c.UsageStreamMaxLen},
 		{"trusted-proxy-headers", "false", "trust X-Forwarded-For for the client address in logs", false, &c.TrustedProxyHeaders},
+		{"model-max-output-file", "", "YAML mapping of model ID to its maximum output tokens, adding to or replacing the built-in table that strict estimates reserve for requests naming no maximum", false, &c.ModelMaxOutputFile},
 	}
 }
 

@@ -63,7 +63,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 		mode = bedrock.EstimateTypical
 	}
 	est, err := bedrock.EstimateRequest(c.route.Op, c.decision.UpstreamModel, c.body,
-		bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput})
+		bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput, MaxOutput: h.opts.MaxOutput})
 	if err != nil {
 		return err
 	}

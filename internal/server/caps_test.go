@@ -2,12 +2,22 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
@@ -71,5 +81,155 @@ entitlements:
 	message = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllString(message, "")
 	if regexp.MustCompile(`[0-9]`).MatchString(message) {
 		t.Errorf("refusal %q gives figures of the entitlement-wide cap", msg)
+	}
+}
+
+// TestStrictHoldsWithoutMaximum: with strict estimates a request that names no
+// maximum reserves the model's maximum output, so calls in flight together can
+// never settle above the cap, however long the answers. (Reserving the 4,096
+// default let four 6,000-token answers past a 20,000-token cap.)
+func TestStrictHoldsWithoutMaximum(t *testing.T) {
+	t.Parallel()
+	const (
+		limit   = 20000
+		calls   = 4
+		answers = 6000 // output tokens of each answer: more than the 4,096 default
+	)
+	rs := redistest.Start(t)
+	// Every stream stops before its first event until all calls are decided,
+	// so the admitted ones are all in flight together.
+	gate := make(chan struct{})
+	var held atomic.Int64
+	up := newUpstream(t, sim.Options{OutputTokens: answers, OnEvent: func(r *http.Request, k int) {
+		if k == 0 {
+			held.Add(1)
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+			}
+		}
+	}})
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: capState(limit, "strict")})
+
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		c := g.client(t, devAKID, devSecret) // one each: the SDK's stream decoder is per client
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// No InferenceConfig: the request names no maximum output.
+			out, err := c.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String("capped"), Messages: userMessage("write at length")})
+			if errCode(err) == "ServiceQuotaExceededException" {
+				refused.Add(1)
+				return
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			s := out.GetStream()
+			defer s.Close()
+			for range s.Events() {
+			}
+			errs <- s.Err()
+		}()
+	}
+	waitFor(t, "every call to be refused or held upstream", 20*time.Second, func() bool { return refused.Load()+held.Load() == calls })
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("admitted call: %v", err)
+		}
+	}
+	st := capUsed(t, g, "capped", limit)
+	t.Logf("%d admitted, %d refused; settled %d of %d", held.Load(), refused.Load(), st.Used, limit)
+	if st.Used > limit {
+		t.Errorf("strict: settled %d exceeds the cap %d", st.Used, limit)
+	}
+	if st.Used != up.sim.Totals().Total() || st.Reserved != 0 {
+		t.Errorf("settled %d (reserved %d), the simulator reported %d", st.Used, st.Reserved, up.sim.Totals().Total())
+	}
+	if held.Load() == 0 || refused.Load() == 0 {
+		t.Errorf("the cap should admit only part of the calls")
+	}
+}
+
+// TestStrictNeedsAMaximum: with strict estimates, a model outside the table
+// needs the request's own maximum; a bidirectional stream, which cannot name
+// one up front, needs the operator's --model-max-output-file entry.
+func TestStrictNeedsAMaximum(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	st := baseState + `
+entitlements:
+  - {name: palmyra, model: writer.palmyra-x5-v1:0, limits: {monthly_tokens: 1000000, estimate: strict}, shares: [{target: o-testorg0001}]}
+  - {name: sonic, model: amazon.nova-sonic-v1:0, limits: {monthly_tokens: 1000000, estimate: strict}, shares: [{target: o-testorg0001}]}
+`
+	maxFile := filepath.Join(t.TempDir(), "max-output.yaml")
+	if err := os.WriteFile(maxFile, []byte("amazon.nova-sonic-v1:0: 1500\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: st})
+	withFile := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, args: []string{"--model-max-output-file", maxFile}})
+	ctx := context.Background()
+
+	c := plain.client(t, devAKID, devSecret)
+	_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String("palmyra"), Messages: userMessage("hi")})
+	if errCode(err) != "ValidationException" || !strings.Contains(err.Error(), "strict") || !strings.Contains(err.Error(), "inferenceConfig.maxTokens") {
+		t.Errorf("Converse without a maximum on a model outside the table: %v, want a ValidationException naming inferenceConfig.maxTokens", err)
+	}
+	if _, err := converse(ctx, c, "palmyra", 50); err != nil {
+		t.Errorf("Converse with a maximum: %v", err)
+	}
+	if n := len(up.sim.Requests()); n != 1 {
+		t.Errorf("the simulator saw %d requests, want only the one with a maximum", n)
+	}
+
+	bidi := func(g *gateway) (*bedrockruntime.InvokeModelWithBidirectionalStreamOutput, error) {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{Protocols: &p}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := g.client(t, devAKID, devSecret, func(o *bedrockruntime.Options) { o.HTTPClient = &http.Client{Transport: tr} })
+		return c.InvokeModelWithBidirectionalStream(ctx, &bedrockruntime.InvokeModelWithBidirectionalStreamInput{ModelId: aws.String("sonic")})
+	}
+	// The SDK returns the duplex stream at once; the refusal ends it.
+	refused, err := bidi(plain)
+	if err == nil {
+		s := refused.GetStream()
+		if bidisdk.Next(t, s) == nil { // fails the test if the session runs instead
+			err = s.Err()
+		}
+		s.Close()
+	}
+	if errCode(err) != "ValidationException" || !strings.Contains(err.Error(), "--model-max-output-file") {
+		t.Errorf("bidirectional stream without a table entry: %v, want a ValidationException", err)
+	}
+	out, err := bidi(withFile)
+	if err != nil {
+		t.Fatalf("bidirectional stream with a table entry: %v", err)
+	}
+	s := out.GetStream()
+	defer s.Close()
+	if err := bidisdk.Send(ctx, s, bidisdk.TextInput("hello")); err != nil {
+		t.Fatal(err)
+	}
+	bidisdk.Next(t, s)
+	// While the session runs it holds the table's maximum.
+	if held := capUsed(t, withFile, "sonic", 1000000).Reserved; held != 1500 {
+		t.Errorf("the session reserved %d tokens, want the table's 1500", held)
+	}
+	if err := s.Writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for bidisdk.Next(t, s) != nil {
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
