@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,8 +26,8 @@ func BenchmarkParseSharesCSV(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, p := parseSharesCSV(data, 0); len(p) > 0 {
-			b.Fatal(p[0])
+		if _, p, err := parseSharesCSV(bytes.NewReader(data), 0); p.total > 0 || err != nil {
+			b.Fatal(p.items, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -34,12 +35,17 @@ func readShareRows(w http.ResponseWriter, r *http.Request) ([]shareRow, error) {
 				return nil, errBadRequest("monthly_tokens %q is not a non-negative whole number", q)
 			}
 		}
-		data, err := readBody(w, r, maxLargeBody)
+		// Parsed as it arrives: a large upload is never held whole, and bad
+		// rows cost a bounded list of problems.
+		rows, problems, err := parseSharesCSV(http.MaxBytesReader(w, r.Body, maxLargeBody), def)
 		if err != nil {
-			return nil, err
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, err
+			}
+			return nil, errBadRequest("reading the request body: %v", err)
 		}
-		rows, problems := parseSharesCSV(data, def)
-		if len(problems) > 0 {
+		if problems.total > 0 {
 			return nil, errRows(problems)
 		}
 		if len(rows) == 0 {
@@ -61,22 +67,22 @@ func readShareRows(w http.ResponseWriter, r *http.Request) ([]shareRow, error) {
 		if req.MonthlyTokens < 0 {
 			return nil, errBadRequest("monthly_tokens must not be negative")
 		}
-		var problems []problem
+		var problems problemList
 		seen := make(map[string]int, len(req.Targets))
 		rows := make([]shareRow, 0, len(req.Targets))
 		for i, t := range req.Targets {
 			idx := i
 			switch prev, dup := seen[t]; {
 			case !isTargetID(t):
-				problems = append(problems, problem{Index: &idx, Value: clip(t), Problem: notATarget})
+				problems.add(problem{Index: &idx, Value: clip(t), Problem: notATarget})
 			case dup:
-				problems = append(problems, problem{Index: &idx, Value: t, Problem: fmt.Sprintf("duplicate: also targets[%d]", prev)})
+				problems.add(problem{Index: &idx, Value: t, Problem: fmt.Sprintf("duplicate: also targets[%d]", prev)})
 			default:
 				seen[t] = i
 				rows = append(rows, shareRow{Index: &idx, Target: t, MonthlyTokens: req.MonthlyTokens})
 			}
 		}
-		if len(problems) > 0 {
+		if problems.total > 0 {
 			return nil, errRows(problems)
 		}
 		return rows, nil
@@ -85,7 +91,9 @@ func readShareRows(w http.ResponseWriter, r *http.Request) ([]shareRow, error) {
 	}
 }
 
-func errRows(problems []problem) *apiError {
+// errRows answers the problems of a share request: every one is counted, the
+// first maxProblems are listed.
+func errRows(problems problemList) *apiError {
 	where := func(p problem) string {
 		if p.Line > 0 {
 			return fmt.Sprintf("line %d", p.Line)
@@ -95,11 +103,16 @@ func errRows(problems []problem) *apiError {
 		}
 		return "a target"
 	}
-	msg := fmt.Sprintf("%s: %s; nothing was applied", where(problems[0]), problems[0].Problem)
-	if len(problems) > 1 {
-		msg = fmt.Sprintf("%d targets are invalid (the first, %s: %s); nothing was applied", len(problems), where(problems[0]), problems[0].Problem)
+	first := problems.items[0]
+	msg := fmt.Sprintf("%s: %s; nothing was applied", where(first), first.Problem)
+	switch {
+	case problems.total > len(problems.items):
+		msg = fmt.Sprintf("%d targets are invalid (the first, %s: %s); the first %d are listed; nothing was applied",
+			problems.total, where(first), first.Problem, len(problems.items))
+	case problems.total > 1:
+		msg = fmt.Sprintf("%d targets are invalid (the first, %s: %s); nothing was applied", problems.total, where(first), first.Problem)
 	}
-	return &apiError{Status: http.StatusBadRequest, Code: codeValidationFailed, Message: msg, Details: problems}
+	return &apiError{Status: http.StatusBadRequest, Code: codeValidationFailed, Message: msg, Details: problems.items}
 }
 
 func (s *server) addShares(w http.ResponseWriter, r *http.Request) error {
@@ -117,20 +130,21 @@ func (s *server) addShares(w http.ResponseWriter, r *http.Request) error {
 		}
 		e := &st.Entitlements[i]
 		org := newOrgIndex(st)
-		var problems []problem
+		var problems problemList
+		outside := fmt.Sprintf("outside the scope of entitlement %s %v", name, e.Scope)
 		for _, row := range rows {
 			p := problem{Line: row.Line, Index: row.Index, Value: row.Target}
 			switch {
 			case !org.known(row.Target):
 				p.Problem = "unknown ID: not the organization, its root, or one of its OUs or accounts"
 			case !org.inside(e.Scope, row.Target):
-				p.Problem = fmt.Sprintf("outside the scope of entitlement %s %v", name, e.Scope)
+				p.Problem = outside
 			default:
 				continue
 			}
-			problems = append(problems, p)
+			problems.add(p)
 		}
-		if len(problems) > 0 {
+		if problems.total > 0 {
 			return errRows(problems)
 		}
 		at := make(map[string]int, len(e.Shares))

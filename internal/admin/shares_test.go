@@ -1,8 +1,11 @@
 package admin
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -48,13 +51,24 @@ func TestParseSharesCSV(t *testing.T) {
 		{name: "duplicates", csv: "222222222222\n333333333333\n 222222222222 ,5\n", problems: []int{3}},
 		{name: "second header-like line is an error", csv: "target\naccount\n", problems: []int{2}},
 		{name: "typo on first line is not a header when it has digits", csv: "22222222222x\n", problems: []int{1}},
+		{name: "many columns", csv: "222222222222,1,2,3,4\n" + strings.Repeat(",", 10000) + "\n", problems: []int{1, 2}},
+		{name: "long line skipped whole", csv: "222222222222\n" + strings.Repeat("x", maxCSVLine+10) + "\n333333333333\nbogus", problems: []int{2, 4}},
+		{name: "long line at the end", csv: "222222222222\n" + strings.Repeat("1", 3*maxCSVLine), problems: []int{2}},
+		{name: "long comment", csv: "222222222222 # " + strings.Repeat("c", maxCSVLine) + "\n", problems: []int{1}},
+		{name: "long target", csv: strings.Repeat("9", 200) + "\n", problems: []int{1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rows, problems := parseSharesCSV([]byte(tt.csv), tt.def)
+			rows, problems, err := parseSharesCSV(strings.NewReader(tt.csv), tt.def)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if problems.total != len(problems.items) {
+				t.Errorf("%d problems counted, %d listed", problems.total, len(problems.items))
+			}
 			var lines []int
-			for _, p := range problems {
+			for _, p := range problems.items {
 				lines = append(lines, p.Line)
 				if p.Problem == "" || p.Value == "" && p.Line != 7 {
 					t.Errorf("problem without detail: %+v", p)
@@ -77,6 +91,74 @@ func TestParseSharesCSV(t *testing.T) {
 	}
 }
 
+// TestParseSharesCSVProblemsBounded: a 10 MB upload of bad rows lists the
+// first maxProblems problems and counts the rest, read as it streams in: the
+// parser allocates almost nothing beyond the listed problems.
+func TestParseSharesCSVProblemsBounded(t *testing.T) {
+	// Not parallel: it measures the memory allocated while it runs.
+	tests := []struct {
+		name, line string
+		problem    string
+	}{
+		{"bad targets", "22222222222x\n", notATarget},
+		{"many columns", "222222222222," + strings.Repeat("1,", 200) + "\n", "expected at most 2 columns (target, monthly_tokens), got 202"},
+		{"long lines", strings.Repeat("2", maxCSVLine+1) + "\n", "longer than"},
+		{"duplicates", "222222222222\n", "duplicate: 222222222222 is already on line 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const size = 10 << 20
+			lines := (size + len(tt.line) - 1) / len(tt.line)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			rows, problems, err := parseSharesCSV(&repeatReader{line: tt.line, size: size}, 0)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantTotal := lines
+			if tt.name == "duplicates" {
+				wantTotal = lines - 1
+			}
+			if problems.total != wantTotal || len(problems.items) != maxProblems || !strings.Contains(problems.items[0].Problem, tt.problem) {
+				t.Fatalf("%d problems counted, %d listed (the first %+v); want %d counted, %d listed", problems.total, len(problems.items), problems.items[0], wantTotal, maxProblems)
+			}
+			for _, p := range problems.items {
+				if len(p.Value) > maxCSVValue+3 {
+					t.Fatalf("value of %d bytes echoed", len(p.Value))
+				}
+			}
+			// The input is never held: what is allocated is the read buffer,
+			// the listed problems and (for duplicates) the one good row.
+			if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+				t.Errorf("parsing %d bytes allocated %d bytes", size, got)
+			}
+			_ = rows
+		})
+	}
+}
+
+// repeatReader reads line over and over, size bytes in all, cutting the last.
+type repeatReader struct {
+	line string
+	size int
+	off  int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && r.off < r.size {
+		c := copy(p[n:min(len(p), n+r.size-r.off)], r.line[r.off%len(r.line):])
+		n += c
+		r.off += c
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
 func FuzzParseSharesCSV(f *testing.F) {
 	for _, s := range []string{
 		"222222222222\n", "target,monthly_tokens\r\n222222222222,5\r\n", "# c\n\nou-ab12-dev00001 # x\n",
@@ -85,7 +167,13 @@ func FuzzParseSharesCSV(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rows, problems := parseSharesCSV(data, 3)
+		rows, problems, err := parseSharesCSV(bytes.NewReader(data), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if problems.total < len(problems.items) || len(problems.items) > maxProblems {
+			t.Fatalf("%d problems counted, %d listed", problems.total, len(problems.items))
+		}
 		lines := strings.Count(string(data), "\n") + 1
 		seen := make(map[string]bool)
 		for _, r := range rows {
@@ -97,7 +185,7 @@ func FuzzParseSharesCSV(f *testing.F) {
 			}
 			seen[r.Target] = true
 		}
-		for _, p := range problems {
+		for _, p := range problems.items {
 			if p.Line < 1 || p.Line > lines || p.Problem == "" || len(p.Value) > maxCSVValue+3 {
 				t.Fatalf("bad problem %+v", p)
 			}
@@ -208,6 +296,48 @@ func TestAddSharesRefused(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.details) {
 				t.Fatalf("details %v, want %v\n%s", got, tt.details, r.body)
+			}
+		})
+	}
+}
+
+// TestAddSharesBadRowsBounded: an upload with a million bad rows gets an error
+// that lists the first 100 problems and counts them all, a few kilobytes
+// whatever the upload's size.
+func TestAddSharesBadRowsBounded(t *testing.T) {
+	t.Parallel()
+	const path = "/admin/v1/entitlements/customer-support-llm/shares"
+	var quoted []string
+	for i := range 200_000 {
+		quoted = append(quoted, fmt.Sprintf(`"x%d"`, i))
+	}
+	tests := []struct {
+		name, ct, body string
+		total          int
+	}{
+		{"CSV of bad rows", "text/csv", strings.Repeat("22222222222x,1,2\n", 10<<20/17), 10 << 20 / 17},
+		{"CSV of long lines", "text/csv", strings.Repeat(strings.Repeat("2", maxCSVLine+100)+"\n", 2000), 2000},
+		{"JSON of bad targets", "application/json", `{"targets":[` + strings.Join(quoted, ",") + `]}`, 200_000},
+		// Well-formed but unknown accounts: refused when checked against the organization.
+		{"CSV of unknown accounts", "text/csv", string(csvOfAccounts(100_000)), 100_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, seedState(t))
+			r := e.do(http.MethodPost, path, tt.ct, tt.body)
+			p := wantError(t, r, http.StatusBadRequest, codeValidationFailed)
+			if want := fmt.Sprintf("%d targets are invalid", tt.total); !strings.Contains(p.Message, want) || !strings.Contains(p.Message, "the first 100 are listed") {
+				t.Errorf("message %q, want %q and the first 100 listed", p.Message, want)
+			}
+			if n := len(r.problems(t)); n != maxProblems {
+				t.Errorf("%d problems listed, want %d", n, maxProblems)
+			}
+			if len(r.body) > 32<<10 {
+				t.Errorf("the error body is %d bytes for a %d-byte upload", len(r.body), len(tt.body))
+			}
+			if e.store.ver() != 0 {
+				t.Fatal("something was applied")
 			}
 		})
 	}

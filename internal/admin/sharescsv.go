@@ -1,8 +1,11 @@
 package admin
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -20,6 +23,33 @@ type shareRow struct {
 // maxCSVValue bounds how much of a bad value is echoed back.
 const maxCSVValue = 80
 
+// maxCSVLine bounds one line of a share list, comment included: a target and
+// a count need a few dozen bytes, and a longer line is refused without being
+// held in memory.
+const maxCSVLine = 4096
+
+// maxProblems bounds the problems an error lists; the message still counts
+// them all. A large upload of bad rows would otherwise get an error body many
+// times its own size.
+const maxProblems = 100
+
+// problemList keeps the first maxProblems problems and counts every one.
+type problemList struct {
+	items []problem
+	total int
+}
+
+// room reports whether another problem would still be listed, so callers
+// build its text only then.
+func (l *problemList) room() bool { return len(l.items) < maxProblems }
+
+func (l *problemList) add(p problem) {
+	l.total++
+	if l.room() {
+		l.items = append(l.items, p)
+	}
+}
+
 // isTargetID reports whether s has the form of something a share can name.
 func isTargetID(s string) bool {
 	return state.IsAccountID(s) || state.IsOUID(s) || state.IsOrgID(s) || state.IsRootID(s)
@@ -32,66 +62,113 @@ func isTargetID(s string) bool {
 // before the first target (a first field made only of letters, spaces, '_' and
 // '-' that is not an ID, such as "target" or "account_id,monthly_tokens").
 //
-// It reports every malformed row and every target named twice, each with its
-// line number; rows is only meaningful when problems is empty.
-func parseSharesCSV(data []byte, defaultTokens int64) (rows []shareRow, problems []problem) {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+// It reads r a line at a time, never holding more than maxCSVLine bytes of
+// it, and reports every malformed row (a line longer than maxCSVLine, more
+// than 2 columns, a bad target or count) and every target named twice, each
+// with its line number (the first maxProblems of them, and their count); rows
+// is only meaningful when there are no problems. The error is r's.
+func parseSharesCSV(r io.Reader, defaultTokens int64) (rows []shareRow, problems problemList, err error) {
+	br := bufio.NewReaderSize(r, maxCSVLine)
 	seen := make(map[string]int)
 	first := true
-	for lineNo := 1; len(data) > 0; lineNo++ {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
+	for lineNo := 1; ; lineNo++ {
+		line, rerr := br.ReadSlice('\n')
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
 		}
-		if i := bytes.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		text := strings.TrimSpace(string(line))
-		if text == "" {
-			continue
-		}
-		fields := splitFields(text)
-		if first {
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			// Report the line by its start and skip the rest of it unread.
+			if problems.room() {
+				problems.add(problem{Line: lineNo, Value: clip(string(line[:min(len(line), maxCSVValue+1)])),
+					Problem: fmt.Sprintf("the line is longer than %d bytes", maxCSVLine)})
+			} else {
+				problems.total++
+			}
 			first = false
-			if isHeader(fields[0]) {
-				continue
+			for errors.Is(rerr, bufio.ErrBufferFull) {
+				_, rerr = br.ReadSlice('\n')
 			}
-		}
-		bad := func(format string, args ...any) {
-			problems = append(problems, problem{Line: lineNo, Value: clip(text), Problem: fmt.Sprintf(format, args...)})
-		}
-		target := fields[0]
-		switch {
-		case len(fields) > 2:
-			bad("expected at most 2 columns (target, monthly_tokens), got %d", len(fields))
-			continue
-		case target == "":
-			bad("the target is empty")
-			continue
-		case !isTargetID(target):
-			bad("%s", notATarget)
-			continue
-		}
-		tokens := defaultTokens
-		if len(fields) == 2 && fields[1] != "" {
-			n, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil || n < 0 {
-				bad("monthly_tokens %q is not a non-negative whole number", clip(fields[1]))
-				continue
+			if rerr == io.EOF {
+				return rows, problems, nil
 			}
-			tokens = n
-		}
-		if prev, dup := seen[target]; dup {
-			bad("duplicate: %s is already on line %d", target, prev)
+			if rerr != nil {
+				return nil, problems, rerr
+			}
 			continue
 		}
-		seen[target] = lineNo
-		rows = append(rows, shareRow{Line: lineNo, Target: target, MonthlyTokens: tokens})
+		if rerr != nil && rerr != io.EOF {
+			return nil, problems, rerr
+		}
+		parseShareLine(line, lineNo, defaultTokens, &first, seen, &rows, &problems)
+		if rerr == io.EOF {
+			return rows, problems, nil
+		}
 	}
-	return rows, problems
 }
+
+// parseShareLine handles one line of a share list (see parseSharesCSV).
+func parseShareLine(line []byte, lineNo int, defaultTokens int64, first *bool, seen map[string]int, rows *[]shareRow, problems *problemList) {
+	if i := bytes.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	text := bytes.TrimSpace(line)
+	if len(text) == 0 {
+		return
+	}
+	// Fields stay bytes until a row is good: a bad row allocates nothing
+	// (the short conversions below do not escape), so a large upload of bad
+	// rows costs no garbage per line.
+	columns := bytes.Count(text, []byte{','}) + 1
+	f0, f1 := splitFields(text)
+	if *first {
+		*first = false
+		if isHeader(string(f0)) {
+			return
+		}
+	}
+	// The message is built only for a problem that will be listed.
+	bad := func(why func() string) {
+		if !problems.room() {
+			problems.total++
+			return
+		}
+		problems.add(problem{Line: lineNo, Value: clip(string(text)), Problem: why()})
+	}
+	switch {
+	case columns > 2:
+		bad(func() string {
+			return fmt.Sprintf("expected at most 2 columns (target, monthly_tokens), got %d", columns)
+		})
+		return
+	case len(f0) == 0:
+		bad(func() string { return "the target is empty" })
+		return
+	case len(f0) > maxTargetLen || !isTargetID(string(f0)):
+		bad(func() string { return notATarget })
+		return
+	}
+	tokens := defaultTokens
+	if len(f1) > 0 {
+		n, err := strconv.ParseInt(string(f1), 10, 64)
+		if err != nil || n < 0 {
+			bad(func() string {
+				return fmt.Sprintf("monthly_tokens %q is not a non-negative whole number", clip(string(f1)))
+			})
+			return
+		}
+		tokens = n
+	}
+	if prev, dup := seen[string(f0)]; dup {
+		bad(func() string { return fmt.Sprintf("duplicate: %s is already on line %d", f0, prev) })
+		return
+	}
+	target := string(f0)
+	seen[target] = lineNo
+	*rows = append(*rows, shareRow{Line: lineNo, Target: target, MonthlyTokens: tokens})
+}
+
+// maxTargetLen is longer than any target ID (an OU ID is at most 68 bytes).
+const maxTargetLen = 80
 
 const notATarget = "not an account ID (12 digits), OU ID (ou-xxxx-xxxxxxxx), organization ID (o-...) or root ID (r-...)"
 
@@ -108,9 +185,9 @@ func isHeader(field string) bool {
 	return true
 }
 
-func unquote(s string) string {
+func unquote(s []byte) []byte {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		return strings.TrimSpace(s[1 : len(s)-1])
+		return bytes.TrimSpace(s[1 : len(s)-1])
 	}
 	return s
 }
@@ -122,21 +199,11 @@ func clip(s string) string {
 	return strings.ToValidUTF8(s[:maxCSVValue], "") + "..."
 }
 
-// splitFields splits a row at commas into trimmed, unquoted fields; beyond the
-// third, fields are only counted (for the "too many columns" report).
-func splitFields(text string) []string {
-	var buf [3]string
-	fields := buf[:0]
-	for {
-		f, rest, more := strings.Cut(text, ",")
-		if len(fields) < len(buf) {
-			fields = append(fields, unquote(strings.TrimSpace(f)))
-		} else {
-			fields = append(fields, "") // only counted: too many columns
-		}
-		if !more {
-			return fields
-		}
-		text = rest
-	}
+// splitFields returns the first two fields of a row, split at commas, trimmed
+// and unquoted (the second empty when absent); columns beyond them are only
+// counted, by the caller.
+func splitFields(text []byte) (f0, f1 []byte) {
+	f0, rest, _ := bytes.Cut(text, []byte{','})
+	f1, _, _ = bytes.Cut(rest, []byte{','})
+	return unquote(bytes.TrimSpace(f0)), unquote(bytes.TrimSpace(f1))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,6 +49,9 @@ func TestCommands(t *testing.T) {
 		{args: []string{"config", "reference"}, out: "--redis-url"},
 		{args: []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh"}, wantErr: true, exitCode: 1},
 		{args: []string{"config", "validate", "--bootstrap", "../../deploy/examples/state.yaml"}, out: "configuration is valid"},
+		{args: []string{"config", "validate", "--model-max-output-file", "../../deploy/examples/model-max-output.yaml"}, out: "configuration is valid"},
+		{args: []string{"config", "validate", "--model-max-output-file", "../../deploy/examples/state.yaml"}, wantErr: true, exitCode: 1},
+		{args: []string{"config", "validate", "--model-max-output-file", "no-such-file.yaml"}, wantErr: true, exitCode: 1},
 		{args: []string{"nope"}, wantErr: true, exitCode: 2},
 		{args: nil, wantErr: true, exitCode: 2},
 	}
@@ -69,9 +73,14 @@ func TestCommands(t *testing.T) {
 
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	t.Parallel()
+	bad := filepath.Join(t.TempDir(), "max-output.yaml")
+	if err := os.WriteFile(bad, []byte("amazon.nova-lite-v1:0: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out, errOut bytes.Buffer
-	err := Main(context.Background(), []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh", "--max-body-bytes", "0"}, env(&out, &errOut))
-	for _, want := range []string{"log-format", "redis-mode", "max-body-bytes"} {
+	err := Main(context.Background(), []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh", "--max-body-bytes", "0",
+		"--model-max-output-file", bad}, env(&out, &errOut))
+	for _, want := range []string{"log-format", "redis-mode", "max-body-bytes", "--model-max-output-file", `"amazon.nova-lite-v1:0": the maximum output must be a positive`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %s in %v", want, err)
 		}

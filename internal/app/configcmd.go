@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
@@ -26,6 +27,11 @@ func configCmd(args []string, env Env) error {
 		var errs []error
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if cfg != nil && cfg.ModelMaxOutputFile != "" {
+			if _, err := bedrock.LoadMaxOutput(cfg.ModelMaxOutputFile); err != nil {
+				errs = append(errs, fmt.Errorf("--model-max-output-file: %w", err))
+			}
 		}
 		if cfg != nil && cfg.Bootstrap != "" {
 			st, err := state.LoadFile(cfg.Bootstrap)

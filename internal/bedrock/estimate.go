@@ -14,7 +14,9 @@ const (
 	// tokenizers for text, so caps may be overshot by one request's error.
 	EstimateTypical EstimateMode = iota
 	// EstimateStrict counts one token per body byte: a true upper bound, so the
-	// settled total never exceeds a cap.
+	// settled total never exceeds a cap. The output side is the request's own
+	// maximum, else the model's maximum output (MaxOutputTable); a request
+	// that names none for a model not in the table is refused.
 	EstimateStrict
 )
 
@@ -45,8 +47,12 @@ const DefaultMaxOutputTokens = 4096
 type EstimateOptions struct {
 	Mode EstimateMode
 	// DefaultMaxOutput is the output estimate of a request that names no
-	// maximum; zero (or negative) means DefaultMaxOutputTokens.
+	// maximum; zero (or negative) means DefaultMaxOutputTokens. Strict mode
+	// never uses it: a guess could be exceeded.
 	DefaultMaxOutput int64
+	// MaxOutput gives strict mode the model's maximum output for a request
+	// that names none; nil means the built-in table.
+	MaxOutput *MaxOutputTable
 }
 
 // Estimate is the token count reserved before a call.
@@ -93,15 +99,18 @@ type outputFields [outputFieldCount][]byte
 
 // EstimateRequest estimates the tokens a request may consume: input from the
 // body size (per opts.Mode), output from the maximum the request asks for, read
-// from the field its model family uses (opts.DefaultMaxOutput when absent; zero
-// for embedding models). Operations that do not generate tokens estimate zero
-// and need no JSON. For InvokeModelWithBidirectionalStream the body is an event
-// stream whose input is not known up front, so only the default output is
-// estimated.
+// from the field its model family uses (when absent: opts.DefaultMaxOutput, or
+// in strict mode the model's maximum output from opts.MaxOutput; zero for
+// embedding models). Operations that do not generate tokens estimate zero and
+// need no JSON. For InvokeModelWithBidirectionalStream the body is an event
+// stream whose input is not known up front and that names no maximum before
+// it starts, so only the output is estimated: the default, or in strict mode
+// the model's maximum output.
 //
 // The error is a *Error (ValidationException) when the body is not a JSON
-// object or a maximum is not a non-negative integer; the proxy calls this
-// before reserving anything.
+// object, a maximum is not a non-negative integer, or strict mode finds
+// neither the request's maximum nor the model's; the proxy calls this before
+// reserving anything.
 func EstimateRequest(op Operation, upstreamModel string, body []byte, opts EstimateOptions) (Estimate, error) {
 	est, _, err := InspectRequest(op, upstreamModel, body, opts)
 	return est, err
@@ -122,7 +131,15 @@ func InspectRequest(op Operation, upstreamModel string, body []byte, opts Estima
 		defOut = DefaultMaxOutputTokens
 	}
 	if op == OpInvokeModelWithBidirectionalStream {
-		return Estimate{Output: defOut}, RequestOptions{}, nil
+		if opts.Mode != EstimateStrict {
+			return Estimate{Output: defOut}, RequestOptions{}, nil
+		}
+		out, ok := opts.MaxOutput.Lookup(upstreamModel)
+		if !ok {
+			return Estimate{}, RequestOptions{}, Validation("This entitlement uses strict estimates, and a bidirectional stream cannot name its maximum output before it starts; " +
+				"the gateway has no maximum output for this model. Ask the gateway's operator to add it (--model-max-output-file).")
+		}
+		return Estimate{Output: out}, RequestOptions{}, nil
 	}
 
 	var est Estimate
@@ -160,8 +177,19 @@ func InspectRequest(op Operation, upstreamModel string, body []byte, opts Estima
 	if err != nil {
 		return Estimate{}, RequestOptions{}, err
 	}
-	if !found {
+	switch {
+	case found:
+	case opts.Mode != EstimateStrict:
 		out = defOut
+	default:
+		// A default guess could be exceeded (a model may answer far more than
+		// 4,096 tokens), which strict mode promises never happens.
+		n, ok := opts.MaxOutput.Lookup(upstreamModel)
+		if !ok {
+			return Estimate{}, RequestOptions{}, Validation("This entitlement uses strict estimates: the request must name its maximum output (" +
+				fieldList(mask) + "), since the gateway has no maximum output for this model.")
+		}
+		out = n
 	}
 	est.Output = out
 	return est, ro, nil
@@ -184,6 +212,20 @@ func (f *requestFields) collect(k, v []byte) {
 	default:
 		f.out.collect(k, v)
 	}
+}
+
+// fieldList names the fields in mask, for a message: "a", "a or b", "a, b or c".
+func fieldList(mask int) string {
+	var names []string
+	for i := range outputFieldCount {
+		if mask&(1<<i) != 0 {
+			names = append(names, outputFieldNames[i])
+		}
+	}
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // collect records the fields of a top-level member that can name a maximum.

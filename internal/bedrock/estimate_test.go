@@ -130,10 +130,11 @@ func TestEstimateRequestInput(t *testing.T) {
 		if typ.Input != (n+3)/4 || strict.Input != n {
 			t.Errorf("%d bytes: typical %d, strict %d", n, typ.Input, strict.Input)
 		}
-		if typ.Output != DefaultMaxOutputTokens || strict.Output != 10 {
-			t.Errorf("default outputs: %d, %d", typ.Output, strict.Output)
+		// Strict reserves the model's maximum output, never the default guess.
+		if typ.Output != DefaultMaxOutputTokens || strict.Output != 8192 {
+			t.Errorf("outputs without a maximum: typical %d, strict %d", typ.Output, strict.Output)
 		}
-		if strict.Total() != n+10 {
+		if strict.Total() != n+8192 {
 			t.Errorf("Total() = %d", strict.Total())
 		}
 	}
@@ -150,6 +151,67 @@ func TestEstimateRequestNonGenerating(t *testing.T) {
 	got, err := EstimateRequest(OpInvokeModelWithBidirectionalStream, "amazon.nova-sonic-v1:0", []byte("\x00\x00\x00\x10event stream"), EstimateOptions{DefaultMaxOutput: 77})
 	if err != nil || got != (Estimate{Output: 77}) {
 		t.Errorf("bidirectional: %+v, %v", got, err)
+	}
+}
+
+// TestEstimateStrictOutput: strict mode reserves the request's own maximum,
+// else the model's maximum output from the table, else refuses naming the
+// field to set; it never falls back on the default guess.
+func TestEstimateStrictOutput(t *testing.T) {
+	t.Parallel()
+	table, err := NewMaxOutputTable(map[string]int64{"amazon.nova-sonic-v1:0": 1024, appProfile: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bidiBody = "\x00\x00\x00\x10event stream"
+	tests := []struct {
+		name    string
+		op      Operation
+		model   string
+		body    string
+		table   *MaxOutputTable // nil: the built-in table
+		want    int64
+		wantErr string // part of the ValidationException's message
+	}{
+		{name: "converse names its maximum", op: OpConverse, model: claude, body: `{"inferenceConfig":{"maxTokens":300}}`, want: 300},
+		{name: "converse maximum above the model's", op: OpConverse, model: claude, body: `{"inferenceConfig":{"maxTokens":100000}}`, want: 100000},
+		{name: "converse without maximum: model's", op: OpConverse, model: "anthropic.claude-sonnet-4-20250514-v1:0", body: `{}`, want: 64000},
+		{name: "converse on a profile", op: OpConverseStream, model: "eu.anthropic.claude-3-7-sonnet-20250219-v1:0", body: `{}`, want: 128000},
+		{name: "converse unknown model", op: OpConverse, model: "writer.palmyra-x5-v1:0", body: `{}`, wantErr: "(inferenceConfig.maxTokens)"},
+		{name: "anthropic invoke without maximum", op: OpInvokeModel, model: "us." + claude, body: `{"messages":[]}`, want: 8192},
+		{name: "titan without maximum", op: OpInvokeModel, model: "amazon.titan-text-express-v1", body: `{"inputText":"hi"}`, want: 8192},
+		{name: "nova 300k variant", op: OpInvokeModelWithResponseStream, model: "amazon.nova-pro-v1:0:300k", body: `{}`, want: 10000},
+		{name: "llama FM ARN", op: OpInvokeModel, model: "arn:aws:bedrock:us-west-2::foundation-model/meta.llama3-1-70b-instruct-v1:0", body: `{"prompt":"hi"}`, want: 8192},
+		{name: "unknown llama names its field", op: OpInvokeModel, model: "meta.llama4-maverick-17b-instruct-v1:0", body: `{"prompt":"hi","max_tokens":5}`, wantErr: "(max_gen_len)"},
+		{name: "unknown anthropic names both fields", op: OpInvokeModel, model: "anthropic.claude-v2:1", body: `{}`, wantErr: "(max_tokens or max_tokens_to_sample)"},
+		{name: "app profile refused", op: OpInvokeModel, model: appProfile, body: `{}`, wantErr: "max_tokens, max_tokens_to_sample, max_completion_tokens, max_gen_len"},
+		{name: "app profile in the operator's table", op: OpInvokeModel, model: appProfile, body: `{}`, table: table, want: 2000},
+		{name: "app profile with a maximum", op: OpInvokeModel, model: appProfile, body: `{"max_gen_len":111}`, want: 111},
+		{name: "embedding needs none", op: OpInvokeModel, model: "cohere.embed-english-v3", body: `{"texts":["hi"]}`, want: 0},
+		{name: "bidirectional not in the table", op: OpInvokeModelWithBidirectionalStream, model: "amazon.nova-sonic-v1:0", body: bidiBody, wantErr: "--model-max-output-file"},
+		{name: "bidirectional in the table", op: OpInvokeModelWithBidirectionalStream, model: "amazon.nova-sonic-v1:0", body: bidiBody, table: table, want: 1024},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := EstimateRequest(tt.op, tt.model, []byte(tt.body), EstimateOptions{Mode: EstimateStrict, DefaultMaxOutput: 4096, MaxOutput: tt.table})
+			if tt.wantErr != "" {
+				var be *Error
+				if !errors.As(err, &be) || be.Type != "ValidationException" || !strings.Contains(be.Message, tt.wantErr) || !strings.Contains(be.Message, "strict") {
+					t.Fatalf("got %+v, %v; want a ValidationException about strict mode naming %q", got, err, tt.wantErr)
+				}
+				if strings.Contains(be.Message, tt.model) {
+					t.Errorf("message %q names the upstream model", be.Message)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("EstimateRequest: %v", err)
+			}
+			if got.Output != tt.want {
+				t.Errorf("Output = %d, want %d", got.Output, tt.want)
+			}
+		})
 	}
 }
 

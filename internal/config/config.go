@@ -56,6 +56,7 @@ type Serve struct {
 	AlertWebhookSecret  string
 	UsageStreamMaxLen   int64
 	TrustedProxyHeaders bool
+	ModelMaxOutputFile  string
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -125,6 +126,7 @@ func (c *Serve) Settings() []Setting {
 		{"alert-webhook-secret-file", "", "file holding --alert-webhook-secret (one line), read at start", false, &c.AlertWebhookSecretFile},
 		{"usage-stream-max-len", "0", "when > 0, also append one event per request to a Redis Stream of about this length", false, &c.UsageStreamMaxLen},
 		{"trusted-proxy-headers", "false", "trust X-Forwarded-For for the client address in logs", false, &c.TrustedProxyHeaders},
+		{"model-max-output-file", "", "YAML mapping of model ID to its maximum output tokens, adding to or replacing the built-in table that strict estimates reserve for requests naming no maximum", false, &c.ModelMaxOutputFile},
 	}
 }
 

@@ -96,7 +96,11 @@ type limiterTicket struct {
 	r *quota.Reservation
 }
 
-func (t *limiterTicket) Remaining() int64 { return t.r.Remaining }
+// Remaining covers the caller's own caps only: the entitlement-wide cap is
+// shared by every member, and how much of it is left is not theirs to know.
+func (t *limiterTicket) Remaining() int64 {
+	return t.r.RemainingAt(quota.LevelShare, quota.LevelAccount)
+}
 
 func (t *limiterTicket) Settle(ctx context.Context, counted int64, usage bedrock.Usage) {
 	if err := t.q.Limiter.Settle(ctx, t.r, counted, usage); err != nil {
@@ -122,17 +126,20 @@ func (q *LimiterQuota) storeError(op string, r *quota.Reservation, err error) {
 // capMessage names the cap, what is left of it and when it resets. A cap that
 // still has tokens left but fewer than the request may use says so, so the
 // caller knows a smaller request (a lower max tokens) could still pass.
+// Figures are given only for the caller's own caps (its share, its account):
+// the entitlement-wide cap is shared by every member, so its limit and what is
+// left of it would tell one member about the others' use.
 func capMessage(e *quota.CapExceededError) string {
+	reset := e.ResetAt.UTC().Format(time.RFC3339)
 	var what string
 	switch e.Level {
 	case quota.LevelEntitlement:
-		what = "The monthly token cap of entitlement " + e.Target
+		return fmt.Sprintf("The monthly token quota of entitlement %s is exhausted; it resets at %s.", e.Target, reset)
 	case quota.LevelShare:
 		what = "The monthly token cap of the share of entitlement " + e.Entitlement + " to " + e.Target
 	default:
 		what = "The monthly token cap of account " + e.Target + " on entitlement " + e.Entitlement
 	}
-	reset := e.ResetAt.UTC().Format(time.RFC3339)
 	left := e.Limit - e.Used - e.Reserved
 	if left > 0 {
 		return fmt.Sprintf("%s (%d tokens) has %d tokens left this month, fewer than this request may use (%d, estimated from its size and maximum output); it resets at %s.",

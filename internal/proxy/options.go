@@ -24,7 +24,7 @@ func (h *Handler) inspect(r *http.Request, c *call) error {
 			mode = bedrock.EstimateTypical
 		}
 		est, body, err := bedrock.InspectRequest(c.route.Op, c.decision.UpstreamModel, c.body,
-			bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput})
+			bedrock.EstimateOptions{Mode: mode, DefaultMaxOutput: h.opts.DefaultMaxOutput, MaxOutput: h.opts.MaxOutput})
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// DefaultMaxOutput is reserved when a request names no output maximum; default 4096.
 	DefaultMaxOutput int64
+	// MaxOutput holds each model's maximum output, reserved by entitlements
+	// with strict estimates for a request that names none; nil = the built-in table.
+	MaxOutput *bedrock.MaxOutputTable
 
 	Snapshots Snapshots
 	Verifier  *authn.Verifier

@@ -27,8 +27,9 @@ type QuotaRequest struct {
 
 // Ticket is an admitted reservation.
 type Ticket interface {
-	// Remaining is the smallest number of tokens left over the caps that apply,
-	// or -1 when none applies.
+	// Remaining is the smallest number of tokens left over the caller's own
+	// caps (its share's and its account's), or -1 when none applies. The
+	// entitlement-wide cap is never shown to a member.
 	Remaining() int64
 	// Settle replaces the reservation with exact usage: counted goes to the caps,
 	// usage to the ledger. It must not block on the store for long.

@@ -46,7 +46,7 @@ func TestOutage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fail-open reserve: %v", err)
 		}
-		if !r.Degraded || r.Remaining != -1 {
+		if !r.Degraded || r.Remaining != -1 || r.RemainingAt(LevelShare, LevelAccount) != -1 {
 			t.Fatalf("reservation %+v, want degraded", r)
 		}
 		if err := l.Settle(ctx, r, 15, bedrock.Usage{InputTokens: 10, OutputTokens: 5}); err != nil {

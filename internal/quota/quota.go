@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,8 +78,26 @@ type Reservation struct {
 	Degraded bool
 
 	req      Request // Caps filtered to Limit>0 and deduplicated
+	left     []int64 // per cap of req.Caps: limit-used-reserved after this reservation
 	monthEnd time.Time
 	done     atomic.Bool // set once Settle or Release handed it on
+}
+
+// RemainingAt is the smallest limit-used-reserved, after this reservation,
+// over the caps at the given levels; -1 when none of them applies (or when
+// Degraded). A caller shows a member only its own caps this way: the
+// entitlement-wide cap is shared by every member and is not theirs to see.
+func (r *Reservation) RemainingAt(levels ...Level) int64 {
+	rem := int64(-1)
+	for i, c := range r.req.Caps {
+		if i >= len(r.left) || !slices.Contains(levels, c.Level) {
+			continue
+		}
+		if left := r.left[i]; rem < 0 || left < rem {
+			rem = left
+		}
+	}
+	return rem
 }
 
 // Alert is one budget threshold crossing, reported once per cap, threshold

@@ -37,6 +37,7 @@ func TestCore(t *testing.T) {
 	}{
 		{"AllOrNothing", testAllOrNothing},
 		{"EachLevelBinds", testEachLevelBinds},
+		{"RemainingPerLevel", testRemainingPerLevel},
 		{"SettleIdempotent", testSettleIdempotent},
 		{"SettleAfterExpiry", testSettleAfterExpiry},
 		{"LedgerTiers", testLedgerTiers},
@@ -141,6 +142,35 @@ func testEachLevelBinds(t *testing.T, c redis.UniversalClient) {
 			msg := ce.Error()
 			if !strings.Contains(msg, ce.Target) || !strings.Contains(msg, ce.ResetAt.Format(time.RFC3339)) {
 				t.Errorf("message %q names neither the cap nor the reset", msg)
+			}
+		})
+	}
+}
+
+// testRemainingPerLevel: each cap's remainder after the reservation comes back,
+// so a caller can show a member its own caps without the entitlement's.
+func testRemainingPerLevel(t *testing.T, c redis.UniversalClient) {
+	tests := []struct {
+		name    string
+		e, s, a int64 // cap limits; 0 = no cap at that level
+		levels  []Level
+		want    int64
+	}{
+		{name: "own caps only", e: 100, s: 1000, a: 500, levels: []Level{LevelShare, LevelAccount}, want: 440},
+		{name: "share binds", e: 100, s: 300, a: 500, levels: []Level{LevelShare, LevelAccount}, want: 240},
+		{name: "entitlement alone", e: 100, s: 1000, a: 500, levels: []Level{LevelEntitlement}, want: 40},
+		{name: "every level", e: 100, s: 1000, a: 500, levels: []Level{LevelEntitlement, LevelShare, LevelAccount}, want: 40},
+		{name: "no own cap", e: 100, levels: []Level{LevelShare, LevelAccount}, want: -1},
+		{name: "account only", a: 70, levels: []Level{LevelShare, LevelAccount}, want: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := newTestLimiter(t, c, Options{})
+			ent := entName(t)
+			r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Caps: threeCaps(ent, tt.e, tt.s, tt.a), Tokens: 60})
+			if got := r.RemainingAt(tt.levels...); got != tt.want {
+				t.Errorf("RemainingAt(%v) = %d, want %d", tt.levels, got, tt.want)
 			}
 		})
 	}

@@ -125,7 +125,7 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 	}
 	switch vals[0] {
 	case 0: // admitted
-		if len(vals) != 4 {
+		if len(vals) != 4+nc {
 			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
 		}
 		m, err := pick(vals[1])
@@ -133,7 +133,7 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 			return nil, err
 		}
 		return &Reservation{ID: id, Month: m.key, Tokens: req.Tokens, Remaining: vals[2],
-			ResetAt: m.end, req: req, monthEnd: m.end}, nil
+			ResetAt: m.end, req: req, monthEnd: m.end, left: vals[4:]}, nil
 	case 1: // a cap is spent
 		if len(vals) != 6 || vals[1] < 1 || int(vals[1]) > nc {
 			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)

@@ -12,7 +12,9 @@
 -- 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
 --
 -- Returns one of
---   {0, month_index, remaining (-1: no cap), now_ms}            admitted
+--   {0, month_index, remaining (-1: no cap), now_ms, left_1..left_C}
+--                                                               admitted; left_c is
+--                                                               cap c's remainder
 --   {1, cap_index, used, reserved, limit, month_index}          a cap is spent
 --   {2, which (1 rpm, 2 tpm), retry_after_ms}                   rate limited
 --   {3, now_ms}                                                 no candidate month holds now
@@ -49,6 +51,7 @@ local limits_at = 9 + M * 3
 -- Caps first: purge reservations that expired (a crashed replica never settled
 -- them), then check. A spent cap wins over a rate limit: it is not retryable.
 local remaining = -1
+local lefts = {}
 local fresh = {}
 for c = 1, C do
   local k = 2 + ((m - 1) * C + (c - 1)) * 2
@@ -76,6 +79,7 @@ for c = 1, C do
     return {1, c, used, reserved, limit, m}
   end
   local left = limit - used - reserved - tokens
+  lefts[c] = left
   if remaining < 0 or left < remaining then
     remaining = left
   end
@@ -133,4 +137,8 @@ for c = 1, C do
   end
   redis.call('PEXPIREAT', z, expire_at)
 end
-return {0, m, remaining, now}
+local admitted = {0, m, remaining, now}
+for c = 1, C do
+  admitted[4 + c] = lefts[c]
+end
+return admitted

@@ -29,6 +29,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/admin"
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/authz"
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
@@ -133,6 +134,10 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("loading time zone: %w", err)
 	}
+	maxOutput, err := bedrock.LoadMaxOutput(cfg.ModelMaxOutputFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading --model-max-output-file: %w", err)
+	}
 
 	// Redis.
 	if deps.Redis != nil {
@@ -215,6 +220,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		Tracer:               deps.Tracer,
 		Logger:               s.log,
 		TrustForwardedFor:    cfg.TrustedProxyHeaders,
+		MaxOutput:            maxOutput,
 	})
 	if err != nil {
 		return nil, err
