@@ -20,7 +20,8 @@ type applyResponse struct {
 // apply makes the store match a state file. Without prune it replaces the
 // organization (when the file has one) and upserts the file's entitlements
 // (with their shares) and credentials, leaving the others alone; with prune the
-// store ends up exactly as the file says. Timestamps of unchanged items are
+// store ends up exactly as the file says, except that revoked keys are never
+// forgotten (and pruned credentials' keys join them). Timestamps of unchanged items are
 // kept, so applying the same file twice changes nothing the second time.
 func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 	dryRun, err := boolQuery(r, "dry_run")
@@ -178,6 +179,11 @@ func plan(cur, file *state.State, prune bool, now time.Time) (*state.State, []st
 		}
 	}
 	next.Credentials = append(next.Credentials, fileCreds...)
+	// Tombstones are a union of the store's and the file's (an export lists
+	// them), plus the keys of credentials this apply removes: a key once
+	// revoked can never be applied back, and validation says so by name.
+	next.Revoked = file.Clone().Revoked
+	next.Carry(cur)
 
 	next.Normalize()
 	// An entitlement the file changes gets a new updated_at; one it repeats

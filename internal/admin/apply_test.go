@@ -147,7 +147,8 @@ credentials:
 
 	r, res = e.apply("?prune=true&dry_run=true", file)
 	wantStatus(t, r, http.StatusOK)
-	want = []string{"delete entitlement dev-only", "delete entitlement legacy", "delete credential key-94c87ac104059151"}
+	want = []string{"delete entitlement dev-only", "delete entitlement legacy", "delete credential key-94c87ac104059151",
+		"create revoked sha256:94c87ac104059151e89925f852355448f16a90ca63d73b1c36eda668c4d41615"}
 	if got := changeStrings(res.Changes); !slices.Equal(got, want) {
 		t.Fatalf("prune changes %v, want %v", got, want)
 	}
@@ -208,4 +209,74 @@ func TestApplyJSONBody(t *testing.T) {
 	if len(e.store.state().Entitlements) != 1 {
 		t.Fatal("not applied")
 	}
+}
+
+// TestApplyCannotBringBackRevokedKeys: once a credential is revoked (by the
+// admin API or pruned by an apply), applying a file that lists its key again
+// fails, naming the key but never a secret, and changes nothing.
+func TestApplyCannotBringBackRevokedKeys(t *testing.T) {
+	t.Parallel()
+	const notebookHash = "94c87ac104059151e89925f852355448f16a90ca63d73b1c36eda668c4d41615"
+	withoutNotebook := strings.Replace(seedYAML,
+		`  - {account: "333333333333", kind: api_key, label: notebooks, key_sha256: "`+notebookHash+`"}`+"\n", "", 1)
+	tests := []struct {
+		name   string
+		revoke func(e *env)
+		want   []string
+	}{
+		{"sigv4 revoked through the API", func(e *env) {
+			wantStatus(t, e.do(http.MethodDelete, "/admin/v1/credentials/GWEXAMPLE00000000002", "", ""), http.StatusNoContent)
+		}, []string{"credentials[0] (GWEXAMPLE00000000002): access key GWEXAMPLE00000000002 was revoked", "issue a new key"}},
+		{"api key pruned", func(e *env) {
+			r, _ := e.apply("?prune=true", withoutNotebook)
+			wantStatus(t, r, http.StatusOK)
+		}, []string{`credentials[1] (key-94c87ac104059151): API key "notebooks" (key_sha256 94c87ac104059151…) was revoked`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil)
+			r, _ := e.apply("", seedYAML)
+			wantStatus(t, r, http.StatusOK)
+			tt.revoke(e)
+			v := e.store.ver()
+			for _, q := range []string{"", "?dry_run=true", "?prune=true"} {
+				r := e.do(http.MethodPost, "/admin/v1/apply"+q, "application/yaml", seedYAML)
+				p := wantError(t, r, http.StatusBadRequest, codeValidationFailed)
+				for _, w := range tt.want {
+					if !strings.Contains(p.Message, w) {
+						t.Errorf("apply%s: error %q lacks %q", q, p.Message, w)
+					}
+				}
+				if strings.Contains(string(r.body), "not-for-production") || strings.Contains(string(r.body), notebookHash) {
+					t.Errorf("apply%s: error reveals a secret or a whole key hash: %s", q, r.body)
+				}
+			}
+			if e.store.ver() != v {
+				t.Fatal("a refused apply changed the state")
+			}
+		})
+	}
+}
+
+// TestApplyRevokedIsAUnion: a file's revoked keys are added; a file without
+// them (or with others) removes none.
+func TestApplyRevokedIsAUnion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, seedState(t))
+	const other = "GWEXAMPLE00000000009"
+	r, res := e.apply("", seedYAML+"revoked:\n  access_key_ids: ["+other+"]\n")
+	wantStatus(t, r, http.StatusOK)
+	if got := changeStrings(res.Changes); !slices.Equal(got, []string{"create revoked " + other}) {
+		t.Fatalf("changes %v", got)
+	}
+	for _, q := range []string{"", "?prune=true"} {
+		r, res = e.apply(q, seedYAML)
+		wantStatus(t, r, http.StatusOK)
+		if len(res.Changes) != 0 || !slices.Equal(e.store.state().Revoked.AccessKeyIDs, []string{other}) {
+			t.Fatalf("apply%s without the tombstone: changes %v, revoked %+v", q, res.Changes, e.store.state().Revoked)
+		}
+	}
+	r = e.do(http.MethodPost, "/admin/v1/apply", "application/yaml", seedYAML+"revoked:\n  access_key_ids: [AKIAEXAMPLE]\n")
+	wantError(t, r, http.StatusBadRequest, codeValidationFailed)
 }

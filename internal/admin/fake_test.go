@@ -49,6 +49,7 @@ func (f *fakeStore) Update(_ context.Context, actor, action string, fn func(*sta
 	if err := fn(next); err != nil {
 		return f.version, err
 	}
+	next.Carry(f.st) // as the store does: removed keys are tombstoned
 	before, _ := json.Marshal(f.st.Public())
 	after, _ := json.Marshal(next.Public())
 	if bytes.Equal(before, after) {

@@ -441,9 +441,24 @@ func opMask(ops []bedrock.Operation) uint32 {
 	return m
 }
 
+// credentials indexes every credential whose key is not revoked. A revoked
+// key is left out even when a credential carrying it is stored (a state
+// written around the admin API's validation): it then fails exactly as an
+// unknown key does.
 func (b *builder) credentials() error {
+	revoked := &b.s.st.Revoked
+	revokedKeys := make(map[string]bool, len(revoked.AccessKeyIDs)+len(revoked.APIKeySHA256))
+	for _, id := range revoked.AccessKeyIDs {
+		revokedKeys[id] = true
+	}
+	for _, h := range revoked.APIKeySHA256 {
+		revokedKeys[strings.ToLower(h)] = true
+	}
 	for i := range b.s.st.Credentials {
 		c := &b.s.st.Credentials[i]
+		if (c.Kind == state.KindSigV4 && revokedKeys[c.AccessKeyID]) || (c.Kind == state.KindAPIKey && revokedKeys[strings.ToLower(c.KeySHA256)]) {
+			continue
+		}
 		ac := &authn.Credential{ID: c.ID, Account: c.Account, Label: c.Label, Kind: c.Kind, Secret: c.Secret}
 		if c.ExpiresAt != nil {
 			ac.ExpiresAt = *c.ExpiresAt

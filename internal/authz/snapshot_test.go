@@ -439,3 +439,45 @@ func TestConcurrentDecisions(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRevokedKeysAreUnknown: a credential whose key is revoked is not found,
+// even when the stored state carries it (written around validation), so
+// authentication refuses it exactly as an unknown key.
+func TestRevokedKeysAreUnknown(t *testing.T) {
+	t.Parallel()
+	var sum [32]byte
+	copy(sum[:], mustHex(t, keyHash))
+	tests := []struct {
+		name              string
+		revoked           state.Revoked
+		wantSigV4, wantAK bool
+	}{
+		{"nothing revoked", state.Revoked{}, true, true},
+		{"access key", state.Revoked{AccessKeyIDs: []string{"GWTEST00000000000001"}}, false, true},
+		{"API key, hash in upper case", state.Revoked{APIKeySHA256: []string{strings.ToUpper(keyHash)}}, true, false},
+		{"both", state.Revoked{AccessKeyIDs: []string{"GWTEST00000000000001"}, APIKeySHA256: []string{keyHash}}, false, false},
+		{"other keys", state.Revoked{AccessKeyIDs: []string{"GWTEST00000000000002"}, APIKeySHA256: []string{strings.Repeat("0", 64)}}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := fixture()
+			st.Revoked = tt.revoked
+			// Not validated: Validate refuses such a state, the snapshot
+			// must not depend on that.
+			snap, err := Build(st, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := snap.ByAccessKeyID("GWTEST00000000000001"); ok != tt.wantSigV4 {
+				t.Errorf("sigv4 credential found = %v, want %v", ok, tt.wantSigV4)
+			}
+			if _, ok := snap.ByAPIKeyHash(sum); ok != tt.wantAK {
+				t.Errorf("API key credential found = %v, want %v", ok, tt.wantAK)
+			}
+			if got := snap.State().Revoked; len(got.AccessKeyIDs) != len(tt.revoked.AccessKeyIDs) || len(got.APIKeySHA256) != len(tt.revoked.APIKeySHA256) {
+				t.Errorf("the snapshot's state lost tombstones: %+v", got)
+			}
+		})
+	}
+}

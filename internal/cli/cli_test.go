@@ -44,6 +44,7 @@ func (m *memStore) Update(_ context.Context, actor, action string, fn func(*stat
 	if err := fn(next); err != nil {
 		return m.version, err
 	}
+	next.Carry(m.st) // as the store does: removed keys are tombstoned
 	a, _ := json.Marshal(m.st)
 	b, _ := json.Marshal(next)
 	if bytes.Equal(a, b) {
@@ -471,5 +472,80 @@ func TestExport(t *testing.T) {
 	}
 	if !strings.Contains(out, "organization:") {
 		t.Fatalf("export printed %q", out)
+	}
+}
+
+// TestExportFile: --file always ends up a 0600 file, even over an existing
+// 0644 one, holding exactly the export; -o picks yaml or json, and both are
+// state files apply reads back.
+func TestExportFile(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.apply()
+	// A revoked key is part of the export.
+	h.ok("credentials", "revoke", "GWEXAMPLE00000000001")
+	yamlOut := h.ok("export", "--include-secrets")
+	wantContains(t, yamlOut, "revoked:", "GWEXAMPLE00000000001")
+	tests := []struct {
+		name     string
+		existing os.FileMode // 0: no file yet
+		args     []string
+		json     bool
+	}{
+		{name: "new file", args: []string{"--include-secrets"}},
+		{name: "over a 0644 file", existing: 0o644, args: []string{"--include-secrets"}},
+		{name: "over a 0666 file, json", existing: 0o666, args: []string{"--include-secrets", "-o", "json"}, json: true},
+		{name: "public, --output yaml", existing: 0o644, args: []string{"--output", "yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "state-full.yaml")
+			if tt.existing != 0 {
+				if err := os.WriteFile(path, []byte("old content\n"), tt.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tt.existing); err != nil { // whatever the umask
+					t.Fatal(err)
+				}
+			}
+			out, errOut, err := h.run(append([]string{"export", "--file", path}, tt.args...)...)
+			if err != nil || out != "" {
+				t.Fatalf("export: %v, stdout %q, stderr %q", err, out, errOut)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("temporary files left: %v", entries)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.json != json.Valid(data) {
+				t.Fatalf("json output %v, got:\n%s", tt.json, data)
+			}
+			if !slices.Contains(tt.args, "--include-secrets") {
+				return // without secrets, no restore into an empty store
+			}
+			// Whichever format, apply reads it back into an empty store
+			// with the same state, tombstones included.
+			restored := newHarness(t)
+			restored.ok("apply", "-f", path, "--prune")
+			if again := restored.ok("export", "--include-secrets"); again != yamlOut {
+				t.Errorf("restored export differs:\n%s\n---\n%s", again, yamlOut)
+			}
+		})
+	}
+	// -o once named the output file: it is a format now, and says so.
+	_, _, err := h.run("export", "-o", filepath.Join(t.TempDir(), "state.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "--file") {
+		t.Fatalf("-o FILE: %v", err)
 	}
 }

@@ -100,7 +100,7 @@ func (c *Serve) Settings() []Setting {
 		{"region", "", "upstream AWS region (default from the AWS config chain, else us-east-1)", false, &c.Region},
 		{"upstream-endpoint", "", "upstream Bedrock Runtime URL (default https://bedrock-runtime.<region>.amazonaws.com)", false, &c.UpstreamEndpoint},
 		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
-		{"bootstrap", "", "state file applied at start (organization, entitlements, shares, credentials)", false, &c.Bootstrap},
+		{"bootstrap", "", "state file that seeds an empty store at start (organization, entitlements, shares, credentials); a store that holds state is left alone, with a warning", false, &c.Bootstrap},
 		{"admin-token", "", "admin API bearer token (role admin), as NAME=TOKEN or TOKEN; separate several with commas; no token here or in --admin-token-file = no admin API", true, &c.AdminTokens},
 		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read at start", false, &c.AdminTokenFile},
 		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},

@@ -46,7 +46,7 @@ func TestExportApplyRoundTrip(t *testing.T) {
 		return out.String()
 	}
 	file := filepath.Join(t.TempDir(), "state.yaml")
-	run(a, "export", "--include-secrets", "-o", file)
+	run(a, "export", "--include-secrets", "--file", file)
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("export file: %v %v", fi, err)
 	}

@@ -102,13 +102,18 @@ func newUpstream(t *testing.T, opts sim.Options) *upstream {
 // gateway is one replica running in-process.
 type gateway struct {
 	*Server
-	cancel context.CancelFunc
-	done   chan error
+	cancel  context.CancelFunc
+	done    chan error
+	stopped sync.Once
 }
 
+// stop shuts the replica down and waits until it has; a test may stop a
+// replica before its cleanup does (a restart).
 func (g *gateway) stop() {
-	g.cancel()
-	<-g.done
+	g.stopped.Do(func() {
+		g.cancel()
+		<-g.done
+	})
 }
 
 type gatewayOptions struct {
@@ -117,6 +122,7 @@ type gatewayOptions struct {
 	stateYAML string // bootstrap file content
 	args      []string
 	env       map[string]string // GATEWAY_* settings besides the admin token
+	logs      io.Writer         // also gets the log (warnings and up), when set
 }
 
 func startGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -142,7 +148,11 @@ func startGateway(t *testing.T, o gatewayOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var logTo io.Writer = testWriter{t}
+	if o.logs != nil {
+		logTo = io.MultiWriter(logTo, o.logs)
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, Deps{Logger: log, UpstreamURL: o.upstream.srv.URL,
 		UpstreamCreds: credentials.NewStaticCredentialsProvider(hubAKID, hubSecret, "")})

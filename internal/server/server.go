@@ -243,9 +243,11 @@ func (s *Server) applySnapshot(st *state.State, version uint64) error {
 	return nil
 }
 
-// bootstrap applies a state file at start: it upserts the file's organization,
-// entitlements and credentials, and leaves other entitlements and credentials
-// (made through the admin API) alone.
+// bootstrap seeds a store that was never initialized with a state file (as
+// `gateway apply -f` would). A store that was (it has a marker, even one
+// flagged wiped, or holds any state) is left alone: every restart, scale-out
+// and rolling upgrade runs with the same file, and applying it again would
+// undo what was changed since, revocations first. One warning says so.
 func (s *Server) bootstrap(ctx context.Context, path string, lookupEnv func(string) (string, bool)) error {
 	st, err := state.LoadFile(path)
 	if err != nil {
@@ -259,8 +261,9 @@ func (s *Server) bootstrap(ctx context.Context, path string, lookupEnv func(stri
 		return fmt.Errorf("bootstrap state %s is invalid:\n%w", path, err)
 	}
 	s.bootstrapState = st
-	_, err = s.store.Update(ctx, "bootstrap", "apply", func(cur *state.State) error {
-		merged, _, err := admin.Plan(cur, st, false, time.Now())
+	now := time.Now()
+	seeded, version, err := s.store.Seed(ctx, "bootstrap", func(cur *state.State) error {
+		merged, _, err := admin.Plan(cur, st, false, now)
 		if err != nil {
 			return err
 		}
@@ -270,7 +273,39 @@ func (s *Server) bootstrap(ctx context.Context, path string, lookupEnv func(stri
 	if err != nil {
 		return fmt.Errorf("applying bootstrap state: %w", err)
 	}
+	if seeded {
+		s.log.Info("bootstrap state seeded the empty store", "file", path, "version", version)
+		return nil
+	}
+	s.warnNotSeeded(ctx, path, st, now)
 	return nil
+}
+
+// warnNotSeeded logs the one warning of a bootstrap that applied nothing,
+// with how many items the store and the file differ in, and why `gateway
+// apply` of the file would be refused (such as a key revoked since).
+func (s *Server) warnNotSeeded(ctx context.Context, path string, file *state.State, now time.Time) {
+	const msg = "--bootstrap applied nothing: the store already holds state; change a live store with `gateway apply -f FILE`"
+	attrs := []any{"file", path}
+	if m, err := s.store.Marker(ctx); err != nil {
+		attrs = append(attrs, "marker_error", err)
+	} else if m != nil {
+		attrs = append(attrs, "store_id", m.ID, "initialized_at", m.InitializedAt, "wiped", m.Wiped)
+	}
+	cur, _, err := s.store.Load(ctx)
+	if err != nil {
+		s.log.Warn(msg, append(attrs, "load_error", err)...)
+		return
+	}
+	// The file as it stands against the store, its tombstones aside: they
+	// are never removed, so they are no difference.
+	view := file.Clone()
+	view.Carry(&state.State{Revoked: cur.Revoked})
+	attrs = append(attrs, "differences", len(state.Diff(cur, view)))
+	if _, _, err := admin.Plan(cur, file, false, now); err != nil {
+		attrs = append(attrs, "apply_refused", err.Error())
+	}
+	s.log.Warn(msg, attrs...)
 }
 
 func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region string, creds aws.CredentialsProvider, err error) {

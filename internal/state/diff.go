@@ -42,7 +42,7 @@ func (c Change) String() string {
 }
 
 // Diff lists what turns old into new: the organization, then units, accounts,
-// entitlements, shares and credentials, each sorted by ID, so the same pair of
+// entitlements, shares, credentials and revoked keys, each sorted by ID, so the same pair of
 // states always gives the same list. Both states should be normalized; a nil
 // state is empty. Entitlement timestamps are bookkeeping, not changes. List
 // order is not a change either.
@@ -66,6 +66,7 @@ func Diff(old, new *State) []Change {
 	out = diffItems(out, KindCredential, old.Credentials, new.Credentials,
 		func(c *Credential) string { return credentialID(c) }, describeCredential,
 		map[string]bool{"created_at": true})
+	out = diffRevoked(out, &old.Revoked, &new.Revoked)
 	return out
 }
 

@@ -55,6 +55,8 @@ func (s *State) Normalize() {
 			c.ID = c.DefaultID()
 		}
 	}
+	// Revoked keys are sets: sorted, unlike the lists above.
+	s.Revoked.normalize()
 }
 
 // DefaultID is the ID a credential gets when none is given: its access key ID
@@ -172,6 +174,7 @@ func (s *State) Clone() *State {
 		},
 		Entitlements: slices.Clone(s.Entitlements),
 		Credentials:  slices.Clone(s.Credentials),
+		Revoked:      s.Revoked.clone(),
 	}
 	for i := range c.Entitlements {
 		e := &c.Entitlements[i]

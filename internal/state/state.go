@@ -11,6 +11,8 @@ type State struct {
 	Organization Organization  `yaml:"organization" json:"organization"`
 	Entitlements []Entitlement `yaml:"entitlements,omitempty" json:"entitlements"`
 	Credentials  []Credential  `yaml:"credentials,omitempty" json:"credentials"`
+	// Revoked keys are never accepted again (see Revoked).
+	Revoked Revoked `yaml:"revoked,omitempty" json:"revoked,omitzero"`
 }
 
 // Organization is the AWS Organization tree the hub shares into.

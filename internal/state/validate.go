@@ -31,10 +31,11 @@ const (
 // their defaults) but expects secrets to be resolved already. A completely empty
 // state is valid: it is what a fresh store holds and it grants nothing.
 func (s *State) Validate() error {
-	if s.isEmpty() {
-		return nil
-	}
 	v := newValidator(s)
+	v.revoked()
+	if s.isEmpty() {
+		return errors.Join(v.errs...)
+	}
 	v.organization()
 	v.entitlements()
 	v.credentials()
@@ -61,7 +62,9 @@ type validator struct {
 	accounts map[string]int // account ID → index of its first occurrence
 	unitOK   map[string]uint8
 	runtime  map[bedrock.Operation]bool // operations an entitlement may list
-	errs     []error
+	// revokedKeys are the tombstones as credentialKey forms, built on first use.
+	revokedKeys map[string]bool
+	errs        []error
 }
 
 func newValidator(s *State) *validator {
@@ -527,6 +530,7 @@ func (v *validator) credentials() {
 		c := &v.s.Credentials[i]
 		item := credentialItem(i, c)
 		v.credential(item, c)
+		v.revokedCredential(item, c)
 		if id := credentialID(c); id != "" {
 			if !isCredentialID(id) {
 				v.add(item, "id %q must be 1 to %d letters, digits, '.', '_' or '-'", id, maxCredentialID)

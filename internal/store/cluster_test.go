@@ -20,6 +20,7 @@ func TestCluster(t *testing.T) {
 		{"round trip", func(t *testing.T, p string) { testRoundTrip(t, cl.Client(t), p) }},
 		{"concurrent writers", func(t *testing.T, p string) { testConcurrentWriters(t, cl.Client(t), cl.Client(t), p) }},
 		{"audit", func(t *testing.T, p string) { testAuditEntries(t, cl.Client(t), p) }},
+		{"revocations", func(t *testing.T, p string) { testRevocations(t, cl.Client(t), p) }},
 		{"watch", func(t *testing.T, p string) { testWatchPropagation(t, cl.Client(t), cl.Client(t), p) }},
 	}
 	for i, tt := range tests {

@@ -11,6 +11,8 @@
 //	<prefix>:{state}:org           JSON of state.Organization
 //	<prefix>:{state}:entitlements  hash: name -> JSON of state.Entitlement
 //	<prefix>:{state}:credentials   hash: ID -> JSON of state.Credential
+//	<prefix>:{state}:revoked       set: "access_key_id:<ID>" and "api_key_sha256:<hex>", never shrinks
+//	<prefix>:{state}:marker        JSON of Marker, set once when the store is first written
 //	<prefix>:{state}:audit         stream of AuditEntry
 //	<prefix>:{state}:changes       pub/sub channel carrying the new version
 package store
@@ -80,7 +82,7 @@ type Store struct {
 }
 
 type keys struct {
-	version, org, entitlements, credentials, audit string
+	version, org, entitlements, credentials, audit, revoked, marker string
 }
 
 // New returns a Store; it does not touch Redis.
@@ -121,6 +123,8 @@ func New(opts Options) (*Store, error) {
 		entitlements: base + "entitlements",
 		credentials:  base + "credentials",
 		audit:        base + "audit",
+		revoked:      base + "revoked",
+		marker:       base + "marker",
 	}
 	s.channel = base + "changes"
 	return s, nil
@@ -149,6 +153,7 @@ type raw struct {
 	org          string
 	entitlements map[string]string
 	credentials  map[string]string
+	revoked      []string
 }
 
 // loadRaw reads the version and every state key in one MULTI/EXEC, so the data
@@ -159,12 +164,14 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		org   *redis.StringCmd
 		ents  *redis.MapStringStringCmd
 		creds *redis.MapStringStringCmd
+		revk  *redis.StringSliceCmd
 	)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.keys.version)
 		org = p.Get(ctx, s.keys.org)
 		ents = p.HGetAll(ctx, s.keys.entitlements)
 		creds = p.HGetAll(ctx, s.keys.credentials)
+		revk = p.SMembers(ctx, s.keys.revoked)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -181,6 +188,9 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		return nil, err
 	}
 	if r.credentials, err = creds.Result(); err != nil {
+		return nil, err
+	}
+	if r.revoked, err = revk.Result(); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -222,6 +232,9 @@ func (s *Store) decode(r *raw) (*state.State, error) {
 		return nil, err
 	}
 	c.entitlements, c.credentials = entCache, credCache
+	if st.Revoked, err = decodeRevoked(r.revoked); err != nil {
+		return nil, err
+	}
 	// The items still alias the cache (their slices): hand out a deep copy.
 	st.Entitlements, st.Credentials = ents, creds
 	return st.Clone(), nil
@@ -247,7 +260,7 @@ func decodeItems[T any](stored map[string]string, old map[string]cached[T], what
 	return items, next, nil
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)

@@ -202,6 +202,8 @@ func testRoundTrip(t *testing.T, c redis.UniversalClient, prefix string) {
 	}
 	sorted.Entitlements[1].Description = "changed"
 	sorted.Entitlements = append(sorted.Entitlements[:2], sampleEntitlement("zz-new"))
+	// The removed credential's key is tombstoned in the same change.
+	sorted.Revoked.AccessKeyIDs = []string{sorted.Credentials[0].AccessKeyID}
 	sorted.Credentials = sorted.Credentials[1:]
 	assertStateEqual(t, got, sorted)
 	if cur, err := s.Version(ctx); err != nil || cur != v2 || v != v2 {
@@ -212,9 +214,10 @@ func testRoundTrip(t *testing.T, c redis.UniversalClient, prefix string) {
 		t.Fatal(err)
 	}
 	// apply: org + 3 entitlements + 2 credentials; edit: one entitlement
-	// changed, one removed, one added, one credential removed.
-	if len(entries) != 10 {
-		t.Fatalf("%d audit entries, want 10: %s", len(entries), mustJSON(t, entries))
+	// changed, one removed, one added, one credential removed and its key
+	// revoked.
+	if len(entries) != 11 {
+		t.Fatalf("%d audit entries, want 11: %s", len(entries), mustJSON(t, entries))
 	}
 }
 

@@ -32,50 +32,77 @@ var errStale = errors.New("state version moved")
 // with one audit entry per changed item, the version increment and the change
 // notification, in one MULTI/EXEC. It returns the new version, or the current
 // one when nothing changed (then nothing is written, audited or published).
+//
+// Revocations are kept whatever fn does (state.State.Carry): the key of every
+// credential fn removes is tombstoned in the same transaction, and no
+// tombstone is ever dropped. The first write also stores the Marker.
 func (s *Store) Update(ctx context.Context, actor, action string, fn func(st *state.State) error) (uint64, error) {
+	v, _, err := s.update(ctx, actor, action, false, fn)
+	return v, err
+}
+
+// update is Update; with seed it writes only to a store that was never
+// initialized (no marker, empty state), and reports whether it did.
+func (s *Store) update(ctx context.Context, actor, action string, seed bool, fn func(st *state.State) error) (uint64, bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 		}
 		r, err := s.loadRaw(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("loading state for update: %w", err)
+			return 0, false, fmt.Errorf("loading state for update: %w", err)
 		}
 		st, err := s.decode(r)
 		if err != nil {
-			return 0, fmt.Errorf("loading state version %d for update: %w", r.version, err)
+			return 0, false, fmt.Errorf("loading state version %d for update: %w", r.version, err)
+		}
+		if seed {
+			m, err := s.Marker(ctx)
+			if err != nil {
+				return r.version, false, err
+			}
+			if m != nil || !isEmptyState(st) {
+				return r.version, false, nil
+			}
 		}
 		// The "before" side is encoded from the decoded state, not taken from
 		// Redis as stored, so a change in how items encode never looks like a
 		// change of every item.
 		before, err := encodeState(st)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
+		// What Carry needs of the state fn starts from; fn may change st's
+		// items in place, but not these copies of the lists.
+		prev := &state.State{Credentials: slices.Clone(st.Credentials), Revoked: state.Revoked{
+			AccessKeyIDs: slices.Clone(st.Revoked.AccessKeyIDs), APIKeySHA256: slices.Clone(st.Revoked.APIKeySHA256)}}
 		if err := fn(st); err != nil {
-			return r.version, err
+			return r.version, false, err
 		}
+		st.Carry(prev)
 		after, err := encodeState(st)
 		if err != nil {
-			return r.version, err
+			return r.version, false, err
 		}
 		changes := diff(before, after)
 		if len(changes) == 0 {
-			return r.version, nil
+			return r.version, false, nil
 		}
-		v, err := s.commit(ctx, r.version, changes, actor, action)
+		v, err := s.commit(ctx, r.version, changes, actor, action, seed)
 		switch {
 		case err == nil:
-			return v, nil
+			return v, true, nil
+		case errors.Is(err, errInitialized):
+			return r.version, false, nil
 		case errors.Is(err, redis.TxFailedErr), errors.Is(err, errStale):
 			continue
 		default:
-			return r.version, fmt.Errorf("writing state: %w", err)
+			return r.version, false, fmt.Errorf("writing state: %w", err)
 		}
 	}
-	return 0, ErrConflict
+	return 0, false, ErrConflict
 }
 
 // Replace makes the stored state equal to st (apply, bootstrap), through Update.
@@ -103,10 +130,17 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// commit writes changes if the version is still base.
-func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor, action string) (uint64, error) {
+// commit writes changes if the version is still base (and, with seed, the
+// store has no marker yet).
+func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor, action string, seed bool) (uint64, error) {
+	// One reading of the clock stamps the audit entries and a new marker.
+	now := s.now().UTC()
+	marker, err := newMarker(now)
+	if err != nil {
+		return 0, err
+	}
 	var incr *redis.IntCmd
-	err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+	err = s.client.Watch(ctx, func(tx *redis.Tx) error {
 		cur, err := parseVersion(tx.Get(ctx, s.keys.version))
 		if err != nil {
 			return err
@@ -114,12 +148,22 @@ func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor
 		if cur != base {
 			return errStale
 		}
+		if seed {
+			switch n, err := tx.Exists(ctx, s.keys.marker).Result(); {
+			case err != nil:
+				return err
+			case n > 0:
+				return errInitialized
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			incr = s.queueWrites(ctx, p, base, changes, actor, action)
+			incr = s.queueWrites(ctx, p, base, changes, actor, action, now)
+			// The store's identity, kept from the first write on.
+			p.SetNX(ctx, s.keys.marker, marker, 0)
 			return nil
 		})
 		return err
-	}, s.keys.version)
+	}, s.keys.version, s.keys.marker)
 	if err != nil {
 		return 0, err
 	}
@@ -128,11 +172,14 @@ func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor
 
 // queueWrites queues the item writes, the version increment, the audit entries
 // and the notification.
-func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64, changes []change, actor, action string) *redis.IntCmd {
-	var entSet, credSet []any
+func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64, changes []change, actor, action string, at time.Time) *redis.IntCmd {
+	var entSet, credSet, revoked []any
 	var entDel, credDel []string
 	for _, c := range changes {
 		switch c.kind {
+		case kindRevoked:
+			// diff yields only additions: tombstones are never removed.
+			revoked = append(revoked, c.key)
 		case kindOrg:
 			if c.after == nil {
 				p.Del(ctx, s.keys.org)
@@ -165,8 +212,11 @@ func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64,
 	if len(credDel) > 0 {
 		p.HDel(ctx, s.keys.credentials, credDel...)
 	}
+	if len(revoked) > 0 {
+		p.SAdd(ctx, s.keys.revoked, revoked...)
+	}
 	incr := p.Incr(ctx, s.keys.version)
-	now := s.now().UTC().Format(time.RFC3339Nano)
+	now := at.Format(time.RFC3339Nano)
 	for _, c := range changes {
 		values := []any{
 			fieldTime, now,
@@ -194,6 +244,7 @@ const (
 	kindOrg itemKind = iota
 	kindEntitlement
 	kindCredential
+	kindRevoked
 )
 
 // item is one stored item in two encodings: as stored, and for the audit log
@@ -207,6 +258,7 @@ type encoded struct {
 	org          *item // nil: no organization
 	entitlements map[string]item
 	credentials  map[string]item
+	revoked      map[string]item // by set member
 }
 
 // change is one item whose stored form differs; a nil side means absent.
@@ -223,6 +275,8 @@ func (c change) target() string {
 		return "entitlement/" + c.key
 	case kindCredential:
 		return "credential/" + c.key
+	case kindRevoked:
+		return "revoked/" + c.key
 	default:
 		return "organization"
 	}
@@ -281,6 +335,11 @@ func encodeState(st *state.State) (*encoded, error) {
 		}
 		e.credentials[cred.ID] = item{stored: b, audit: a}
 	}
+	revoked, err := encodeRevoked(&st.Revoked)
+	if err != nil {
+		return nil, err
+	}
+	e.revoked = revoked
 	return e, nil
 }
 
@@ -306,6 +365,13 @@ func diff(before, after *encoded) []change {
 	}
 	out = diffItems(out, kindEntitlement, before.entitlements, after.entitlements)
 	out = diffItems(out, kindCredential, before.credentials, after.credentials)
+	// Only additions: Update never lets a tombstone go.
+	for _, k := range sortedKeys(after.revoked) {
+		if _, ok := before.revoked[k]; !ok {
+			a := after.revoked[k]
+			out = append(out, newChange(kindRevoked, k, nil, &a))
+		}
+	}
 	return out
 }
 
