@@ -27,6 +27,7 @@ const (
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeNotImplemented       = "not_implemented"
 	codeInternal             = "internal"
+	codeStoreWiped           = "store_wiped"
 )
 
 // apiError is an error answered to the admin client. Message and Details go to
@@ -109,6 +110,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{Status: http.StatusConflict, Code: codeConflict,
 			Message: "too many concurrent changes; retry", Err: err}
+	case errors.Is(err, store.ErrWiped):
+		ae = &apiError{Status: http.StatusConflict, Code: codeStoreWiped, Message: store.ErrWiped.Error(), Err: err}
 	case errors.Is(err, context.Canceled):
 		return // the client is gone
 	default:

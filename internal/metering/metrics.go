@@ -29,6 +29,7 @@ type Metrics struct {
 	storeErrors      *prometheus.CounterVec
 	inflight         prometheus.Gauge
 	storeDegraded    prometheus.Gauge
+	storeWiped       prometheus.Gauge
 	storePersistence *optionalGauge
 	snapshotVersion  prometheus.Gauge
 	upstreamFailures *prometheus.CounterVec
@@ -93,6 +94,10 @@ func NewMetrics(opts Options) *Metrics {
 	})
 	m.storePersistence = newOptionalGauge("gateway_store_persistence_enabled",
 		"1 when every Redis server keeps its data across a restart (AOF or RDB snapshots), 0 when one does not; absent when Redis does not show its configuration.")
+	m.storeWiped = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_store_wiped",
+		Help: "1 while the state store has lost its data (Redis restarted empty or was flushed): the replica serves its last good snapshot and refuses fail_closed calls until an operator restores the store with gateway apply.",
+	})
 	m.snapshotVersion = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gateway_state_version", Help: "Version of the state snapshot this replica serves from.",
 	})
@@ -112,7 +117,7 @@ func NewMetrics(opts Options) *Metrics {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}
 	reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.overhead, m.quotaRemaining,
-		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded,
+		m.quotaRejections, m.budgetAlerts, m.storeErrors, m.inflight, m.storeDegraded, m.storeWiped,
 		m.snapshotVersion, m.upstreamFailures, m.storePersistence, m.usageEstimated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -242,6 +247,15 @@ func (m *Metrics) ReservationExpired(entitlement string) {
 
 // Inflight returns the in-flight gauge.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }
+
+// SetStoreWiped records whether the state store has lost its data.
+func (m *Metrics) SetStoreWiped(wiped bool) {
+	if wiped {
+		m.storeWiped.Set(1)
+	} else {
+		m.storeWiped.Set(0)
+	}
+}
 
 // SetStoreDegraded records whether the quota store is unreachable.
 func (m *Metrics) SetStoreDegraded(degraded bool) {

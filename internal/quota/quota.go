@@ -242,7 +242,11 @@ type Limiter struct {
 	up            chan struct{} // Redis answers again: the worker retries at once
 
 	healthy atomic.Bool
-	wake    chan struct{} // tells an idle worker to start probing
+	// wiped is set while the store has lost its data (the state syncer
+	// detects it): cap counters restarted at zero cannot be trusted, so
+	// admission runs as when Redis is unreachable.
+	wiped atomic.Bool
+	wake  chan struct{} // tells an idle worker to start probing
 	// inflightDegraded counts fail-open admissions not yet settled, so that
 	// degraded admissions never outgrow the queue that must hold their usage.
 	inflightDegraded atomic.Int64
@@ -367,6 +371,17 @@ func New(opts Options) (*Limiter, error) {
 
 // Healthy reports false while Redis is unreachable (degraded).
 func (l *Limiter) Healthy() bool { return l.healthy.Load() }
+
+// SetWiped tells the limiter whether the store lost its data. While it has,
+// every cap's counter restarted at zero and would admit a month's usage again:
+// fail_closed entitlements are refused and fail_open ones admitted by the
+// local limiter, exactly as while Redis is unreachable, until an operator
+// restores the store. Settlements are still written.
+func (l *Limiter) SetWiped(wiped bool) {
+	if l.wiped.Swap(wiped) != wiped {
+		l.log.Warn("quota admission follows the store's wiped state", "wiped", wiped)
+	}
+}
 
 func (l *Limiter) loadScripts(ctx context.Context) error {
 	for _, s := range []*redis.Script{l.reserve, l.settle, l.status, l.refreshScript} {

@@ -38,7 +38,7 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error
 	if err != nil {
 		return nil, fmt.Errorf("reserving quota: %w", err)
 	}
-	if !l.healthy.Load() {
+	if !l.healthy.Load() || l.wiped.Load() {
 		// The worker probes Redis while degraded; requests do not wait on it.
 		return l.admitDegraded(req, id)
 	}

@@ -76,6 +76,16 @@ type Server struct {
 	tls            bool
 	bootstrapState *state.State
 	embeddedRedis  bool
+	wiped          atomic.Bool
+}
+
+// setWiped hears from the syncer whether the store lost its data.
+func (s *Server) setWiped(wiped bool) {
+	s.wiped.Store(wiped)
+	s.metrics.SetStoreWiped(wiped)
+	if s.limiter != nil {
+		s.limiter.SetWiped(wiped)
+	}
 }
 
 // Current implements proxy.Snapshots.
@@ -171,7 +181,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	} else if len(st.Entitlements) == 0 {
 		s.log.Warn("the state has no entitlements yet: every call will be denied until one is shared (gateway apply -f state.yaml, or --bootstrap)")
 	}
-	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot})
+	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot, OnWiped: s.setWiped})
 
 	// Budget alerts: counted, logged and (with a URL) POSTed, signed, with retries.
 	s.notifier = metering.NewNotifier(metering.NotifierOptions{URL: cfg.AlertWebhookURL, Secret: cfg.AlertWebhookSecret, Logger: s.log, Metrics: s.metrics})
@@ -448,6 +458,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	case s.snap.Load() == nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "not ready: state snapshot not loaded\n")
+	case s.wiped.Load():
+		// Still serving the last good snapshot; fail_closed calls are refused.
+		_, _ = io.WriteString(w, "degraded: the state store lost its data; serving the last good snapshot until it is restored with gateway apply\n")
 	case !s.limiter.Healthy():
 		// Still serving: fail_open entitlements run on local limits and
 		// fail_closed ones answer 503 themselves.

@@ -30,6 +30,75 @@ type Marker struct {
 	// Wiped is set when the marker was found missing and written back.
 	Wiped   bool      `json:"wiped,omitempty"`
 	WipedAt time.Time `json:"wiped_at,omitzero"`
+	// Epoch counts recoveries: an apply to a wiped store clears Wiped and
+	// increments it, which tells replicas to take the restored state although
+	// its version counter started again from zero.
+	Epoch int `json:"epoch,omitempty"`
+}
+
+// ErrWiped refuses a change to a store that lost its data: only an apply of a
+// whole state (gateway apply -f BACKUP) restores it.
+var ErrWiped = errors.New("the state store lost its data (Redis restarted empty or was flushed): restore it with gateway apply -f <backup from gateway export --include-secrets>")
+
+// markWipedScript writes the marker back flagged wiped, unless another
+// replica already did or an operator recovered the store meanwhile (a marker
+// of a later epoch, or of another store, is left alone). KEYS[1] the marker;
+// ARGV[1] the wiped marker's JSON; ARGV[2] its ID; ARGV[3] its epoch.
+var markWipedScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, m = pcall(cjson.decode, cur)
+  if not ok or m.id ~= ARGV[2] or (tonumber(m.epoch) or 0) ~= tonumber(ARGV[3]) or m.wiped then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`)
+
+// MarkWiped flags the store as wiped, keeping the identity (ID, epoch) the
+// replica knew: from then on the store refuses every change but an apply of a
+// whole state, and no bootstrap seeds it.
+func (s *Store) MarkWiped(ctx context.Context, known Marker) error {
+	m := known
+	m.Wiped, m.WipedAt = true, s.now().UTC()
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding store marker: %w", err)
+	}
+	if err := markWipedScript.Run(ctx, s.client, []string{s.keys.marker}, b, m.ID, m.Epoch).Err(); err != nil {
+		return fmt.Errorf("marking the store wiped: %w", err)
+	}
+	return nil
+}
+
+// LoadMarked is Load, with the store's marker read in the same transaction
+// (nil when the store has none).
+func (s *Store) LoadMarked(ctx context.Context) (*state.State, uint64, *Marker, error) {
+	r, err := s.loadRaw(ctx)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("loading state: %w", err)
+	}
+	m, err := decodeMarker(r.marker)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := s.decode(r)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("loading state version %d: %w", r.version, err)
+	}
+	return st, r.version, m, nil
+}
+
+func decodeMarker(b []byte) (*Marker, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var m Marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decoding store marker: %w", err)
+	}
+	return &m, nil
 }
 
 // errInitialized aborts a seed when another writer initialized the store first.
@@ -45,11 +114,7 @@ func (s *Store) Marker(ctx context.Context) (*Marker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading store marker: %w", err)
 	}
-	var m Marker
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decoding store marker: %w", err)
-	}
-	return &m, nil
+	return decodeMarker(b)
 }
 
 // newMarker encodes a fresh marker; commit writes it only when none exists.

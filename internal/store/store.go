@@ -154,6 +154,7 @@ type raw struct {
 	entitlements map[string]string
 	credentials  map[string]string
 	revoked      []string
+	marker       []byte // nil: no marker
 }
 
 // loadRaw reads the version and every state key in one MULTI/EXEC, so the data
@@ -165,6 +166,7 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		ents  *redis.MapStringStringCmd
 		creds *redis.MapStringStringCmd
 		revk  *redis.StringSliceCmd
+		mark  *redis.StringCmd
 	)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.keys.version)
@@ -172,6 +174,7 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		ents = p.HGetAll(ctx, s.keys.entitlements)
 		creds = p.HGetAll(ctx, s.keys.credentials)
 		revk = p.SMembers(ctx, s.keys.revoked)
+		mark = p.Get(ctx, s.keys.marker)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -191,6 +194,11 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		return nil, err
 	}
 	if r.revoked, err = revk.Result(); err != nil {
+		return nil, err
+	}
+	if b, err := mark.Bytes(); err == nil {
+		r.marker = b
+	} else if !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
 	return r, nil

@@ -58,14 +58,21 @@ func (s *Store) update(ctx context.Context, actor, action string, seed bool, fn 
 		if err != nil {
 			return 0, false, fmt.Errorf("loading state version %d for update: %w", r.version, err)
 		}
-		if seed {
-			m, err := s.Marker(ctx)
-			if err != nil {
-				return r.version, false, err
+		m, err := decodeMarker(r.marker)
+		if err != nil {
+			return r.version, false, err
+		}
+		if seed && (m != nil || !isEmptyState(st)) {
+			return r.version, false, nil
+		}
+		// A wiped store takes nothing but a whole state (gateway apply), which
+		// recovers it: the marker loses its flag and gains an epoch.
+		var recovered *Marker
+		if m != nil && m.Wiped {
+			if action != "apply" {
+				return r.version, false, ErrWiped
 			}
-			if m != nil || !isEmptyState(st) {
-				return r.version, false, nil
-			}
+			recovered = &Marker{ID: m.ID, InitializedAt: m.InitializedAt, Epoch: m.Epoch + 1}
 		}
 		// The "before" side is encoded from the decoded state, not taken from
 		// Redis as stored, so a change in how items encode never looks like a
@@ -87,10 +94,10 @@ func (s *Store) update(ctx context.Context, actor, action string, seed bool, fn 
 			return r.version, false, err
 		}
 		changes := diff(before, after)
-		if len(changes) == 0 {
+		if len(changes) == 0 && recovered == nil {
 			return r.version, false, nil
 		}
-		v, err := s.commit(ctx, r.version, changes, actor, action, seed)
+		v, err := s.commit(ctx, r.version, changes, actor, action, seed, recovered)
 		switch {
 		case err == nil:
 			return v, true, nil
@@ -132,7 +139,7 @@ func backoff(ctx context.Context, attempt int) error {
 
 // commit writes changes if the version is still base (and, with seed, the
 // store has no marker yet).
-func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor, action string, seed bool) (uint64, error) {
+func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor, action string, seed bool, recovered *Marker) (uint64, error) {
 	// One reading of the clock stamps the audit entries and a new marker.
 	now := s.now().UTC()
 	marker, err := newMarker(now)
@@ -158,6 +165,14 @@ func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			incr = s.queueWrites(ctx, p, base, changes, actor, action, now)
+			if recovered != nil {
+				b, err := json.Marshal(recovered)
+				if err != nil {
+					return fmt.Errorf("encoding store marker: %w", err)
+				}
+				p.Set(ctx, s.keys.marker, b, 0)
+				return nil
+			}
 			// The store's identity, kept from the first write on.
 			p.SetNX(ctx, s.keys.marker, marker, 0)
 			return nil
