@@ -34,6 +34,9 @@ type Marker struct {
 	// increments it, which tells replicas to take the restored state although
 	// its version counter started again from zero.
 	Epoch int `json:"epoch,omitempty"`
+	// Shards lists the hash tags of the per-shard markers on Redis Cluster
+	// (shards.go); empty elsewhere.
+	Shards []string `json:"shards,omitempty"`
 }
 
 // ErrWiped refuses a change to a store that lost its data: only an apply of a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -119,7 +120,7 @@ func TestMarker(t *testing.T) {
 	if _, err := s.Update(ctx, "test", "edit", func(st *state.State) error { st.Entitlements = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := s.Marker(ctx); err != nil || *m != *first {
+	if m, err := s.Marker(ctx); err != nil || !reflect.DeepEqual(*m, *first) {
 		t.Fatalf("a later write changed the marker: %+v -> %+v (%v)", first, m, err)
 	}
 }

@@ -77,6 +77,7 @@ type Store struct {
 	max     int64
 	now     func() time.Time
 	keys    keys
+	prefix  string
 	channel string
 	cache   decodeCache
 }
@@ -116,6 +117,7 @@ func New(opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.prefix = prefix
 	base := prefix + ":{state}:"
 	s.keys = keys{
 		version:      base + "version",

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
@@ -58,9 +61,56 @@ func NewSyncer(opts SyncOptions) *Syncer {
 	return &Syncer{store: opts.Store, apply: opts.Apply, log: log, onWiped: opts.OnWiped, changed: make(chan struct{})}
 }
 
+// ShardCheckInterval is how often a replica on Redis Cluster checks that
+// every shard still holds its marker (one EXISTS per shard, pipelined).
+const ShardCheckInterval = time.Second
+
 // Run keeps the view current until ctx ends.
 func (s *Syncer) Run(ctx context.Context) {
+	if _, cluster := s.store.client.(*redis.ClusterClient); cluster {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Go(func() { s.watchShards(ctx) })
+		s.store.watch(ctx, s.sync)
+		return
+	}
 	s.store.watch(ctx, s.sync)
+}
+
+// watchShards checks the per-shard markers until ctx ends: a shard that lost
+// its data flags the whole store wiped (the sync path then reports it and
+// keeps the snapshot); masters without a marker get one.
+func (s *Syncer) watchShards(ctx context.Context) {
+	t := time.NewTicker(ShardCheckInterval)
+	defer t.Stop()
+	for {
+		if m, err := s.store.Marker(ctx); err == nil && m != nil && !m.Wiped {
+			res, err := s.store.CheckShards(ctx, m)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Debug("checking shard markers", "err", err)
+			case len(res.Missing) > 0:
+				s.log.Error("a Redis Cluster shard lost its data: its marker is gone", "missing", res.Missing)
+				if err := s.store.MarkWiped(ctx, *m); err != nil {
+					s.log.Error("marking the state store wiped", "err", err)
+				}
+				// Every replica's syncer looks at the store again, finds the
+				// flag and keeps its snapshot.
+				if err := s.store.notify(ctx); err != nil {
+					s.log.Error("announcing the wiped store", "err", err)
+				}
+			case res.Added > 0:
+				s.log.Info("shard markers written", "added", res.Added)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // sync loads and applies the state; an error means "try again later".

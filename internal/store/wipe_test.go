@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
@@ -125,4 +127,69 @@ func TestSyncerRefusesOlderVersion(t *testing.T) {
 	if n := len(holder.cur.Load().Entitlements); n != 3 || sy.Version() != v {
 		t.Fatalf("replica took the older state: %d entitlements, version %d", n, sy.Version())
 	}
+}
+
+// TestShardWipeOnCluster: on Redis Cluster every master carries a marker; a
+// shard that restarts empty (FLUSHALL on one master that does not hold the
+// state) loses caps and ledger rows while the state looks intact. The store is
+// flagged wiped all the same, and a restore re-marks every shard.
+func TestShardWipeOnCluster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, 3)
+	c := cl.Client(t)
+	ctx := t.Context()
+	writer := newStore(t, c, Options{})
+	if _, err := writer.Replace(ctx, "test", sampleState(2)); err != nil {
+		t.Fatal(err)
+	}
+	reader := newStore(t, cl.Client(t), Options{PollInterval: 20 * time.Millisecond})
+	holder := &snapshotHolder{failFor: map[uint64]bool{}}
+	var wiped atomic.Bool
+	sy := NewSyncer(SyncOptions{Store: reader, Apply: holder.apply, Logger: slog.New(slog.DiscardHandler),
+		OnWiped: func(w bool) { wiped.Store(w) }})
+	runSyncer(t, sy)
+	shards := func() int {
+		m, err := writer.Marker(ctx)
+		if err != nil || m == nil {
+			return 0
+		}
+		return len(m.Shards)
+	}
+	waitCond(t, "a marker on every master", func() bool { return shards() == 3 })
+
+	// FLUSHALL on a master that does not serve the {state} slot.
+	stateSlot, err := c.ClusterKeySlot(ctx, writer.keys.marker).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := ""
+	for _, r := range slots {
+		if (int64(r.Start) > stateSlot || stateSlot > int64(r.End)) && len(r.Nodes) > 0 {
+			victim = r.Nodes[0].Addr
+			break
+		}
+	}
+	node := redis.NewClient(&redis.Options{Addr: victim})
+	defer node.Close()
+	if err := node.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, "the replica to report the lost shard", wiped.Load)
+	if n := len(holder.cur.Load().Entitlements); n != 2 {
+		t.Fatalf("replica serves %d entitlements after a shard wipe, want its snapshot's 2", n)
+	}
+	if _, err := writer.Update(ctx, "admin", "edit", touch(0)); !errors.Is(err, ErrWiped) {
+		t.Fatalf("update after a shard wipe: %v, want ErrWiped", err)
+	}
+
+	// Restore: the store leaves the wiped state and every shard is marked again.
+	if _, err := writer.Replace(ctx, "admin:ops", sampleState(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, "the restore", func() bool { return !wiped.Load() })
+	waitCond(t, "every master marked again", func() bool { return shards() == 3 })
 }
