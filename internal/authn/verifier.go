@@ -82,27 +82,78 @@ type Result struct {
 // Authenticate authenticates r with either SigV4 (Authorization:
 // AWS4-HMAC-SHA256 ...) or a bearer API key (Authorization: Bearer <key>).
 // payloadHash is the lowercase hex SHA-256 of the request body as received.
-// Errors are *bedrock.Error, worded as AWS words them.
+// It is Begin followed by Finish; a server that has not read the body yet
+// calls them apart. Errors are *bedrock.Error, worded as AWS words them.
 func (v *Verifier) Authenticate(r *http.Request, payloadHash string, creds Lookup) (*Result, error) {
+	var p Pending
+	if err := v.Begin(r, creds, &p); err != nil {
+		return nil, err
+	}
+	return v.Finish(r, &p, payloadHash)
+}
+
+// Pending is a request whose credential passed every check that needs no
+// body: Authorization parsed, the key found in the snapshot and not expired,
+// the signing date inside the skew window. A bearer API key is then fully
+// checked; a SigV4 signature, which covers the body, is left to Finish.
+type Pending struct {
+	cred    *Credential
+	bearer  bool
+	a       authHeader
+	amzDate string
+}
+
+// Bearer reports whether the request carries an API key.
+func (p *Pending) Bearer() bool { return p.bearer }
+
+// Begin runs the checks that need only the request's headers, so that a
+// request whose credential cannot be valid is refused before its body is
+// read: no or malformed Authorization, an unknown, revoked or expired key, a
+// signing date outside the window. It fills p for Finish.
+func (v *Verifier) Begin(r *http.Request, creds Lookup, p *Pending) error {
 	auth := r.Header["Authorization"]
 	if len(auth) == 0 || auth[0] == "" {
-		return nil, bedrock.Unrecognized("Missing Authentication Token")
+		return bedrock.Unrecognized("Missing Authentication Token")
 	}
 	if len(auth) > 1 {
-		return nil, bedrock.BadSignature("Only one Authorization header is allowed.")
+		return bedrock.BadSignature("Only one Authorization header is allowed.")
 	}
 	if key, ok := cutBearer(auth[0]); ok {
-		res, err := v.authenticateBearer(key, creds)
+		c, err := v.authenticateBearer(key, creds)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return res, nil
+		*p = Pending{cred: c, bearer: true}
+		return nil
 	}
-	res, err := v.authenticateSigV4(r, auth[0], payloadHash, creds)
+	if err := v.beginSigV4(r, auth[0], creds, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Finish completes what Begin started: for SigV4 it checks the signature over
+// the request and payloadHash, the lowercase hex SHA-256 of the body as
+// received (ignored when the client signed UNSIGNED-PAYLOAD or
+// STREAMING-AWS4-HMAC-SHA256-EVENTS).
+func (v *Verifier) Finish(r *http.Request, p *Pending, payloadHash string) (*Result, error) {
+	switch {
+	case p.cred == nil:
+		return nil, errInvalidToken() // Begin did not succeed
+	case p.bearer:
+		return &Result{Credential: p.cred}, nil
+	}
+	res, err := v.finishSigV4(r, p, payloadHash)
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// IsBearer reports whether an Authorization value carries a bearer token.
+func IsBearer(authorization string) bool {
+	_, ok := cutBearer(authorization)
+	return ok
 }
 
 // cutBearer returns the token of a "Bearer <token>" value (scheme matched
@@ -115,7 +166,9 @@ func cutBearer(v string) (string, bool) {
 	return strings.TrimSpace(v[len(scheme):]), true
 }
 
-func (v *Verifier) authenticateBearer(key string, creds Lookup) (*Result, *bedrock.Error) {
+// authenticateBearer checks an API key fully: the key is its own secret, so
+// nothing about it waits for the body.
+func (v *Verifier) authenticateBearer(key string, creds Lookup) (*Credential, *bedrock.Error) {
 	if key == "" {
 		return nil, errInvalidToken()
 	}
@@ -126,39 +179,48 @@ func (v *Verifier) authenticateBearer(key string, creds Lookup) (*Result, *bedro
 	if expired(c, v.now()) {
 		return nil, errExpiredToken()
 	}
-	return &Result{Credential: c}, nil
+	return c, nil
 }
 
-func (v *Verifier) authenticateSigV4(r *http.Request, header, payloadHash string, creds Lookup) (*Result, *bedrock.Error) {
+func (v *Verifier) beginSigV4(r *http.Request, header string, creds Lookup, p *Pending) *bedrock.Error {
 	a, err := parseAuthHeader(header)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if a.service != signingService {
-		return nil, bedrock.BadSignature("Credential should be scoped to correct service: '" + signingService + "'. ")
+		return bedrock.BadSignature("Credential should be scoped to correct service: '" + signingService + "'. ")
 	}
 	if a.terminal != "aws4_request" {
-		return nil, bedrock.BadSignature("Credential should be scoped with a valid terminator: 'aws4_request', not '" + truncate(a.terminal, 32) + "'. ")
+		return bedrock.BadSignature("Credential should be scoped with a valid terminator: 'aws4_request', not '" + truncate(a.terminal, 32) + "'. ")
 	}
 	if !signsHost(a.signedHeaders) {
-		return nil, bedrock.BadSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+		return bedrock.BadSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 	amzDate, signedAt, err := requestDate(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if a.date != amzDate[:8] {
-		return nil, bedrock.BadSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '" +
+		return bedrock.BadSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '" +
 			a.date + "' != '" + amzDate[:8] + "', from '" + amzDate + "'.")
 	}
 	now := v.now()
 	if err := v.checkSkew(amzDate, signedAt, now); err != nil {
-		return nil, err
+		return err
 	}
 	c, ok := creds.ByAccessKeyID(a.accessKeyID)
-	if !ok || c == nil || c.Kind != KindSigV4 || c.Secret == "" {
-		return nil, errInvalidToken()
+	// An expired key is refused like an unknown one: the signature cannot be
+	// checked before the body is read, and without it nobody may learn a
+	// key's state.
+	if !ok || c == nil || c.Kind != KindSigV4 || c.Secret == "" || expired(c, now) {
+		return errInvalidToken()
 	}
+	*p = Pending{cred: c, a: a, amzDate: amzDate}
+	return nil
+}
+
+func (v *Verifier) finishSigV4(r *http.Request, p *Pending, payloadHash string) (*Result, *bedrock.Error) {
+	a, c := &p.a, p.cred
 	canonicalHash := payloadHash
 	if vals := r.Header["X-Amz-Content-Sha256"]; len(vals) > 0 {
 		switch h := vals[0]; {
@@ -171,18 +233,14 @@ func (v *Verifier) authenticateSigV4(r *http.Request, header, payloadHash string
 		}
 	}
 	key := v.keys.get(a.accessKeyID, c.Secret, a.date, a.region)
-	if !v.signatureMatches(r, &a, amzDate, canonicalHash, key) {
+	if !v.signatureMatches(r, a, p.amzDate, canonicalHash, key) {
 		return nil, errSignatureMismatch()
-	}
-	if expired(c, now) {
-		// Only after the signature: nobody learns a key's state without its secret.
-		return nil, errExpiredToken()
 	}
 	return &Result{
 		Credential:  c,
 		Signature:   a.signature,
 		Scope:       a.scope,
-		AmzDate:     amzDate,
+		AmzDate:     p.amzDate,
 		SigningKey:  key,
 		PayloadHash: canonicalHash,
 	}, nil

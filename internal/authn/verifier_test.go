@@ -182,6 +182,7 @@ const (
 		"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 	msgInvalidToken = "The security token included in the request is invalid."
 	msgExpiredToken = "The security token included in the request is expired"
+	msgContentSHA   = "The provided 'x-amz-content-sha256' header does not match what was computed."
 )
 
 func TestAuthenticateSigV4Valid(t *testing.T) {
@@ -308,7 +309,7 @@ func TestAuthenticateSigV4Refused(t *testing.T) {
 		}, typ: bad, msg: msgMismatch},
 		{name: "body with content sha", spec: with(func(s *signSpec) { s.contentSHA = true }), client: func(r *http.Request) {
 			r.Body = io.NopCloser(strings.NewReader(`{"prompt":"HELLO"}`))
-		}, typ: bad, msg: "The provided 'x-amz-content-sha256' header does not match what was computed."},
+		}, typ: bad, msg: msgContentSHA},
 		{name: "body botocore", spec: with(func(s *signSpec) { s.noContentLength = true }), client: func(r *http.Request) {
 			r.Body = io.NopCloser(strings.NewReader(`{"prompt":"hi"}`))
 			r.ContentLength = int64(len(`{"prompt":"hi"}`))
@@ -344,8 +345,10 @@ func TestAuthenticateSigV4Refused(t *testing.T) {
 		}, typ: bad, msg: msgMismatch},
 		{name: "wrong secret", spec: with(func(s *signSpec) { s.secret = "not-the-secret" }), typ: bad, msg: msgMismatch},
 		{name: "unknown access key", spec: with(func(s *signSpec) { s.akid = "GWUNKNOWN00000000001" }), typ: unrec, msg: msgInvalidToken},
-		{name: "expired credential", spec: with(func(s *signSpec) { s.akid, s.secret = expiredKey.ID, expiredKey.Secret }), typ: unrec, msg: msgExpiredToken},
-		{name: "expired credential wrong secret", spec: with(func(s *signSpec) { s.akid, s.secret = expiredKey.ID, "guess" }), typ: bad, msg: msgMismatch},
+		// Expired keys are refused before the body, so like unknown ones: the
+		// answer must not tell a caller without the secret what state a key is in.
+		{name: "expired credential", spec: with(func(s *signSpec) { s.akid, s.secret = expiredKey.ID, expiredKey.Secret }), typ: unrec, msg: msgInvalidToken},
+		{name: "expired credential wrong secret", spec: with(func(s *signSpec) { s.akid, s.secret = expiredKey.ID, "guess" }), typ: unrec, msg: msgInvalidToken},
 		{name: "missing authorization", spec: base, client: func(r *http.Request) { r.Header.Del("Authorization") }, typ: unrec, msg: "Missing Authentication Token"},
 		{name: "two authorization headers", spec: base, client: func(r *http.Request) { r.Header.Add("Authorization", "Bearer x") }, typ: bad},
 		{name: "malformed authorization", spec: base, client: func(r *http.Request) { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Signature=abc") }, typ: bad,
@@ -381,6 +384,16 @@ func TestAuthenticateSigV4Refused(t *testing.T) {
 			wantBedrockError(t, err, tc.typ, tc.msg)
 			if tc.msgPart != "" && !strings.Contains(err.Error(), tc.msgPart) {
 				t.Errorf("error %q does not mention %q", err, tc.msgPart)
+			}
+			// Only what the signature covers (the body among it) waits for
+			// Finish; everything else is refused by Begin, before any body.
+			var p Pending
+			berr := v.Begin(sr, lookup, &p)
+			if afterBody := tc.msg == msgMismatch || tc.msg == msgContentSHA; afterBody != (berr == nil) {
+				t.Fatalf("Begin: %v; want it to refuse only what needs no body (Authenticate: %v)", berr, err)
+			}
+			if berr != nil && berr.Error() != err.Error() {
+				t.Errorf("Begin refused with %v, Authenticate with %v", berr, err)
 			}
 		})
 	}
@@ -430,6 +443,11 @@ func TestAuthenticateBearer(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.Header.Set("Authorization", tc.header)
+			// An API key is its own secret: Begin decides it fully, before any body.
+			var p Pending
+			if berr := v.Begin(r, lookup, &p); (berr == nil) != (tc.want != nil) || (berr == nil && !p.Bearer()) {
+				t.Fatalf("Begin: %v (bearer %v)", berr, p.Bearer())
+			}
 			res, err := v.Authenticate(r, sha256Hex([]byte("{}")), lookup)
 			if tc.want == nil {
 				wantBedrockError(t, err, "UnrecognizedClientException", tc.msg)

@@ -49,6 +49,10 @@ func Internal(msg string) *Error      { return newErr("InternalServerException",
 func ModelTimeout(msg string) *Error  { return newErr("ModelTimeoutException", 408, msg) }
 func NotFound(msg string) *Error      { return newErr("ResourceNotFoundException", 404, msg) }
 
+// RequestTimeout: the client did not send its request body in time. SDKs
+// retry this code.
+func RequestTimeout(msg string) *Error { return newErr("RequestTimeoutException", 408, msg) }
+
 // Throttling is the retryable per-minute rate limit error.
 func Throttling(msg string, retryAfter time.Duration) *Error {
 	e := newErr("ThrottlingException", 429, msg)

@@ -27,6 +27,7 @@ type Serve struct {
 	OpsListen           string
 	TLSCert             string
 	TLSKey              string
+	BehindTLSProxy      bool
 	RedisURL            string
 	RedisMode           string
 	RedisMasterName     string
@@ -37,6 +38,8 @@ type Serve struct {
 	Bootstrap           string
 	AdminTokens         []string
 	MaxBodyBytes        int64
+	BodyReadTimeout     time.Duration
+	MaxInflightBody     int64
 	LogFormat           string
 	LogLevel            string
 	TimeZone            string
@@ -92,6 +95,7 @@ func (c *Serve) Settings() []Setting {
 		{"ops-listen", ":9090", "ops listen address: /metrics, /healthz, /readyz, /admin/v1, /debug/pprof", false, &c.OpsListen},
 		{"tls-cert", "", "PEM certificate for the data listener (enables TLS and h2; reloaded when the file changes)", false, &c.TLSCert},
 		{"tls-key", "", "PEM private key for --tls-cert", false, &c.TLSKey},
+		{"behind-tls-proxy", "false", "a trusted load balancer terminates TLS in front of the data listener: accept bearer API keys over its plain-HTTP connections (otherwise refused without TLS)", false, &c.BehindTLSProxy},
 		{"redis-url", "", "Redis URL (redis:// or rediss://, user and password in the URL); comma-separated seeds with --redis-mode cluster or sentinel; empty = embedded in-process Redis for trying it out only", true, &c.RedisURL},
 		{"redis-url-file", "", "file holding --redis-url (one line), read at start", false, &c.RedisURLFile},
 		{"redis-mode", "single", "single, sentinel or cluster", false, &c.RedisMode},
@@ -104,6 +108,8 @@ func (c *Serve) Settings() []Setting {
 		{"admin-token", "", "admin API bearer token (role admin), as NAME=TOKEN or TOKEN; separate several with commas; no token here or in --admin-token-file = no admin API", true, &c.AdminTokens},
 		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read at start", false, &c.AdminTokenFile},
 		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},
+		{"body-read-timeout", "30s", "longest time to receive a request body once its credential passed the header checks (then RequestTimeoutException, 408); the bidirectional stream is exempt", false, &c.BodyReadTimeout},
+		{"max-inflight-body-bytes", "536870912", "request-body bytes buffered at once by requests not yet answered (beyond: ServiceUnavailableException, 503, and the connection closed)", false, &c.MaxInflightBody},
 		{"log-format", "json", "json or text", false, &c.LogFormat},
 		{"log-level", "info", "debug, info, warn or error", false, &c.LogLevel},
 		{"time-zone", "UTC", "IANA time zone of monthly quota windows", false, &c.TimeZone},
@@ -398,6 +404,9 @@ func (c *Serve) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		bad("--max-body-bytes must be positive")
 	}
+	if c.MaxInflightBody < c.MaxBodyBytes {
+		bad("--max-inflight-body-bytes must be at least --max-body-bytes (else the largest body could never be received)")
+	}
 	switch c.LogFormat {
 	case "json", "text":
 	default:
@@ -418,6 +427,7 @@ func (c *Serve) Validate() error {
 		"redis-timeout": c.RedisTimeout, "upstream-connect-timeout": c.ConnectTimeout,
 		"upstream-header-timeout": c.HeaderTimeout, "upstream-idle-timeout": c.IdleTimeout,
 		"drain-timeout": c.DrainTimeout, "shutdown-timeout": c.ShutdownTimeout, "reservation-ttl": c.ReservationTTL,
+		"body-read-timeout": c.BodyReadTimeout,
 	} {
 		if d <= 0 {
 			bad("--%s must be positive", name)

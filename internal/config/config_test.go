@@ -305,3 +305,42 @@ func TestHelpSaysWhereSecretsComeFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestBodySettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*Serve) bool
+		wantErr string
+	}{
+		{name: "defaults", check: func(c *Serve) bool {
+			return c.BodyReadTimeout == 30*time.Second && c.MaxInflightBody == 512<<20 && !c.BehindTLSProxy
+		}},
+		{name: "set", args: []string{"--body-read-timeout", "5s", "--max-inflight-body-bytes", "30000000"},
+			env: map[string]string{"GATEWAY_BEHIND_TLS_PROXY": "true"}, check: func(c *Serve) bool {
+				return c.BodyReadTimeout == 5*time.Second && c.MaxInflightBody == 30_000_000 && c.BehindTLSProxy
+			}},
+		{name: "zero body timeout", args: []string{"--body-read-timeout", "0s"}, wantErr: "--body-read-timeout must be positive"},
+		{name: "budget below the largest body", args: []string{"--max-inflight-body-bytes", "1000"}, wantErr: "--max-inflight-body-bytes must be at least --max-body-bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(tc.args, env(tc.env), io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("settings: %+v", c)
+			}
+		})
+	}
+}

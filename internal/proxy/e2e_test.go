@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -72,6 +74,7 @@ func testState() *state.State {
 		Credentials: []state.Credential{
 			{Account: "222222222222", Kind: state.KindSigV4, Label: "dev", AccessKeyID: devAKID, Secret: devSecret},
 			{Account: "444444444444", Kind: state.KindSigV4, Label: "mkt", AccessKeyID: mktAKID, Secret: mktSecret},
+			{Account: "222222222222", Kind: state.KindAPIKey, Label: "dev-notebook", KeySHA256: sha256Hex(devAPIKey)},
 		},
 	}
 	st.Normalize()
@@ -136,6 +139,7 @@ type harnessOptions struct {
 	sim      sim.Options
 	proxy    func(*Options)
 	upstream string // override the upstream URL
+	tls      bool   // serve HTTPS (HTTP/1.1 and h2) instead of HTTP/1.1 and h2c
 }
 
 func newHarness(t *testing.T, ho harnessOptions) *harness {
@@ -177,13 +181,23 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.gateway = httptest.NewUnstartedServer(h.handler)
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	h.gateway.Config.Protocols = &p
-	h.gateway.Start()
+	if ho.tls {
+		h.gateway.EnableHTTP2 = true
+		h.gateway.StartTLS()
+	} else {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		h.gateway.Config.Protocols = &p
+		h.gateway.Start()
+	}
 	t.Cleanup(h.gateway.Close)
 	return h
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 func (h *harness) client(t *testing.T, akid, secret string, optFns ...func(*bedrockruntime.Options)) *bedrockruntime.Client {
@@ -400,10 +414,11 @@ func TestBodyLimit(t *testing.T) {
 	if apiErrorCode(err) != "ValidationException" || httpStatus(err) != 400 {
 		t.Fatalf("got %v", err)
 	}
-	// A chunked body without Content-Length is bounded too (hand-built: bad input).
+	// A chunked body without Content-Length is bounded too (hand-built: bad
+	// input, from a known key, whose body the gateway reads).
 	req, _ := http.NewRequest("POST", h.gateway.URL+"/model/support-llm/invoke", io.MultiReader(strings.NewReader(big)))
 	req.ContentLength = -1
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
+	req.Header = knownKeyHeaders(t, req.URL.Host, "/model/support-llm/invoke")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

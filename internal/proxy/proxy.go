@@ -5,15 +5,16 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,19 @@ type Options struct {
 	// TrustForwardedFor logs the first X-Forwarded-For address as the client
 	// (behind a load balancer that sets it); otherwise the peer address.
 	TrustForwardedFor bool
+
+	// BodyReadTimeout bounds the time to receive a request body once its
+	// credential passed the header checks (RequestTimeoutException); default
+	// 30s. The bidirectional stream's open-ended body is exempt.
+	BodyReadTimeout time.Duration
+	// MaxInflightBodyBytes bounds the request-body bytes buffered at once by
+	// requests not yet answered; beyond it a request gets
+	// ServiceUnavailableException and its connection is closed. Default 512 MiB.
+	MaxInflightBodyBytes int64
+	// BehindTLSProxy says a trusted load balancer terminates TLS in front of
+	// the listener: bearer API keys are then accepted over plain HTTP, which
+	// otherwise refuses them (the key would have crossed the network in clear).
+	BehindTLSProxy bool
 }
 
 // Handler serves the Bedrock Runtime API.
@@ -95,6 +109,9 @@ type Handler struct {
 	cut      context.Context
 	cutAll   context.CancelCauseFunc
 	cutCount atomic.Int64
+	// bodyBytes is the request-body memory held by requests not yet
+	// answered, charged as it is allocated (see readBody).
+	bodyBytes atomic.Int64
 }
 
 // New builds a Handler.
@@ -122,6 +139,12 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.DefaultMaxOutput <= 0 {
 		opts.DefaultMaxOutput = 4096
+	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = 30 * time.Second
+	}
+	if opts.MaxInflightBodyBytes <= 0 {
+		opts.MaxInflightBodyBytes = 512 << 20
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metering.NewMetrics(metering.Options{})
@@ -154,6 +177,7 @@ type call struct {
 	requestID string
 	route     bedrock.Route
 	cred      *authn.Credential
+	pending   authn.Pending // the credential as checked before the body
 	account   *authz.Account
 	decision  *authz.Decision
 	body      []byte
@@ -175,6 +199,12 @@ type call struct {
 	quotaNote      string
 	errType        string
 	tier           string // the pricing tier the request asked for (bedrock.RequestOptions.PricingTier)
+	// bodyRead: the request body was read to its end (or there was none).
+	bodyRead bool
+	// bodyCharged is what this request holds of Handler.bodyBytes.
+	bodyCharged int64
+	// closeConn closes the connection after an error answer (HTTP/2: GOAWAY).
+	closeConn bool
 }
 
 func (c *call) entitlementName() string {
@@ -194,11 +224,14 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	ctx, span := h.opts.Tracer.Start(ctx, "bedrock-gateway", trace.WithSpanKind(trace.SpanKindServer))
 	defer func() {
 		h.finish(ctx, w, r, c, span)
+		if c.bodyCharged != 0 {
+			h.bodyBytes.Add(-c.bodyCharged) // answered: the body no longer counts
+		}
 		h.inflight.Add(-1)
 		h.opts.Metrics.Inflight().Dec()
 	}()
 	if err := h.serve(ctx, w, r, c); err != nil {
-		h.fail(w, c, err)
+		h.fail(w, r, c, err)
 		span.SetStatus(codes.Error, c.errType)
 	}
 }
@@ -220,22 +253,19 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		if err := checkBidiProtocol(w, r); err != nil {
 			return err
 		}
-	} else if err := h.readBody(r, c); err != nil {
-		return err
 	}
 	snap := h.opts.Snapshots.Current()
 	if snap == nil {
 		return bedrock.Unavailable("The gateway is starting and has not loaded its state yet.")
 	}
+	if authn.IsBearer(r.Header.Get("Authorization")) && r.TLS == nil && !h.opts.BehindTLSProxy {
+		// Refused before the key is even looked up: plain HTTP must not
+		// become a way to test keys, nor a habit of sending them in clear.
+		return bedrock.Unrecognized("API keys (Authorization: Bearer) are accepted only over HTTPS.")
+	}
 
 	_, aspan := h.opts.Tracer.Start(ctx, "authenticate")
-	var hashHex [64]byte
-	hex.Encode(hashHex[:], c.bodyHash[:])
-	payloadHash := string(hashHex[:])
-	if bidi {
-		payloadHash = authn.StreamingEvents
-	}
-	res, err := h.opts.Verifier.Authenticate(r, payloadHash, snap)
+	res, err := h.authenticate(w, r, c, snap, bidi)
 	aspan.End()
 	if err != nil {
 		return err
@@ -322,31 +352,126 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 
 const deniedMessage = "You don't have access to the model with the specified model ID."
 
-// readBody reads the whole request body (bounded) and hashes it once.
-func (h *Handler) readBody(r *http.Request, c *call) error {
-	tooLarge := bedrock.Validation("The request body exceeds the maximum size of " + strconv.FormatInt(h.opts.MaxBodyBytes, 10) + " bytes.")
-	if r.ContentLength > h.opts.MaxBodyBytes {
-		return tooLarge
+// authenticate checks the credential in two steps around the body: first
+// everything the headers decide (a request that cannot be valid is refused
+// before its body costs anything), then, once a known key's body is read,
+// the signature over it.
+func (h *Handler) authenticate(w *responseWriter, r *http.Request, c *call, snap *authz.Snapshot, bidi bool) (*authn.Result, error) {
+	if err := h.opts.Verifier.Begin(r, snap, &c.pending); err != nil {
+		return nil, err
+	}
+	if bidi {
+		return h.opts.Verifier.Finish(r, &c.pending, authn.StreamingEvents)
+	}
+	if err := h.readBody(w, r, c); err != nil {
+		return nil, err
+	}
+	var hashHex [64]byte
+	hex.Encode(hashHex[:], c.bodyHash[:])
+	return h.opts.Verifier.Finish(r, &c.pending, string(hashHex[:]))
+}
+
+// Request bodies are read into a buffer that grows as bytes arrive: a first
+// chunk of at most firstBodyChunk (or the declared length, when smaller, so
+// that a typical request is one allocation), then doubling, never beyond the
+// declared length. Content-Length alone never allocates more: a client may
+// declare 25 MB and send nothing.
+const (
+	firstBodyChunk      = 32 << 10
+	firstChunkUnsized   = 4 << 10
+	bodyTimeoutMessage  = "Your socket connection to the server was not read from or written to within the timeout period."
+	bodyOverloadMessage = "The gateway is receiving too many request bodies at once. Please reduce your request rate and retry."
+)
+
+// readBody reads the whole request body (bounded by MaxBodyBytes, within
+// BodyReadTimeout, charged to the in-flight body budget) and hashes it once.
+func (h *Handler) readBody(w *responseWriter, r *http.Request, c *call) error {
+	limit := h.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return h.bodyTooLarge()
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		c.bodyHash = sha256.Sum256(nil)
+		c.bodyRead = true
 		return nil
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 4096
+	// A per-request read deadline rather than the server's ReadTimeout,
+	// which would also cut the bidirectional stream's open-ended body. It is
+	// lifted once the body is in (HTTP/1's background read, which watches
+	// for the client leaving during a long stream, must not inherit it), and
+	// left in place on failure (net/http must not wait for the rest).
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(h.opts.BodyReadTimeout)) == nil
+
+	size := int64(firstChunkUnsized)
+	if r.ContentLength >= 0 {
+		// +1: room to see the end of the body without growing.
+		size = min(r.ContentLength+1, firstBodyChunk)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, h.opts.MaxBodyBytes+1))
-	if err != nil {
-		return bedrock.Validation("The request body could not be read.")
+	if !h.chargeBody(c, size) {
+		c.closeConn = true
+		return bedrock.Unavailable(bodyOverloadMessage)
 	}
-	if n > h.opts.MaxBodyBytes {
-		return tooLarge
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return h.bodyTooLarge()
+			}
+			next := min(2*int64(cap(buf)), limit+1)
+			if r.ContentLength >= 0 {
+				// net/http never delivers more than the declared length.
+				next = min(next, r.ContentLength+1)
+			}
+			next = max(next, int64(cap(buf))+1)
+			if !h.chargeBody(c, next) {
+				c.closeConn = true
+				return bedrock.Unavailable(bodyOverloadMessage)
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			h.chargeBody(c, -int64(cap(buf)))
+			buf = grown
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+				c.closeConn = true
+				return bedrock.RequestTimeout(bodyTimeoutMessage)
+			}
+			return bedrock.Validation("The request body could not be read.")
+		}
 	}
-	c.body = buf.Bytes()
+	if int64(len(buf)) > limit {
+		return h.bodyTooLarge()
+	}
+	if deadline {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	c.bodyRead = true
+	c.body = buf
 	c.bodyHash = sha256.Sum256(c.body)
 	return nil
+}
+
+func (h *Handler) bodyTooLarge() error {
+	return bedrock.Validation("The request body exceeds the maximum size of " + strconv.FormatInt(h.opts.MaxBodyBytes, 10) + " bytes.")
+}
+
+// chargeBody adds n bytes to the in-flight body budget for c, or refuses
+// when that would exceed MaxInflightBodyBytes. Releases (n < 0) always succeed.
+func (h *Handler) chargeBody(c *call, n int64) bool {
+	if h.bodyBytes.Add(n) > h.opts.MaxInflightBodyBytes && n > 0 {
+		h.bodyBytes.Add(-n)
+		return false
+	}
+	c.bodyCharged += n
+	return true
 }
 
 // rawPath is the request target's path exactly as sent, before '?'.
@@ -371,7 +496,7 @@ func indexByte(s string, b byte) int {
 }
 
 // fail writes a gateway-made error, unless the response has already started.
-func (h *Handler) fail(w *responseWriter, c *call, err error) {
+func (h *Handler) fail(w *responseWriter, r *http.Request, c *call, err error) {
 	be := toBedrockError(err)
 	c.errType = be.Type
 	if !isClientFacing(err) {
@@ -379,6 +504,18 @@ func (h *Handler) fail(w *responseWriter, c *call, err error) {
 	}
 	if w.wroteHeader {
 		return
+	}
+	// HTTP/1 would otherwise wait to discard a body that was never read
+	// (up to 256 KiB, with no deadline), held by a client that may never
+	// send it; closing costs an honest client one reconnect.
+	unread := !c.bodyRead && r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody
+	if c.closeConn || unread {
+		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			// Even when closing, net/http first tries to drain a short
+			// unread body; an expired read deadline makes that fail at once.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 	}
 	bedrock.WriteError(w, c.requestID, be)
 }

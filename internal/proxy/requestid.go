@@ -1,28 +1,32 @@
 package proxy
 
 import (
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
-	"sync/atomic"
+	"math/rand/v2"
+	"sync"
 )
 
-// requestIDs makes UUID-shaped request IDs: a random per-process prefix and a
-// counter, so minting one costs no system call.
+// requestIDs makes random UUID-shaped (version 4) request IDs, as Bedrock's
+// look. They are random rather than counted so that they do not tell a
+// caller how much traffic the gateway serves. ChaCha8 seeded from crypto/rand
+// is a cryptographically strong generator that costs no system call per ID.
 type requestIDs struct {
-	prefix [8]byte
-	n      atomic.Uint64
+	mu  sync.Mutex
+	rng *rand.ChaCha8
 }
 
-func (g *requestIDs) init() { _, _ = rand.Read(g.prefix[:]) }
+func (g *requestIDs) init() {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails (Go 1.24+)
+	g.rng = rand.NewChaCha8(seed)
+}
 
 func (g *requestIDs) next() string {
 	var raw [16]byte
-	copy(raw[:8], g.prefix[:])
-	v := g.n.Add(1)
-	for i := 15; i >= 8; i-- {
-		raw[i] = byte(v)
-		v >>= 8
-	}
+	g.mu.Lock()
+	_, _ = g.rng.Read(raw[:])
+	g.mu.Unlock()
 	raw[6] = raw[6]&0x0f | 0x40
 	raw[8] = raw[8]&0x3f | 0x80
 	var b [36]byte

@@ -231,6 +231,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		Logger:               s.log,
 		TrustForwardedFor:    cfg.TrustedProxyHeaders,
 		MaxOutput:            maxOutput,
+		BodyReadTimeout:      cfg.BodyReadTimeout,
+		MaxInflightBodyBytes: cfg.MaxInflightBody,
+		BehindTLSProxy:       cfg.BehindTLSProxy,
 	})
 	if err != nil {
 		return nil, err
@@ -398,6 +401,9 @@ func (s *Server) listen() error {
 	s.data = &http.Server{
 		Handler: s.proxy, Protocols: &protocols, ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, ErrorLog: errLog,
+		// No ReadTimeout: it would cut the bidirectional stream's body; the
+		// proxy puts a deadline on each request body it reads instead.
+		HTTP2: listenerHTTP2(),
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -441,12 +447,57 @@ func (s *Server) listen() error {
 		debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.Handle("/debug/pprof/", opsauth.Require(opsauth.NewSet(tokens), "gateway-admin", debug))
 	}
-	s.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.ops = &http.Server{Handler: withBodyDeadline(mux, cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog,
+		IdleTimeout: 120 * time.Second, HTTP2: listenerHTTP2()}
 	s.opsLn, err = net.Listen("tcp", cfg.OpsListen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.OpsListen, err)
 	}
 	return nil
+}
+
+// maxConcurrentStreams bounds the HTTP/2 streams one client connection may
+// have open at once (Go's default is larger); each may hold a request body.
+const maxConcurrentStreams = 128
+
+func listenerHTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams: maxConcurrentStreams,
+		// A connection whose peer went silent is probed, then closed.
+		SendPingTimeout: 60 * time.Second,
+		PingTimeout:     15 * time.Second,
+	}
+}
+
+// withBodyDeadline gives each request d to deliver its body. It is not the
+// server's ReadTimeout, which in net/http also cancels a handler still
+// running when it passes (a long CPU profile, a large apply).
+func withBodyDeadline(next http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body is in.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
