@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -11,10 +12,25 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/config"
 )
 
+// embeddedRedisTimeout is the least Redis timeout with the embedded Redis: it
+// runs in this process, so a slow answer only means a starved CPU (a laptop
+// under load, a race-detector test run), never an unreachable store, and
+// must not read as an outage that refuses fail_closed calls.
+const embeddedRedisTimeout = 5 * time.Second
+
+// redisTimeout is --redis-timeout, raised to embeddedRedisTimeout for the
+// embedded Redis.
+func redisTimeout(cfg *config.Serve) time.Duration {
+	if cfg.RedisURL == "" && cfg.RedisTimeout < embeddedRedisTimeout {
+		return embeddedRedisTimeout
+	}
+	return cfg.RedisTimeout
+}
+
 // newRedis connects to the configured Redis, or starts an embedded in-process
 // one when no URL is given. The returned stop function closes everything.
 func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	timeout := cfg.RedisTimeout
+	timeout := redisTimeout(cfg)
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.Start(); err != nil {

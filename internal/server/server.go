@@ -79,6 +79,15 @@ type Server struct {
 	wiped          atomic.Bool
 }
 
+// redisTimeout bounds every Redis call: --redis-timeout, or more with the
+// embedded Redis (redis.go), unless a test injected its own client.
+func (s *Server) redisTimeout() time.Duration {
+	if s.embeddedRedis {
+		return redisTimeout(s.cfg)
+	}
+	return s.cfg.RedisTimeout
+}
+
 // setWiped hears from the syncer whether the store lost its data.
 func (s *Server) setWiped(wiped bool) {
 	s.wiped.Store(wiped)
@@ -188,7 +197,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 
 	// Quota.
 	s.limiter, err = quota.New(quota.Options{
-		Client: s.rdb, Location: loc, ReservationTTL: cfg.ReservationTTL, Timeout: cfg.RedisTimeout,
+		Client: s.rdb, Location: loc, ReservationTTL: cfg.ReservationTTL, Timeout: s.redisTimeout(),
 		Logger: s.log, SpillFile: cfg.SpillFile, FailOpenRate: cfg.FailOpenRate,
 		UsageStreamMaxLen: cfg.UsageStreamMaxLen,
 		OnAlert:           s.notifier.Alert,
@@ -225,7 +234,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		Snapshots:            s,
 		Verifier:             authn.NewVerifier(authn.Options{}),
 		Quota:                &proxy.LimiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
-		AsyncOwners:          store.NewAsyncOwners(store.AsyncOwnersOptions{Client: s.rdb, Timeout: cfg.RedisTimeout}),
+		AsyncOwners:          store.NewAsyncOwners(store.AsyncOwnersOptions{Client: s.rdb, Timeout: s.redisTimeout()}),
 		Metrics:              s.metrics,
 		Tracer:               deps.Tracer,
 		Logger:               s.log,
