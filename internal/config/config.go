@@ -100,7 +100,7 @@ func (c *Serve) Settings() []Setting {
 		{"redis-url-file", "", "file holding --redis-url (one line), read at start", false, &c.RedisURLFile},
 		{"redis-mode", "single", "single, sentinel or cluster", false, &c.RedisMode},
 		{"redis-master-name", "", "Sentinel master name (with --redis-mode sentinel)", false, &c.RedisMasterName},
-		{"redis-timeout", "500ms", "timeout of every Redis call", false, &c.RedisTimeout},
+		{"redis-timeout", "500ms", "timeout of every Redis call (at least 5s with the embedded Redis)", false, &c.RedisTimeout},
 		{"region", "", "upstream AWS region (default from the AWS config chain, else us-east-1)", false, &c.Region},
 		{"upstream-endpoint", "", "upstream Bedrock Runtime URL (default https://bedrock-runtime.<region>.amazonaws.com)", false, &c.UpstreamEndpoint},
 		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
