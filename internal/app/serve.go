@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -38,6 +39,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := newLogger(cfg, env)
+	routeLibraryLogs(log)
 	tracer, shutdownTracing, err := setupTracing(ctx, env)
 	if err != nil {
 		return err
@@ -47,8 +49,21 @@ func serve(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	// The banner promises a working endpoint: print it once /readyz would
+	// say so (the state snapshot loaded), not while it still answers 503.
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !srv.Ready() {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
 	printReady(env, cfg, srv)
-	return srv.Run(ctx)
+	return <-done
 }
 
 // setupTracing exports spans when the standard OTEL_* variables ask for it

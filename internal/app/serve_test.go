@@ -19,6 +19,7 @@ import (
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
 // syncBuffer is a concurrency-safe writer the server prints into.
@@ -192,4 +193,66 @@ func TestMakeRun(t *testing.T) {
 		body = string(b)
 		time.Sleep(20 * time.Millisecond) // settlements are written asynchronously
 	}
+}
+
+// TestBannerWaitsForReady: while the state cannot be loaded (Redis down at
+// start), /readyz answers 503 and no "is serving" banner is printed; once
+// Redis is up and the snapshot loaded, the banner comes and /readyz is ready.
+func TestBannerWaitsForReady(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	rs.Stop()
+	opsAddr := freeAddr(t)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	env := map[string]string{"GATEWAY_REDIS_URL": rs.URL()}
+	go func() {
+		done <- Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--ops-listen", opsAddr, "--log-level", "error",
+			"--upstream-endpoint", "http://127.0.0.1:9", "--region", "us-east-1"},
+			Env{Stdout: &out, Stderr: io.Discard, Getenv: func(k string) string { return env[k] },
+				LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	readyz := func() int {
+		resp, err := http.Get("http://" + opsAddr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for readyz() != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 503 while Redis was down")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the listener
+	}
+	if strings.Contains(out.String(), "is serving") {
+		t.Fatalf("banner printed while /readyz answers 503:\n%s", out.String())
+	}
+	rs.Restart()
+	for !strings.Contains(out.String(), "is serving") {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatal("no banner after Redis came up")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the banner
+	}
+	if code := readyz(); code != http.StatusOK {
+		t.Fatalf("/readyz %d after the banner", code)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

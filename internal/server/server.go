@@ -509,6 +509,10 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Ready reports what /readyz reports as ready (or degraded): the state
+// snapshot is loaded and the replica is not draining.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.snap.Load() != nil }
+
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch {
