@@ -118,3 +118,25 @@ func TestConfigValidateSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidateChecksFiles: every file the configuration names is
+// loaded as serve would load it; a missing one makes it invalid.
+func TestConfigValidateChecksFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := func(name string) string { return filepath.Join(dir, name) }
+	var out, errOut bytes.Buffer
+	err := Main(context.Background(), []string{"config", "validate",
+		"--prices-file", missing("prices.yaml"), "--tls-cert", missing("cert.pem"), "--tls-key", missing("key.pem"),
+		"--bootstrap", missing("state.yaml"), "--time-zone", "Mars/Olympus_Mons"}, env(&out, &errOut))
+	for _, want := range []string{"--prices-file", "prices.yaml", "--tls-cert/--tls-key", "cert.pem", "state.yaml", "--time-zone"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config validate does not report %q: %v", want, err)
+		}
+	}
+	out.Reset()
+	if err := Main(context.Background(), []string{"config", "validate", "--prices-file", "../../deploy/examples/prices.yaml",
+		"--bootstrap", "../../deploy/examples/state.yaml"}, env(&out, &errOut)); err != nil || !strings.Contains(out.String(), "valid") {
+		t.Errorf("the shipped example files: %v %s", err, out.String())
+	}
+}

@@ -1,12 +1,15 @@
 package app
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
@@ -33,6 +36,9 @@ func configCmd(args []string, env Env) error {
 				errs = append(errs, fmt.Errorf("--model-max-output-file: %w", err))
 			}
 		}
+		if cfg != nil {
+			errs = append(errs, checkFiles(cfg)...)
+		}
 		if cfg != nil && cfg.Bootstrap != "" {
 			st, err := state.LoadFile(cfg.Bootstrap)
 			if err == nil {
@@ -53,4 +59,25 @@ func configCmd(args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stderr, "gateway config: unknown subcommand %q\n", args[0])
 	return ErrUsage
+}
+
+// checkFiles loads what serve would load from the files and names the
+// configuration gives (the bootstrap state and the model table are checked
+// above), so `config validate` fails exactly where `serve` would.
+func checkFiles(cfg *config.Serve) []error {
+	var errs []error
+	if cfg.PricesFile != "" {
+		if _, err := metering.LoadPrices(cfg.PricesFile); err != nil {
+			errs = append(errs, fmt.Errorf("--prices-file: %w", err))
+		}
+	}
+	if cfg.TLSCert != "" && cfg.TLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+	}
+	if _, err := time.LoadLocation(cfg.TimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("--time-zone: %w", err))
+	}
+	return errs
 }
