@@ -110,7 +110,7 @@ Try it (a Go program using the official AWS SDK, credentials of the example acco
 
 or with the AWS CLI, if installed:
 
-  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
     aws bedrock-runtime converse --endpoint-url %s --model-id %s \
     --messages '[{"role":"user","content":[{"text":"Hello"}]}]'
 
