@@ -87,6 +87,10 @@ type Options struct {
 	Now func() time.Time
 	// SyncTimeout bounds the wait for Syncer; zero means 10 seconds.
 	SyncTimeout time.Duration
+	// PlainHTTPData says the data listener serves plain HTTP without a
+	// TLS-terminating proxy in front, where bearer API keys are refused:
+	// issuing one then comes with a warning.
+	PlainHTTPData bool
 }
 
 // Request body bounds: apply and share lists may be large (a million share
@@ -106,6 +110,7 @@ type server struct {
 	now         func() time.Time
 	syncTimeout time.Duration
 	mux         *http.ServeMux
+	plainHTTP   bool
 }
 
 // New returns the handler serving /admin/v1/... .
@@ -120,6 +125,7 @@ func New(opts Options) http.Handler {
 		syncTimeout: opts.SyncTimeout,
 		tokens:      opsauth.NewSet(opts.Tokens),
 		mux:         http.NewServeMux(),
+		plainHTTP:   opts.PlainHTTPData,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -22,7 +22,15 @@ type issueResponse struct {
 	Credential      state.Credential `json:"credential"`
 	SecretAccessKey string           `json:"secret_access_key,omitempty"`
 	APIKey          string           `json:"api_key,omitempty"`
+	// Warnings are for the operator issuing the credential.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// plainHTTPWarning is given with an API key issued while the data listener
+// serves plain HTTP: the SDKs send bearer tokens only over HTTPS, and the
+// gateway refuses them over plain HTTP.
+const plainHTTPWarning = "this gateway's data listener serves plain HTTP, where API keys are refused (the AWS SDKs send bearer tokens only over HTTPS): " +
+	"give it a certificate (--tls-cert, --tls-key), or run it behind a TLS-terminating load balancer with --behind-tls-proxy, or issue a sigv4 credential instead"
 
 // publicCredentials strips every secret from a list of credentials.
 func publicCredentials(creds []state.Credential) []state.Credential {
@@ -79,6 +87,9 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		resp.SecretAccessKey = c.Secret
 	case state.KindAPIKey:
 		resp.APIKey, c.KeySHA256, err = authn.NewAPIKey()
+		if s.plainHTTP {
+			resp.Warnings = append(resp.Warnings, plainHTTPWarning)
+		}
 	default:
 		return errBadRequest("kind %q must be sigv4 or api_key", req.Kind)
 	}

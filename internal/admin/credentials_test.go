@@ -138,3 +138,22 @@ func TestAuditEndpoint(t *testing.T) {
 	}
 	wantStatus(t, e.do(http.MethodGet, "/admin/v1/audit?since=2025-01-01T00:00:00Z&before=1-0", "", ""), http.StatusOK)
 }
+
+// An API key issued while the data listener serves plain HTTP comes with a
+// warning: the SDKs would not send it, and the gateway would refuse it.
+func TestIssueAPIKeyWarnsOnPlainHTTP(t *testing.T) {
+	t.Parallel()
+	for _, plain := range []bool{false, true} {
+		e := newEnv(t, seedState(t), func(o *Options) { o.PlainHTTPData = plain })
+		for _, kind := range []string{"api_key", "sigv4"} {
+			r := e.json(http.MethodPost, "/admin/v1/credentials", `{"account":"333333333333","kind":"`+kind+`","label":"nb-`+kind+`"}`)
+			wantStatus(t, r, http.StatusCreated)
+			var got issueResponse
+			r.decode(t, &got)
+			want := plain && kind == "api_key"
+			if (len(got.Warnings) == 1 && strings.Contains(got.Warnings[0], "--tls-cert")) != want || (!want && len(got.Warnings) > 0) {
+				t.Errorf("plain=%v kind=%s: warnings %q", plain, kind, got.Warnings)
+			}
+		}
+	}
+}

@@ -549,3 +549,15 @@ func TestExportFile(t *testing.T) {
 		t.Fatalf("-o FILE: %v", err)
 	}
 }
+
+// The admin API's warnings at issue (an API key on a plain-HTTP gateway)
+// reach the operator on stderr, apart from the secret on stdout.
+func TestIssuedWarningsOnStderr(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	printIssued(&out, &errOut, &issued{Credential: state.Credential{ID: "key-1", Kind: state.KindAPIKey, Account: "333333333333"},
+		APIKey: "bgw-secret", Warnings: []string{"this gateway's data listener serves plain HTTP"}})
+	if !strings.Contains(errOut.String(), "WARNING: this gateway's data listener serves plain HTTP") || strings.Contains(out.String(), "plain HTTP") {
+		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}

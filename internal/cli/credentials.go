@@ -49,6 +49,7 @@ type issued struct {
 	Credential      state.Credential `json:"credential"`
 	SecretAccessKey string           `json:"secret_access_key"`
 	APIKey          string           `json:"api_key"`
+	Warnings        []string         `json:"warnings"`
 }
 
 func credentialsIssue(ctx context.Context, args []string, env Env) error {
@@ -107,6 +108,9 @@ func printIssued(out, warn io.Writer, res *issued) {
 	}
 	fmt.Fprintf(out, "issued %s credential %s for account %s (label %q, %s)\n\n", cr.Kind, cr.ID, cr.Account, cr.Label, expires)
 	fmt.Fprintln(warn, "WARNING: the secret below is shown only now; it cannot be retrieved again. Store it safely.")
+	for _, w := range res.Warnings {
+		fmt.Fprintln(warn, "WARNING: "+w)
+	}
 	switch cr.Kind {
 	case state.KindSigV4:
 		fmt.Fprintf(out, "access key ID:      %s\nsecret access key:  %s\n\n", cr.AccessKeyID, res.SecretAccessKey)

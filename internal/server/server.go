@@ -444,7 +444,8 @@ func (s *Server) listen() error {
 		s.log.Warn("no admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): the admin API is disabled")
 	}
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
-		Usage: s.reports, Quota: s.reports}))
+		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
+		Usage:         s.reports, Quota: s.reports}))
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
 		// only, and cmdline never (a secret once given as a flag would show).
