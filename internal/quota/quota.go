@@ -215,7 +215,8 @@ type Options struct {
 	// settlement, at least once (dedupe on "id"), and dropped when Redis fails.
 	UsageStreamMaxLen int64
 	// Clock is the replica's clock and the timers of the background loops;
-	// default the wall clock. It never dates a decision (Redis TIME does).
+	// default the wall clock. Decisions made in Redis are dated by Redis TIME,
+	// never by this clock (see "Time" in the package doc).
 	Clock Clock
 	// RedisTimeOffset, when set, is added to Redis TIME wherever the limiter
 	// reads it: it is every script's time_offset_ms argument, and it shifts

@@ -389,7 +389,7 @@ func testRedisTimeOffset(t *testing.T, c redis.UniversalClient) {
 	if !slices.Contains(months, r.Month) || !slices.Contains(months, st.Month) {
 		t.Errorf("reserved in %s, status of %s, want the month of Redis time plus the offset (%v)", r.Month, st.Month, months)
 	}
-	if st.Reserved != 1 {
+	if st.Month == r.Month && st.Reserved != 1 {
 		t.Errorf("status reserved %d, want 1", st.Reserved)
 	}
 	// The reservation expires by the corrected Redis time.
