@@ -6,7 +6,7 @@
 // # Reserve, then settle
 //
 // Reserve runs one Lua script in one round trip. The script reads the time
-// from Redis TIME (never the replica's clock) and picks the calendar month,
+// from Redis TIME (never the replica's clock; see Time) and picks the calendar month,
 // in the configured zone, among candidates Go precomputes from its own clock;
 // if the replica's clock is so far off that none fits, the script says so with
 // the Redis time and Go retries once with candidates built from that time, so
@@ -45,6 +45,29 @@
 // whose usage Bedrock did not report also counts one in `estimated`, and one
 // whose upstream failed mid-stream one in `errors` as well.
 //
+// With Options.UsageStreamMaxLen set, the worker also appends one event per
+// settlement or release it writes to a Redis Stream for billing pipelines;
+// the ledger stays the record.
+//
+// # Time
+//
+// Every decision is dated by Redis TIME, one clock for all replicas, so caps,
+// reservation expiry and rate limits hold however far the replicas' clocks
+// drift apart. Every script takes time_offset_ms as its first argument and
+// adds it to Redis TIME; Status adds the same offset to the Redis time it
+// picks the month by. The offset is Options.RedisTimeOffset: nil, that is 0,
+// in production. It belongs to the scripts' protocol rather than being a test
+// hook: it is how a deployment could correct a Redis server whose clock is
+// known to be off (every replica passing the same offset), and it is how the
+// tests move Redis time without waiting on it.
+//
+// What the replica times itself goes through Options.Clock (default: the wall
+// clock): the candidate months proposed to the reserve script, the month of a
+// fail-open admission, the local fail-open limiter, usage event times, and the
+// timers of the worker (probe, backoff, shutdown retries) and the refresher.
+// Tests inject a clock that skews the replica's time or fires the timers only
+// when they advance it.
+//
 // # Keys
 //
 // Every key of one decision carries the hash tag {ent:<entitlement>}, so each
@@ -56,6 +79,7 @@
 //	<prefix>:{ent:<name>}:ledger:<month>                   hash: <account>|<model>|<metric>
 //	<prefix>:{ent:<name>}:alerts:<month>                   hash: <level>:<target>:<threshold> -> used
 //	<prefix>:{ent:<name>}:settled:<id>                     settled marker
+//	<prefix>:usage-events                                  stream of settlements (optional; no hash tag)
 //
 // Cap and alert keys expire at the end of their month plus Grace; ledger keys
 // 400 days after the end of their month.
@@ -72,6 +96,11 @@
 // settlements wait in the queue and are written when Redis returns. Close
 // drains the queue within its context and appends whatever it could not write
 // to Options.SpillFile (JSON lines), which New reads back and queues again.
+//
+// A store that lost its data (SetWiped, from the state syncer) is admitted
+// against the same way: its counters restarted at zero and cannot be trusted,
+// so nothing is reserved in Redis until it is restored; settlements are still
+// written.
 //
 // The client passed in should be built with ContextTimeoutEnabled so that
 // Options.Timeout bounds every call.

@@ -28,7 +28,7 @@ func testRefreshHoldsLongCall(t *testing.T, c redis.UniversalClient) {
 	clk := &fakeClock{}
 	var expired atomic.Int64
 	const ttl = time.Minute
-	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, clock: clk, OnReservationExpired: func(string) { expired.Add(1) }})
+	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(clk), OnReservationExpired: func(string) { expired.Add(1) }})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 3000, 3000, 0))
 	ctx := context.Background()
@@ -70,7 +70,7 @@ func testRefreshNeverResurrects(t *testing.T, c redis.UniversalClient) {
 	clk := &fakeClock{}
 	var expired atomic.Int64
 	const ttl = time.Minute
-	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, clock: clk, OnReservationExpired: func(string) { expired.Add(1) }})
+	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(clk), OnReservationExpired: func(string) { expired.Add(1) }})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 1000, 0, 1000))
 	ctx := context.Background()
@@ -105,7 +105,7 @@ func testRefreshNeverResurrects(t *testing.T, c redis.UniversalClient) {
 // without waiting for a request to purge it.
 func testStatusIgnoresExpired(t *testing.T, c redis.UniversalClient) {
 	const ttl = 30 * time.Second
-	crashed := newTestLimiter(t, c, Options{ReservationTTL: ttl, clock: &fakeClock{}}) // never refreshes
+	crashed := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(&fakeClock{})}) // never refreshes
 	l := newTestLimiter(t, c, Options{ReservationTTL: ttl})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 1000, 1000, 1000))
@@ -244,7 +244,7 @@ func TestRecoveryDrivenByProbe(t *testing.T) {
 	s := redistest.Start(t)
 	clk := &fakeClock{}
 	const probe = time.Second // of the fake clock
-	l := newTestLimiter(t, singleClient(t, s), Options{Timeout: 300 * time.Millisecond, ProbeInterval: probe, clock: clk})
+	l := newTestLimiter(t, singleClient(t, s), Options{Timeout: 300 * time.Millisecond, ProbeInterval: probe, Clock: fakeTimers(clk)})
 	ent := "recovery"
 	caps := []Cap{{Level: LevelAccount, Target: acct, Limit: 1000}}
 	r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100})

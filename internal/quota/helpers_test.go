@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,10 +46,17 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// newTestLimiter builds a limiter closed when the test ends.
+// newTestLimiter builds a limiter closed when the test ends. Unless opts
+// brings its own, it gets a testClock (wall timers) to move time with.
 func newTestLimiter(t testing.TB, client redis.UniversalClient, opts Options) *Limiter {
 	t.Helper()
 	opts.Client = client
+	if opts.Clock == nil {
+		opts.Clock = &testClock{}
+	}
+	if tc, ok := opts.Clock.(*testClock); ok && opts.RedisTimeOffset == nil {
+		opts.RedisTimeOffset = tc.redisOffset
+	}
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
 	}
@@ -78,12 +86,52 @@ func entName(t testing.TB) string {
 	return strings.ToLower(r.Replace(t.Name()))
 }
 
-// setNow makes the scripts (and the local clock) see at as the current time.
-func (l *Limiter) setNow(at time.Time) {
-	l.offsetMs.Store(time.Until(at).Milliseconds())
+// testClock moves one limiter's time: offset shifts Redis time (through
+// Options.RedisTimeOffset, the scripts' time_offset_ms) and the replica's
+// clock alike; skew shifts only the replica's clock (a replica whose clock is
+// off). Timers are the wall clock's unless timers is set.
+type testClock struct {
+	offset, skew atomic.Int64 // milliseconds
+	timers       *fakeClock
 }
 
-func (l *Limiter) advance(d time.Duration) { l.offsetMs.Add(d.Milliseconds()) }
+func (c *testClock) Now() time.Time {
+	return time.Now().Add(time.Duration(c.offset.Load()+c.skew.Load()) * time.Millisecond)
+}
+
+func (c *testClock) After(d time.Duration) (<-chan time.Time, func()) {
+	if c.timers != nil {
+		return c.timers.After(d)
+	}
+	return wallClock{}.After(d)
+}
+
+func (c *testClock) redisOffset() time.Duration {
+	return time.Duration(c.offset.Load()) * time.Millisecond
+}
+
+// fakeTimers is a testClock whose timers fire only when clk advances.
+func fakeTimers(clk *fakeClock) *testClock { return &testClock{timers: clk} }
+
+// testClock is l's clock, as installed by newTestLimiter.
+func (l *Limiter) testClock() *testClock {
+	tc, ok := l.opts.Clock.(*testClock)
+	if !ok {
+		panic("limiter built without a testClock")
+	}
+	return tc
+}
+
+// setNow makes the scripts (and the local clock) see at as the current time.
+func (l *Limiter) setNow(at time.Time) {
+	l.testClock().offset.Store(time.Until(at).Milliseconds())
+}
+
+// advance moves the scripts' time (and the local clock) on by d.
+func (l *Limiter) advance(d time.Duration) { l.testClock().offset.Add(d.Milliseconds()) }
+
+// skew shifts only the local clock by d, as on a replica whose clock is off.
+func (l *Limiter) skew(d time.Duration) { l.testClock().skew.Store(d.Milliseconds()) }
 
 func flush(t testing.TB, l *Limiter) {
 	t.Helper()
@@ -154,8 +202,9 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	}
 }
 
-// fakeClock drives the background loops' timers: they fire only when the
-// test advances it, so no test waits on (or guesses) the wall clock.
+// fakeClock drives the background loops' timers (through fakeTimers): they
+// fire only when the test advances it, so no test waits on (or guesses) the
+// wall clock.
 type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Duration
@@ -167,7 +216,7 @@ type fakeTimer struct {
 	c     chan time.Time
 }
 
-func (f *fakeClock) after(d time.Duration) (<-chan time.Time, func()) {
+func (f *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := &fakeTimer{at: f.now + d, d: d, c: make(chan time.Time, 1)}

@@ -214,8 +214,17 @@ type Options struct {
 	// groups. The ledger stays the record: events are written after the
 	// settlement, at least once (dedupe on "id"), and dropped when Redis fails.
 	UsageStreamMaxLen int64
-
-	clock clock // timers of the background loops; tests drive them
+	// Clock is the replica's clock and the timers of the background loops;
+	// default the wall clock. Decisions made in Redis are dated by Redis TIME,
+	// never by this clock (see "Time" in the package doc).
+	Clock Clock
+	// RedisTimeOffset, when set, is added to Redis TIME wherever the limiter
+	// reads it: it is every script's time_offset_ms argument, and it shifts
+	// the Redis time Status picks the month by. It is how a deployment could
+	// correct a Redis server whose clock is known to be off (every replica
+	// must then use the same offset), and how tests move Redis time without
+	// waiting on it. Nil, as in production, is 0. Called on every script run.
+	RedisTimeOffset func() time.Duration
 }
 
 // ledgerRetention keeps ledger keys for this long after the end of their month.
@@ -262,11 +271,6 @@ type Limiter struct {
 	closeErr  error         // set by the worker before done is closed
 	backlog   []*settlement // reloaded from the spill file; the worker's own
 	spillMu   sync.Mutex
-
-	// test hooks: offsetMs shifts both the Redis time the scripts see and the
-	// local clock; skewMs shifts only the local clock (a skewed replica).
-	offsetMs atomic.Int64
-	skewMs   atomic.Int64
 }
 
 //go:embed reserve.lua
@@ -323,8 +327,8 @@ func New(opts Options) (*Limiter, error) {
 	if opts.RefreshInterval <= 0 {
 		opts.RefreshInterval = opts.ReservationTTL / 3
 	}
-	if opts.clock == nil {
-		opts.clock = wallClock{}
+	if opts.Clock == nil {
+		opts.Clock = wallClock{}
 	}
 	l := &Limiter{
 		opts:     opts,
@@ -419,10 +423,19 @@ func (l *Limiter) markUp() {
 	}
 }
 
-// now is the local clock as shifted by the test hooks.
-func (l *Limiter) now() time.Time {
-	return time.Now().Add(time.Duration(l.offsetMs.Load()+l.skewMs.Load()) * time.Millisecond)
+// now is the replica's clock.
+func (l *Limiter) now() time.Time { return l.opts.Clock.Now() }
+
+// redisOffset is Options.RedisTimeOffset, 0 when unset.
+func (l *Limiter) redisOffset() time.Duration {
+	if l.opts.RedisTimeOffset == nil {
+		return 0
+	}
+	return l.opts.RedisTimeOffset()
 }
+
+// timeOffsetMs is the time_offset_ms argument every script takes first.
+func (l *Limiter) timeOffsetMs() int64 { return l.redisOffset().Milliseconds() }
 
 // isUnreachable tells a store outage (connection refused or reset, timeouts,
 // a cluster without a master for the slot, a server still loading) from a

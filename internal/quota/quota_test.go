@@ -45,6 +45,7 @@ func TestCore(t *testing.T) {
 		{"ExpiryPurges", testExpiryPurges},
 		{"MonthRollover", testMonthRollover},
 		{"SkewedReplicaClock", testSkewedClock},
+		{"RedisTimeOffset", testRedisTimeOffset},
 		{"RateLimits", testRateLimits},
 		{"TPMRefund", testTPMRefund},
 		{"NoCaps", testNoCaps},
@@ -351,12 +352,54 @@ func testSkewedClock(t *testing.T, c redis.UniversalClient) {
 	for _, skew := range []time.Duration{40 * 24 * time.Hour, -40 * 24 * time.Hour, 2 * time.Hour, -2 * time.Hour} {
 		l := newTestLimiter(t, c, Options{})
 		l.setNow(time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC))
-		l.skewMs.Store(skew.Milliseconds())
+		l.skew(skew)
 		r := mustReserve(t, l, Request{Entitlement: entName(t), Account: acct,
 			Caps: []Cap{{Level: LevelAccount, Target: acct, Limit: 10}}, Tokens: 1})
 		if r.Month != "2026-11" {
 			t.Errorf("skew %v: month %s, want 2026-11 (Redis time decides)", skew, r.Month)
 		}
+	}
+}
+
+// testRedisTimeOffset: Options.RedisTimeOffset (the scripts' time_offset_ms)
+// shifts the Redis time every decision is dated by, whatever the replica's
+// clock says: here the wall clock, 40 days behind the corrected Redis time,
+// so the reserve also goes through the retry with Redis's candidate months.
+func testRedisTimeOffset(t *testing.T, c redis.UniversalClient) {
+	const offset = 40 * 24 * time.Hour
+	const ttl = time.Minute
+	l := newTestLimiter(t, c, Options{Clock: wallClock{}, ReservationTTL: ttl,
+		RedisTimeOffset: func() time.Duration { return offset }})
+	ent := entName(t)
+	caps := []Cap{{Level: LevelAccount, Target: acct, Limit: 10}}
+	ctx := context.Background()
+	redisNow := func() time.Time {
+		now, err := c.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return now.Add(offset)
+	}
+	before := redisNow()
+	r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Caps: caps, Tokens: 1})
+	st := capStatus(t, l, ent, caps...)[0]
+	after := redisNow()
+	// A month boundary could pass between the two readings: either side is right.
+	months := []string{monthOf(before, time.UTC).key, monthOf(after, time.UTC).key}
+	if !slices.Contains(months, r.Month) || !slices.Contains(months, st.Month) {
+		t.Errorf("reserved in %s, status of %s, want the month of Redis time plus the offset (%v)", r.Month, st.Month, months)
+	}
+	if st.Month == r.Month && st.Reserved != 1 {
+		t.Errorf("status reserved %d, want 1", st.Reserved)
+	}
+	// The reservation expires by the corrected Redis time.
+	score, err := c.ZScore(ctx, l.keysFor(ent).capZset(r.Month, caps[0]), reservationMember(r.ID, 1)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := before.Add(ttl).UnixMilli(), after.Add(ttl).UnixMilli()
+	if int64(score) < lo || int64(score) > hi {
+		t.Errorf("reservation expires at %d, want within [%d, %d] (Redis time plus offset plus TTL)", int64(score), lo, hi)
 	}
 }
 

@@ -50,7 +50,7 @@ func (l *Limiter) untrack(id string) {
 func (l *Limiter) refreshLoop() {
 	defer close(l.refreshDone)
 	for {
-		c, stop := l.opts.clock.after(l.opts.RefreshInterval)
+		c, stop := l.opts.Clock.After(l.opts.RefreshInterval)
 		select {
 		case <-c:
 		case <-l.refreshKick:
@@ -95,7 +95,7 @@ func (l *Limiter) refresh(ctx context.Context) {
 	var cur *call
 	for i, e := range entries {
 		if cur == nil || len(cur.keys)+len(e.h.zsets) > refreshChunk || entries[i-1].h.entitlement != e.h.entitlement {
-			cur = &call{args: []any{l.offsetMs.Load(), l.opts.ReservationTTL.Milliseconds()}}
+			cur = &call{args: []any{l.timeOffsetMs(), l.opts.ReservationTTL.Milliseconds()}}
 			calls = append(calls, cur)
 		}
 		for _, z := range e.h.zsets {

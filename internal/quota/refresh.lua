@@ -1,8 +1,10 @@
 -- Refresh: extend the expiry of reservations whose calls are still running.
--- Time comes from Redis TIME (plus a test-only offset).
+-- Now is Redis TIME plus time_offset_ms.
 --
--- KEYS[i] a reservation zset; ARGV: 1 offset_ms, 2 ttl_ms, then ARGV[2 + i]
--- the member ("<id>:<tokens>") to extend in KEYS[i]. All keys share one hash tag.
+-- KEYS[i] a reservation zset; ARGV: 1 time_offset_ms (added to Redis TIME:
+-- Options.RedisTimeOffset, 0 in production; see "Time" in doc.go), 2 ttl_ms,
+-- then ARGV[2 + i] the member ("<id>:<tokens>") to extend in KEYS[i]. All keys
+-- share one hash tag.
 --
 -- Only a member still present is touched: a reservation already settled,
 -- released or purged is never brought back. A score is only ever raised.

@@ -96,7 +96,7 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 	}
 	keys = append(keys, k.settled(id))
 	args := make([]any, 0, 9+3*len(cands)+nc)
-	args = append(args, l.offsetMs.Load(), id, req.Tokens, req.RequestsPerMinute, req.TokensPerMinute,
+	args = append(args, l.timeOffsetMs(), id, req.Tokens, req.RequestsPerMinute, req.TokensPerMinute,
 		l.opts.ReservationTTL.Milliseconds(), l.opts.Grace.Milliseconds(), len(cands), nc)
 	for _, m := range cands {
 		args = append(args, m.key, m.start.UnixMilli(), m.end.UnixMilli())
@@ -209,7 +209,7 @@ func (l *Limiter) admitDegraded(req Request, id string) (*Reservation, error) {
 	if l.inflightDegraded.Load()+int64(len(l.queue)) >= int64(cap(l.queue)) {
 		return nil, fmt.Errorf("reserving quota: settlement queue full: %w", ErrStoreUnavailable)
 	}
-	if !l.local.Allow() {
+	if !l.local.AllowN(l.now(), 1) {
 		return nil, fmt.Errorf("reserving quota: local fail-open limit reached: %w", ErrStoreUnavailable)
 	}
 	l.inflightDegraded.Add(1)

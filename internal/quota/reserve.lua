@@ -1,5 +1,6 @@
 -- Reserve: check every monthly cap and both rate limits, then reserve in all of
--- them or in none. Time comes from Redis TIME (plus a test-only offset).
+-- them or in none. Now is Redis TIME plus time_offset_ms (never the replica's
+-- clock, so caps and rate limits hold across replicas).
 --
 -- KEYS[1] RPM GCRA key, KEYS[2] TPM GCRA key, then for each candidate month m
 -- (1..M) and cap c (1..C) two keys at 2 + ((m-1)*C + (c-1))*2 + {1,2}:
@@ -8,8 +9,9 @@
 -- marker: set when a reserve that timed out on the replica was released, so
 -- the same script arriving late reserves nothing.
 --
--- ARGV: 1 offset_ms, 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms, 7 grace_ms,
--- 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
+-- ARGV: 1 time_offset_ms (added to Redis TIME: Options.RedisTimeOffset, 0 in
+-- production; see "Time" in doc.go), 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms,
+-- 7 grace_ms, 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
 --
 -- Returns one of
 --   {0, month_index, remaining (-1: no cap), now_ms, left_1..left_C}

@@ -192,7 +192,7 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 		held = 1
 	}
 	args := make([]any, 0, 16+4*len(s.Caps))
-	args = append(args, l.offsetMs.Load(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model, s.Tier),
+	args = append(args, l.timeOffsetMs(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Model, s.Tier),
 		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
 		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
 		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps), held)

@@ -5,9 +5,11 @@
 -- KEYS[4] TPM GCRA key, then per cap c two keys at 4 + (c-1)*2 + {1,2}: the cap
 -- hash and its reservation zset.
 --
--- ARGV: 1 offset_ms, 2 id, 3 kind ('s' settle, 'r' release, 'o' orphan; a
--- settle may be followed by 'e': usage estimated, and 'x': the call failed
--- mid-stream; both are counted in the ledger),
+-- ARGV: 1 time_offset_ms (added to Redis TIME, which dates the per-minute
+-- true-up: Options.RedisTimeOffset, 0 in production; see "Time" in doc.go),
+-- 2 id, 3 kind ('s' settle, 'r' release, 'o' orphan; a settle may be followed
+-- by 'e': usage estimated, and 'x': the call failed mid-stream; both are
+-- counted in the ledger),
 -- 4 counted, 5 ledger field prefix "<account>|<model>|", 6 input, 7 output,
 -- 8 cache_read, 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms,
 -- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,

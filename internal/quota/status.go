@@ -34,7 +34,7 @@ func (l *Limiter) Status(ctx context.Context, entitlement string, caps []Cap) ([
 	if err != nil {
 		return nil, fmt.Errorf("reading quota status: %w", err)
 	}
-	m := monthOf(now.Add(time.Duration(l.offsetMs.Load())*time.Millisecond), l.opts.Location)
+	m := monthOf(now.Add(l.redisOffset()), l.opts.Location)
 	k := l.keysFor(entitlement)
 	var vals []int64
 	if len(caps) > 0 {
@@ -45,7 +45,7 @@ func (l *Limiter) Status(ctx context.Context, entitlement string, caps []Cap) ([
 		// The script purges expired reservations first, so a crashed
 		// replica's reservation stops counting when its TTL is up, not when
 		// the next request happens to purge it.
-		vals, err = l.status.Run(cctx, l.client, keys, l.offsetMs.Load()).Int64Slice()
+		vals, err = l.status.Run(cctx, l.client, keys, l.timeOffsetMs()).Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("reading quota status: %w", err)
 		}

@@ -1,9 +1,10 @@
 -- Status: purge expired reservations of each cap (as reserve does), then read
 -- used and reserved, so reports never count a reservation whose time is up.
--- Time comes from Redis TIME (plus a test-only offset).
+-- Now is Redis TIME plus time_offset_ms.
 --
 -- KEYS: per cap c two keys at (c-1)*2 + {1,2}: the cap hash and its
--- reservation zset; all share one hash tag. ARGV: 1 offset_ms.
+-- reservation zset; all share one hash tag. ARGV: 1 time_offset_ms (added to
+-- Redis TIME: Options.RedisTimeOffset, 0 in production; see "Time" in doc.go).
 --
 -- Returns {used_1, reserved_1, used_2, reserved_2, ...}.
 local t = redis.call('TIME')

@@ -38,7 +38,7 @@ func (l *Limiter) work() {
 				var probeC <-chan time.Time
 				stop := func() {}
 				if !l.healthy.Load() {
-					probeC, stop = l.opts.clock.after(l.opts.ProbeInterval)
+					probeC, stop = l.opts.Clock.After(l.opts.ProbeInterval)
 				}
 				select {
 				case s := <-l.queue:
@@ -78,7 +78,7 @@ func (l *Limiter) work() {
 			}
 			continue
 		}
-		wait, stop := l.opts.clock.after(backoff)
+		wait, stop := l.opts.Clock.After(backoff)
 		select {
 		case <-wait:
 		case ctx := <-l.closeCh:
@@ -94,7 +94,7 @@ func (l *Limiter) work() {
 // or any other call (a reserve, a refresh) finds it answering, or until Close.
 func (l *Limiter) awaitUp() (context.Context, bool) {
 	for !l.healthy.Load() {
-		probeC, stop := l.opts.clock.after(l.opts.ProbeInterval)
+		probeC, stop := l.opts.Clock.After(l.opts.ProbeInterval)
 		select {
 		case <-probeC:
 			l.probe()
@@ -269,12 +269,12 @@ func (l *Limiter) shutdown(ctx context.Context, batch []*settlement) {
 			continue
 		}
 		pending = append(rest, pending[n:]...)
-		wait := time.NewTimer(backoff)
+		wait, stop := l.opts.Clock.After(backoff)
 		select {
-		case <-wait.C:
+		case <-wait:
 		case <-ctx.Done():
-			wait.Stop()
 		}
+		stop()
 		backoff = min(2*backoff, maxBackoff)
 	}
 	left := pending[:0]
@@ -392,7 +392,7 @@ func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
 		return
 	}
 	stream := l.opts.Prefix + ":usage-events"
-	now := time.Now().UnixMilli()
+	now := l.now().UnixMilli()
 	pipe := l.client.Pipeline()
 	for _, s := range settled {
 		kind := "settle"
