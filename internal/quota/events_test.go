@@ -46,3 +46,30 @@ func TestUsageEvents(t *testing.T) {
 		t.Fatalf("release event %v", v)
 	}
 }
+
+// A settlement written synchronously (here: after Close) writes its usage
+// event too, marked estimated when its usage was.
+func TestUsageEventOfDirectWrite(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t)
+	c := singleClient(t, s)
+	l := newTestLimiter(t, c, Options{UsageStreamMaxLen: 1000})
+	ctx := context.Background()
+	r, err := l.Reserve(ctx, Request{Entitlement: "ev2", Account: acct, Model: "m", Tokens: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Settle(ctx, r, 12, bedrock.Usage{InputTokens: 10, OutputTokens: 2, Estimated: true}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.XRange(ctx, "gw:usage-events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0].Values["id"] != r.ID || msgs[0].Values["estimated"] != "1" {
+		t.Fatalf("events %+v, want the late settlement's, estimated", msgs)
+	}
+}

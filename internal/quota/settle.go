@@ -210,10 +210,15 @@ func (l *Limiter) writeOne(ctx context.Context, s *settlement) error {
 	keys, args := l.settleCall(s)
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
-	err := l.handleSettled(s, l.settle.Run(cctx, l.client, keys, args...).Slice)
+	cmd := l.settle.Run(cctx, l.client, keys, args...)
+	err := l.handleSettled(s, cmd.Slice)
 	switch {
 	case err == nil:
 		l.markUp()
+		// The same usage event the batch path writes (written now, not a repeat).
+		if v, _ := cmd.Slice(); len(v) > 0 && v[0] != int64(0) && s.Kind != kindOrphan {
+			l.emitUsageEvents(ctx, []*settlement{s})
+		}
 	case isUnreachable(err) && ctx.Err() == nil:
 		l.markDown("settle", err)
 	case ctx.Err() == nil:

@@ -404,6 +404,7 @@ func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
 			"account", s.Account, "model", s.Model, "tier", cmp.Or(s.Tier, bedrock.TierDefault), "counted", s.Counted,
 			"input_tokens", s.Usage.InputTokens, "output_tokens", s.Usage.OutputTokens,
 			"cache_read_tokens", s.Usage.CacheReadTokens, "cache_write_tokens", s.Usage.CacheWriteTokens,
+			"estimated", s.Usage.Estimated,
 		}})
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
