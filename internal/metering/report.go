@@ -17,6 +17,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
 
 // Report groupings.
@@ -135,8 +136,8 @@ type ReportRow struct {
 	CacheReadTokens   int64 `json:"cache_read_tokens"`
 	CacheWriteTokens  int64 `json:"cache_write_tokens"`
 	// TotalTokens is the sum of the four token types.
-	TotalTokens int64  `json:"total_tokens"`
-	CostUSD     Micros `json:"cost_usd"`
+	TotalTokens int64      `json:"total_tokens"`
+	CostUSD     usd.Micros `json:"cost_usd"`
 }
 
 func (r *ReportRow) add(o ReportRow) {
@@ -236,7 +237,7 @@ func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quo
 	unpriced := map[string]bool{}
 	for _, l := range lines {
 		tokens := TokenCounts{l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens}
-		var cost Micros
+		var cost usd.Micros
 		if p, ok := r.opts.Prices.LookupTier(l.Model, l.Tier); ok {
 			cost = p.Cost(tokens)
 		} else if tokens != (TokenCounts{}) {
