@@ -226,3 +226,24 @@ func FuzzParsePrices(f *testing.F) {
 		}
 	})
 }
+
+func testPrices(t *testing.T) *PriceTable {
+	t.Helper()
+	p, err := ParsePrices(strings.NewReader(`
+prices:
+  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+    input: 0.8
+    output: 4
+    cache_read: 0.08
+    cache_write: 1.000001
+  - model: amazon.nova-lite-v1:0
+    input: 0.06
+    output: 0.24
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
