@@ -8,13 +8,13 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
+	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 )
@@ -40,30 +40,19 @@ type Syncer interface {
 	WaitVersion(ctx context.Context, v uint64) error
 }
 
-// UsageQuery is a parsed GET /admin/v1/usage request.
-type UsageQuery struct {
-	Month   string // YYYY-MM; defaults to the current month (UTC)
-	GroupBy string // team, account, entitlement, model or tier; empty: the source's default
-	Format  string // json (default) or csv
-}
-
-// UsageSource produces usage reports. For Format "csv" it returns the CSV
-// document (header included) in csv and report is ignored; otherwise report is
-// encoded as the JSON response. An error wrapping ErrInvalidQuery becomes a 400
-// carrying its message; any other error a 500.
+// UsageSource produces the usage report of GET /admin/v1/usage (served as
+// JSON, or as CSV by report.WriteCSV). An error wrapping
+// report.ErrInvalidQuery becomes a 400 carrying its message; any other error
+// a 500.
 type UsageSource interface {
-	Usage(ctx context.Context, q UsageQuery) (report any, csv []byte, err error)
+	Usage(ctx context.Context, q report.UsageQuery) (*report.Report, error)
 }
 
 // QuotaSource reports what remains of an entitlement's caps this month, for
-// GET /admin/v1/entitlements/{name}/quota. The result is encoded as JSON.
+// GET /admin/v1/entitlements/{name}/quota. Errors map as UsageSource's.
 type QuotaSource interface {
-	Remaining(ctx context.Context, entitlement string) (any, error)
+	Quota(ctx context.Context, entitlement string) (*report.QuotaReport, error)
 }
-
-// ErrInvalidQuery is wrapped by a UsageSource or QuotaSource error that is the
-// caller's fault; the admin API answers it with 400 and the error's message.
-var ErrInvalidQuery = errors.New("invalid query")
 
 // Options configure the admin API handler.
 type Options struct {

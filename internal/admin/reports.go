@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/report"
 )
 
 func errNotImplemented(what string) *apiError {
@@ -13,7 +16,7 @@ func errNotImplemented(what string) *apiError {
 
 // sourceError maps a UsageSource or QuotaSource error.
 func sourceError(err error) error {
-	if errors.Is(err, ErrInvalidQuery) {
+	if errors.Is(err, report.ErrInvalidQuery) {
 		return errBadRequest("%v", err)
 	}
 	return err
@@ -24,7 +27,8 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 		return errNotImplemented("the usage report")
 	}
 	q := r.URL.Query()
-	uq := UsageQuery{Month: q.Get("month"), GroupBy: q.Get("group_by"), Format: q.Get("format")}
+	uq := report.UsageQuery{Month: q.Get("month"), GroupBy: q.Get("group_by")}
+	format := q.Get("format")
 	if uq.Month == "" {
 		uq.Month = s.now().UTC().Format("2006-01")
 	} else if _, err := time.Parse("2006-01", uq.Month); err != nil || len(uq.Month) != 7 {
@@ -35,25 +39,28 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errBadRequest("group_by %q must be team, account, entitlement, model or tier", uq.GroupBy)
 	}
-	switch uq.Format {
-	case "":
-		uq.Format = "json"
-	case "json", "csv":
+	switch format {
+	case "", "json", "csv":
 	default:
-		return errBadRequest("format %q must be json or csv", uq.Format)
+		return errBadRequest("format %q must be json or csv", format)
 	}
-	report, csv, err := s.usage.Usage(r.Context(), uq)
+	rep, err := s.usage.Usage(r.Context(), uq)
 	if err != nil {
 		return sourceError(err)
 	}
-	if uq.Format == "csv" {
+	if format == "csv" {
+		// Rendered whole before the status line, so a failure is still a 500.
+		var csv bytes.Buffer
+		if err := report.WriteCSV(&csv, rep); err != nil {
+			return err
+		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="usage-`+uq.Month+`.csv"`)
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(csv)
+		_, _ = w.Write(csv.Bytes())
 		return nil
 	}
-	writeJSON(w, http.StatusOK, report)
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 
@@ -69,7 +76,7 @@ func (s *server) getQuota(w http.ResponseWriter, r *http.Request) error {
 	if findEntitlement(st, name) < 0 {
 		return errNotFound("entitlement %q does not exist", name)
 	}
-	rem, err := s.quota.Remaining(r.Context(), name)
+	rem, err := s.quota.Quota(r.Context(), name)
 	if err != nil {
 		return sourceError(err)
 	}

@@ -7,9 +7,17 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
-
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
+
+// auditEntry is what the table shows of an audit entry of GET /admin/v1/audit
+// (store.AuditEntry's JSON; the CLI decodes it without depending on the store).
+type auditEntry struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target"`
+}
 
 func runAudit(ctx context.Context, args []string, env Env) error {
 	fs, common := newFlags("audit", "audit [--limit N] [--since TIME|DURATION] [--before ID] [flags]\n\n"+
@@ -43,7 +51,7 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	var res struct {
-		Entries []store.AuditEntry `json:"entries"`
+		Entries []auditEntry `json:"entries"`
 	}
 	raw, err := c.getJSON(ctx, "/admin/v1/audit", q, &res)
 	if err != nil {

@@ -87,10 +87,14 @@ type harness struct {
 	vars  map[string]string
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*admin.Options)) *harness {
 	t.Helper()
 	ms := &memStore{st: &state.State{}}
-	srv := httptest.NewServer(admin.New(admin.Options{Store: ms, Tokens: []opsauth.Token{opsauth.NewToken("cli", opsauth.RoleAdmin, token)}}))
+	o := admin.Options{Store: ms, Tokens: []opsauth.Token{opsauth.NewToken("cli", opsauth.RoleAdmin, token)}}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv := httptest.NewServer(admin.New(o))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, store: ms, srv: srv, vars: map[string]string{
 		EnvAdminURL:          srv.URL,

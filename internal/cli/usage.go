@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/report"
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
@@ -54,7 +54,7 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		return nil
 	case "json", "table":
 		q.Set("format", "json")
-		var rep metering.Report
+		var rep report.Report
 		raw, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, &rep)
 		if err != nil {
 			return err
@@ -65,7 +65,7 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		if rep.Note != "" {
 			fmt.Fprintln(env.Stderr, rep.Note)
 		}
-		return metering.RenderTable(env.Stdout, &rep)
+		return report.RenderTable(env.Stdout, &rep)
 	default:
 		return usageError(fs, "usage: --format must be table, csv or json, not %q", *format)
 	}

@@ -1,6 +1,7 @@
-// Package metering owns what the gateway counts for SREs and finance: the
-// Prometheus metric families (names and labels are a public contract), traces,
-// the access log, usage reports and budget alerts.
+// Package metering owns three things: the Prometheus metric families (names
+// and labels are a public contract), the price table (--prices-file, also
+// exported as a metric) and the budget-alert notifier (signed webhooks with
+// retries). The usage and quota reports are in package report.
 package metering
 
 import (

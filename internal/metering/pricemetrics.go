@@ -2,6 +2,8 @@ package metering
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
 
 // priceCollector exports the price table as a gauge for every model this
@@ -43,7 +45,7 @@ func (c *priceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, v := range [...]struct {
 			typ   string
-			price Micros
+			price usd.Micros
 		}{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v.price)/1e6, model, v.typ)
 		}

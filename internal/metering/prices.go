@@ -6,84 +6,20 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"math/big"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
-
-// Micros is an amount of US dollars in millionths of a dollar. It prints,
-// in JSON and CSV, as a decimal with exactly six fractional digits.
-type Micros int64
-
-// String formats m as a decimal with six fractional digits, e.g. "12.000345".
-func (m Micros) String() string {
-	sign := ""
-	u := uint64(m)
-	if m < 0 {
-		sign, u = "-", uint64(-m)
-	}
-	return fmt.Sprintf("%s%d.%06d", sign, u/1_000_000, u%1_000_000)
-}
-
-// MarshalJSON writes m as a JSON number with six fractional digits.
-func (m Micros) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
-
-// UnmarshalJSON reads a JSON number (or string) with at most six fractional
-// digits exactly.
-func (m *Micros) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	v, err := ParseMicros(s)
-	if err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
-
-// ParseMicros parses a plain decimal ("12", "0.8", "-1.000001") with at most
-// six fractional digits. Exponents, signs other than a leading '-', and
-// anything else are refused.
-func ParseMicros(s string) (Micros, error) {
-	orig := s
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	whole, frac, hasDot := strings.Cut(s, ".")
-	if whole == "" || (hasDot && frac == "") || len(frac) > 6 || !digits(whole) || !digits(frac) {
-		return 0, fmt.Errorf("amount %q: want a decimal with at most 6 fractional digits", orig)
-	}
-	w, err := strconv.ParseInt(whole, 10, 64)
-	f, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
-	if err != nil || w > (math.MaxInt64-f)/1_000_000 {
-		return 0, fmt.Errorf("amount %q is too large", orig)
-	}
-	v := Micros(w*1_000_000 + f)
-	if neg {
-		v = -v
-	}
-	return v, nil
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // Price is one model's price in micro-dollars per million tokens of each type.
 type Price struct {
-	Input, Output, CacheRead, CacheWrite Micros
+	Input, Output, CacheRead, CacheWrite usd.Micros
 }
 
 // PriceEntry is one entry of a price table.
@@ -211,7 +147,7 @@ type tierPriceYAML struct {
 }
 
 func (p tierPriceYAML) price() Price {
-	return Price{Input: Micros(p.Input), Output: Micros(p.Output), CacheRead: Micros(p.CacheRead), CacheWrite: Micros(p.CacheWrite)}
+	return Price{Input: usd.Micros(p.Input), Output: usd.Micros(p.Output), CacheRead: usd.Micros(p.CacheRead), CacheWrite: usd.Micros(p.CacheWrite)}
 }
 
 func (p Price) negative() bool {
@@ -219,13 +155,13 @@ func (p Price) negative() bool {
 }
 
 // yamlDecimal reads a scalar's text, so 0.1 stays exactly 0.1.
-type yamlDecimal Micros
+type yamlDecimal usd.Micros
 
 func (d *yamlDecimal) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: a price must be a number", n.Line)
 	}
-	v, err := ParseMicros(n.Value)
+	v, err := usd.ParseMicros(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
@@ -245,7 +181,7 @@ func ParsePrices(r io.Reader) (*PriceTable, error) {
 	entries := make([]PriceEntry, len(f.Prices))
 	for i, p := range f.Prices {
 		entries[i] = PriceEntry{Model: p.Model, Price: Price{
-			Input: Micros(p.Input), Output: Micros(p.Output), CacheRead: Micros(p.CacheRead), CacheWrite: Micros(p.CacheWrite),
+			Input: usd.Micros(p.Input), Output: usd.Micros(p.Output), CacheRead: usd.Micros(p.CacheRead), CacheWrite: usd.Micros(p.CacheWrite),
 		}}
 		for tier, tp := range p.Tiers {
 			if entries[i].Tiers == nil {
@@ -353,7 +289,7 @@ var (
 // micro-dollar. A price in micro-dollars per million tokens makes each
 // token cost a whole number of pico-dollars, so the only rounding is the
 // final one.
-func (p Price) Cost(t TokenCounts) Micros {
+func (p Price) Cost(t TokenCounts) usd.Micros {
 	var sum, term big.Int
 	for _, pair := range [...][2]int64{
 		{t.Input, int64(p.Input)}, {t.Output, int64(p.Output)},
@@ -372,9 +308,9 @@ func (p Price) Cost(t TokenCounts) Micros {
 	sum.Add(&sum, bigHalfMillion)
 	sum.Quo(&sum, bigMillion)
 	if !sum.IsInt64() {
-		return Micros(1<<63 - 1)
+		return usd.Micros(1<<63 - 1)
 	}
-	v := Micros(sum.Int64())
+	v := usd.Micros(sum.Int64())
 	if neg {
 		v = -v
 	}

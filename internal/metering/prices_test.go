@@ -1,66 +1,13 @@
 package metering
 
 import (
-	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
-
-func TestParseMicros(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want Micros
-		ok   bool
-	}{
-		{"0", 0, true},
-		{"12", 12_000_000, true},
-		{"0.8", 800_000, true},
-		{"0.000001", 1, true},
-		{"1.000001", 1_000_001, true},
-		{"-2.5", -2_500_000, true},
-		{"007.10", 7_100_000, true},
-		{"0.0000001", 0, false},
-		{"1e3", 0, false},
-		{".5", 0, false},
-		{"5.", 0, false},
-		{"+1", 0, false},
-		{"", 0, false},
-		{"-", 0, false},
-		{"1.2.3", 0, false},
-		{"99999999999999999999", 0, false},
-		{" 1", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseMicros(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseMicros(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestMicrosString(t *testing.T) {
-	t.Parallel()
-	for m, want := range map[Micros]string{
-		0: "0.000000", 1: "0.000001", 1_800_945: "1.800945", -5: "-0.000005", -1_000_000: "-1.000000",
-		math.MaxInt64: "9223372036854.775807", math.MinInt64: "-9223372036854.775808",
-	} {
-		if got := m.String(); got != want {
-			t.Errorf("%d: %q, want %q", int64(m), got, want)
-		}
-		if m == math.MinInt64 {
-			continue
-		}
-		b, _ := json.Marshal(m)
-		var back Micros
-		if err := json.Unmarshal(b, &back); err != nil || back != m {
-			t.Errorf("JSON round trip of %d: %s -> %d, %v", int64(m), b, back, err)
-		}
-	}
-}
 
 func TestPriceLookup(t *testing.T) {
 	t.Parallel()
@@ -75,7 +22,7 @@ func TestPriceLookup(t *testing.T) {
 	}
 	tests := []struct {
 		model string
-		want  Micros
+		want  usd.Micros
 		ok    bool
 	}{
 		{"anthropic.claude-3-5-haiku-20241022-v1:0", 800_000, true},
@@ -108,7 +55,7 @@ func TestPriceCost(t *testing.T) {
 	p := Price{Input: 800_000, Output: 4_000_000, CacheRead: 80_000, CacheWrite: 1_000_001}
 	tests := []struct {
 		tokens TokenCounts
-		want   Micros
+		want   usd.Micros
 	}{
 		{TokenCounts{}, 0},
 		{TokenCounts{Input: 1_000_000}, 800_000},
@@ -259,22 +206,6 @@ func unwrapAll(err error) error {
 	}
 }
 
-func FuzzParseMicros(f *testing.F) {
-	for _, s := range []string{"0", "0.8", "-1.000001", "1e3", "99999999999999.999999", ".", "-"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		m, err := ParseMicros(s)
-		if err != nil {
-			return
-		}
-		back, err := ParseMicros(m.String())
-		if err != nil || back != m {
-			t.Fatalf("%q -> %d -> %q -> %d, %v", s, m, m.String(), back, err)
-		}
-	})
-}
-
 func FuzzParsePrices(f *testing.F) {
 	f.Add("prices:\n  - model: a.b-v1:0\n    input: 0.1\n    output: 2\n")
 	f.Add("prices: []\n")
@@ -295,3 +226,24 @@ func FuzzParsePrices(f *testing.F) {
 		}
 	})
 }
+
+func testPrices(t *testing.T) *PriceTable {
+	t.Helper()
+	p, err := ParsePrices(strings.NewReader(`
+prices:
+  - model: anthropic.claude-3-5-haiku-20241022-v1:0
+    input: 0.8
+    output: 4
+    cache_read: 0.08
+    cache_write: 1.000001
+  - model: amazon.nova-lite-v1:0
+    input: 0.06
+    output: 0.24
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"

@@ -13,8 +13,8 @@ import (
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
@@ -178,7 +178,7 @@ func TestQuotaAPIIgnoresExpiredReservations(t *testing.T) {
 	if err := crashed.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var rep metering.QuotaReport
+	var rep report.QuotaReport
 	if code := g.admin(t, http.MethodGet, "/admin/v1/entitlements/capped/quota", nil, &rep); code != 200 || len(rep.Caps) != 1 || rep.Caps[0].Reserved != 4000 {
 		t.Fatalf("quota before expiry: %d %+v", code, rep)
 	}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/cli"
-	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
@@ -176,7 +176,7 @@ func TestReconciliation(t *testing.T) {
 	// 3. The report, through the CLI, in every grouping and format.
 	month := time.Now().UTC().Format("2006-01")
 	for _, by := range []string{"team", "account", "entitlement", "model"} {
-		var rep metering.Report
+		var rep report.Report
 		if code := g.admin(t, "GET", "/admin/v1/usage?month="+month+"&group_by="+by, nil, &rep); code != 200 {
 			t.Fatalf("usage by %s: %d", by, code)
 		}
@@ -197,7 +197,7 @@ func TestReconciliation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[0] != metering.CSVHeader ||
+	if lines[0] != report.CSVHeader ||
 		!strings.HasPrefix(lines[len(lines)-1], "total,") || len(lines) != 5 {
 		t.Errorf("CSV report:\n%s", out.String())
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
@@ -65,7 +66,7 @@ type Server struct {
 	syncer   *store.Syncer
 	limiter  *quota.Limiter
 	notifier *metering.Notifier
-	reports  *metering.Reports
+	reports  *report.Reports
 	proxy    *proxy.Handler
 	snap     atomic.Pointer[authz.Snapshot]
 
@@ -207,10 +208,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)
 	}
-	s.reports = metering.NewReports(metering.ReportOptions{
-		Ledger: s.limiter, Status: s.limiter, Snapshot: s.snap.Load, Prices: prices, Location: loc,
-		ExtraEntitlements: (&metering.LedgerScanner{Client: s.rdb}).Entitlements,
-	})
+	s.reports = newReports(s.limiter, s.snap.Load, prices, loc, s.rdb)
 
 	// Upstream.
 	upstream, region, creds, err := s.upstream(ctx, deps)

@@ -1,4 +1,4 @@
-package metering
+package report
 
 import (
 	"bytes"
@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bedrock-gateway/gateway/internal/admin"
 	"github.com/bedrock-gateway/gateway/internal/authz"
-	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/state"
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
 
 const testStateYAML = `
@@ -45,7 +45,30 @@ entitlements:
       - {target: o-exampleorg1}
 `
 
-func testSnapshot(t *testing.T) *authz.Snapshot {
+// authzSnapshot and priceTable adapt authz and metering as the server does.
+type authzSnapshot struct{ snap *authz.Snapshot }
+
+func (s authzSnapshot) State() *state.State { return s.snap.State() }
+
+func (s authzSnapshot) Account(id string) (Account, bool) {
+	a, ok := s.snap.Account(id)
+	if !ok {
+		return Account{}, false
+	}
+	return Account{Team: a.Team, Name: a.Name}, true
+}
+
+type priceTable struct{ t *metering.PriceTable }
+
+func (p priceTable) Cost(model, tier string, t Tokens) (usd.Micros, bool) {
+	price, ok := p.t.LookupTier(model, tier)
+	if !ok {
+		return 0, false
+	}
+	return price.Cost(metering.TokenCounts(t)), true
+}
+
+func testSnapshot(t *testing.T) Snapshot {
 	t.Helper()
 	st, err := state.Parse([]byte(testStateYAML))
 	if err != nil {
@@ -59,25 +82,25 @@ func testSnapshot(t *testing.T) *authz.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return snap
+	return authzSnapshot{snap}
 }
 
 // fakeLedger serves fixed rows and records the entitlements asked for.
 type fakeLedger struct {
 	mu    sync.Mutex
-	rows  []quota.LedgerRow
+	rows  []LedgerRow
 	asked [][]string
 	err   error
 }
 
-func (f *fakeLedger) Ledger(_ context.Context, month string, ents []string) ([]quota.LedgerRow, error) {
+func (f *fakeLedger) Ledger(_ context.Context, month string, ents []string) ([]LedgerRow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, slices.Clone(ents))
 	if f.err != nil {
 		return nil, f.err
 	}
-	var out []quota.LedgerRow
+	var out []LedgerRow
 	for _, r := range f.rows {
 		if r.Month == month && slices.Contains(ents, r.Entitlement) {
 			out = append(out, r)
@@ -88,19 +111,19 @@ func (f *fakeLedger) Ledger(_ context.Context, month string, ents []string) ([]q
 
 type fakeStatus struct{ used map[string]int64 }
 
-func (f fakeStatus) Status(_ context.Context, _ string, caps []quota.Cap) ([]quota.CapStatus, error) {
-	out := make([]quota.CapStatus, len(caps))
+func (f fakeStatus) Status(_ context.Context, _ string, caps []Cap) ([]CapStatus, error) {
+	out := make([]CapStatus, len(caps))
 	for i, c := range caps {
 		u := f.used[string(c.Level)+":"+c.Target]
-		out[i] = quota.CapStatus{Level: c.Level, Target: c.Target, Limit: c.Limit, Used: u, Reserved: 10,
+		out[i] = CapStatus{Level: c.Level, Target: c.Target, Limit: c.Limit, Used: u, Reserved: 10,
 			Remaining: max(0, c.Limit-u-10), Month: "2026-10", ResetAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	}
 	return out, nil
 }
 
-func testPrices(t *testing.T) *PriceTable {
+func testPrices(t *testing.T) Pricer {
 	t.Helper()
-	p, err := ParsePrices(strings.NewReader(`
+	p, err := metering.ParsePrices(strings.NewReader(`
 prices:
   - model: anthropic.claude-3-5-haiku-20241022-v1:0
     input: 0.8
@@ -114,13 +137,13 @@ prices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return priceTable{p}
 }
 
 const haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 
-func testLedgerRows() []quota.LedgerRow {
-	return []quota.LedgerRow{
+func testLedgerRows() []LedgerRow {
+	return []LedgerRow{
 		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku,
 			Requests: 10, Errors: 1, InputTokens: 1_000_000, OutputTokens: 250_000, CacheReadTokens: 3, CacheWriteTokens: 7},
 		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku,
@@ -144,7 +167,7 @@ func newTestReports(t *testing.T, ledger *fakeLedger) *Reports {
 	return NewReports(ReportOptions{
 		Ledger:   ledger,
 		Status:   fakeStatus{used: map[string]int64{"entitlement:support-llm": 500_000, "account:222222222222": 100_000}},
-		Snapshot: func() *authz.Snapshot { return snap },
+		Snapshot: func() Snapshot { return snap },
 		Prices:   testPrices(t),
 		Now:      func() time.Time { return time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC) },
 	})
@@ -152,11 +175,15 @@ func newTestReports(t *testing.T, ledger *fakeLedger) *Reports {
 
 func csvOf(t *testing.T, r *Reports, month, by string) string {
 	t.Helper()
-	_, b, err := r.Usage(context.Background(), admin.UsageQuery{Month: month, GroupBy: by, Format: "csv"})
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: month, GroupBy: by})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	var b strings.Builder
+	if err := WriteCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // Costs of the ledger lines above, by hand (micro-dollars, half up):
@@ -227,7 +254,7 @@ func TestUsageJSONRoundTripAndTotals(t *testing.T) {
 	t.Parallel()
 	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
 	for _, by := range []string{"team", "account", "entitlement", "model"} {
-		rep, _, err := r.Usage(context.Background(), admin.UsageQuery{Month: "2026-10", GroupBy: by, Format: "json"})
+		rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: by})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +286,7 @@ func TestUsageJSONRoundTripAndTotals(t *testing.T) {
 			t.Errorf("cost not a six-decimal number: %s", b)
 		}
 	}
-	rep, err := r.Report(context.Background(), "2026-10", "account")
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "account"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +304,7 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
 	}
-	rep, err := r.Report(context.Background(), "2026-11", "")
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-11", GroupBy: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +313,7 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 		t.Errorf("empty month JSON: %s", b)
 	}
 	// No month: the current one (Now is 2026-10-15).
-	rep, err = r.Report(context.Background(), "", "team")
+	rep, err = r.Usage(context.Background(), UsageQuery{Month: "", GroupBy: "team"})
 	if err != nil || rep.Month != "2026-10" {
 		t.Errorf("default month: %v %+v", err, rep)
 	}
@@ -298,11 +325,11 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 
 func TestUsageExtraEntitlements(t *testing.T) {
 	t.Parallel()
-	rows := append(testLedgerRows(), quota.LedgerRow{Month: "2026-10", Entitlement: "deleted-one", Account: "111111111111",
+	rows := append(testLedgerRows(), LedgerRow{Month: "2026-10", Entitlement: "deleted-one", Account: "111111111111",
 		Model: "amazon.nova-lite-v1:0", Requests: 1, InputTokens: 1_000_000})
 	snap := testSnapshot(t)
 	r := NewReports(ReportOptions{
-		Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap }, Prices: testPrices(t),
+		Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap }, Prices: testPrices(t),
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
 	})
 	got := csvOf(t, r, "2026-10", "entitlement")
@@ -310,10 +337,10 @@ func TestUsageExtraEntitlements(t *testing.T) {
 		t.Errorf("deleted entitlement missing:\n%s", got)
 	}
 	r = NewReports(ReportOptions{
-		Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap },
+		Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap },
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return nil, errors.New("boom") },
 	})
-	if _, err := r.Report(context.Background(), "2026-10", "team"); err == nil || errors.Is(err, admin.ErrInvalidQuery) {
+	if _, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "team"}); err == nil || errors.Is(err, ErrInvalidQuery) {
 		t.Errorf("extra entitlements error: %v", err)
 	}
 }
@@ -321,19 +348,19 @@ func TestUsageExtraEntitlements(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	r := newTestReports(t, &fakeLedger{})
-	for _, q := range []admin.UsageQuery{
+	for _, q := range []UsageQuery{
 		{Month: "2026-13"}, {Month: "26-10"}, {Month: "2026-1"}, {Month: "2026-10", GroupBy: "region"},
 	} {
-		if _, _, err := r.Usage(context.Background(), q); !errors.Is(err, admin.ErrInvalidQuery) {
+		if _, err := r.Usage(context.Background(), q); !errors.Is(err, ErrInvalidQuery) {
 			t.Errorf("%+v: %v, want ErrInvalidQuery", q, err)
 		}
 	}
 	failing := newTestReports(t, &fakeLedger{err: errors.New("redis down")})
-	if _, _, err := failing.Usage(context.Background(), admin.UsageQuery{Month: "2026-10"}); err == nil || errors.Is(err, admin.ErrInvalidQuery) {
+	if _, err := failing.Usage(context.Background(), UsageQuery{Month: "2026-10"}); err == nil || errors.Is(err, ErrInvalidQuery) {
 		t.Errorf("ledger error: %v", err)
 	}
-	noSnap := NewReports(ReportOptions{Ledger: &fakeLedger{}, Snapshot: func() *authz.Snapshot { return nil }})
-	if _, err := noSnap.Report(context.Background(), "2026-10", ""); err == nil {
+	noSnap := NewReports(ReportOptions{Ledger: &fakeLedger{}, Snapshot: func() Snapshot { return nil }})
+	if _, err := noSnap.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: ""}); err == nil {
 		t.Error("report without a snapshot succeeded")
 	}
 }
@@ -341,7 +368,7 @@ func TestUsageErrors(t *testing.T) {
 func TestRenderTable(t *testing.T) {
 	t.Parallel()
 	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
-	rep, err := r.Report(context.Background(), "2026-10", "account")
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "account"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +391,7 @@ No price configured (counted at 0 USD): cohere.command-r-v1:0
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
-	rep, _ = r.Report(context.Background(), "2020-01", "team")
+	rep, _ = r.Usage(context.Background(), UsageQuery{Month: "2020-01", GroupBy: "team"})
 	b.Reset()
 	if err := RenderTable(&b, rep); err != nil {
 		t.Fatal(err)
@@ -377,11 +404,11 @@ No price configured (counted at 0 USD): cohere.command-r-v1:0
 func TestQuotaRemaining(t *testing.T) {
 	t.Parallel()
 	r := newTestReports(t, &fakeLedger{rows: testLedgerRows()})
-	v, err := r.Remaining(context.Background(), "support-llm")
+	v, err := r.Quota(context.Background(), "support-llm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := fmt.Sprintf("%+v", v.(*QuotaReport).Caps)
+	got := fmt.Sprintf("%+v", v.Caps)
 	want := "[{Level:entitlement Target:support-llm Limit:1000000 Used:500000 Reserved:10 Remaining:499990 PercentUsed:50} " +
 		"{Level:share Target:333333333333 Limit:50000 Used:0 Reserved:10 Remaining:49990 PercentUsed:0} " +
 		"{Level:account Target:222222222222 Limit:100000 Used:100000 Reserved:10 Remaining:0 PercentUsed:100} " +
@@ -389,14 +416,14 @@ func TestQuotaRemaining(t *testing.T) {
 	if got != want {
 		t.Errorf("caps\n%s\nwant\n%s", got, want)
 	}
-	if q := v.(*QuotaReport); q.Month != "2026-10" || q.ResetAt.IsZero() {
-		t.Errorf("quota report %+v", q)
+	if v.Month != "2026-10" || v.ResetAt.IsZero() {
+		t.Errorf("quota report %+v", v)
 	}
-	v, err = r.Remaining(context.Background(), "copy")
-	if err != nil || len(v.(*QuotaReport).Caps) != 0 {
+	v, err = r.Quota(context.Background(), "copy")
+	if err != nil || len(v.Caps) != 0 {
 		t.Errorf("uncapped entitlement: %v %+v", err, v)
 	}
-	if _, err := r.Remaining(context.Background(), "nope"); !errors.Is(err, admin.ErrInvalidQuery) {
+	if _, err := r.Quota(context.Background(), "nope"); !errors.Is(err, ErrInvalidQuery) {
 		t.Errorf("unknown entitlement: %v", err)
 	}
 }
@@ -405,7 +432,7 @@ func TestQuotaRemaining(t *testing.T) {
 // (not charged at the default price) and named so in unpriced_models.
 func TestUsageTiers(t *testing.T) {
 	t.Parallel()
-	prices, err := ParsePrices(strings.NewReader(`
+	prices, err := metering.ParsePrices(strings.NewReader(`
 prices:
   - model: anthropic.claude-3-5-haiku-20241022-v1:0
     input: 1
@@ -416,14 +443,14 @@ prices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := []quota.LedgerRow{
+	rows := []LedgerRow{
 		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Tier: "default", Requests: 1, InputTokens: 1_000_000, OutputTokens: 1_000_000},
 		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Requests: 1, InputTokens: 1_000_000}, // no tier: default
 		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Tier: "priority", Requests: 2, InputTokens: 1_000_000, OutputTokens: 1_000_000},
 		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku, Tier: "flex", Requests: 1, InputTokens: 5},
 	}
 	snap := testSnapshot(t)
-	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() *authz.Snapshot { return snap }, Prices: prices})
+	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap }, Prices: priceTable{prices}})
 	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
 2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,default
 2026-10,,,,,1,5,0,0,0,5,0.000000,0,flex
@@ -433,7 +460,7 @@ total,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,
 	if got := csvOf(t, r, "2026-10", "tier"); got != want {
 		t.Errorf("CSV by tier:\n%s\nwant:\n%s", got, want)
 	}
-	rep, err := r.Report(context.Background(), "2026-10", "team")
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "team"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +468,7 @@ total,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,
 		t.Errorf("totals %+v, unpriced %v", rep.Totals, rep.UnpricedModels)
 	}
 	var table strings.Builder
-	rep, _ = r.Report(context.Background(), "2026-10", "tier")
+	rep, _ = r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "tier"})
 	if err := RenderTable(&table, rep); err != nil || !strings.Contains(table.String(), "priority") || !strings.HasPrefix(table.String(), "Usage for 2026-10 by tier") {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}

@@ -1,4 +1,4 @@
-package metering
+package report
 
 import (
 	"context"
@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/bedrock-gateway/gateway/internal/admin"
-	"github.com/bedrock-gateway/gateway/internal/quota"
 )
 
 // QuotaReport is what remains of one entitlement's monthly caps: the JSON
@@ -36,13 +33,8 @@ type CapReport struct {
 	PercentUsed float64 `json:"percent_used"`
 }
 
-// Remaining implements admin.QuotaSource.
-func (r *Reports) Remaining(ctx context.Context, entitlement string) (any, error) {
-	return r.Quota(ctx, entitlement)
-}
-
 // Quota reads the current month's state of every cap of entitlement. An
-// unknown entitlement gives an error wrapping admin.ErrInvalidQuery.
+// unknown entitlement gives an error wrapping ErrInvalidQuery.
 func (r *Reports) Quota(ctx context.Context, entitlement string) (*QuotaReport, error) {
 	if r.opts.Status == nil {
 		return nil, errors.New("quota status is not configured")
@@ -63,16 +55,16 @@ func (r *Reports) Quota(ctx context.Context, entitlement string) (*QuotaReport, 
 		}
 	}
 	if idx < 0 {
-		return nil, fmt.Errorf("%w: entitlement %q does not exist", admin.ErrInvalidQuery, entitlement)
+		return nil, fmt.Errorf("%w: entitlement %q does not exist", ErrInvalidQuery, entitlement)
 	}
 	e := st.Entitlements[idx]
-	var caps []quota.Cap
+	var caps []Cap
 	if e.Limits.MonthlyTokens > 0 {
-		caps = append(caps, quota.Cap{Level: quota.LevelEntitlement, Target: e.Name, Limit: e.Limits.MonthlyTokens})
+		caps = append(caps, Cap{Level: LevelEntitlement, Target: e.Name, Limit: e.Limits.MonthlyTokens})
 	}
 	for _, s := range e.Shares {
 		if s.MonthlyTokens > 0 {
-			caps = append(caps, quota.Cap{Level: quota.LevelShare, Target: s.Target, Limit: s.MonthlyTokens})
+			caps = append(caps, Cap{Level: LevelShare, Target: s.Target, Limit: s.MonthlyTokens})
 		}
 	}
 	month := r.opts.Now().In(r.opts.Location).Format("2006-01")
@@ -85,7 +77,7 @@ func (r *Reports) Quota(ctx context.Context, entitlement string) (*QuotaReport, 
 		for _, l := range lines {
 			if l.Account != "" && !seen[l.Account] {
 				seen[l.Account] = true
-				caps = append(caps, quota.Cap{Level: quota.LevelAccount, Target: l.Account, Limit: e.Limits.AccountMonthlyTokens})
+				caps = append(caps, Cap{Level: LevelAccount, Target: l.Account, Limit: e.Limits.AccountMonthlyTokens})
 			}
 		}
 	}
@@ -99,7 +91,7 @@ func (r *Reports) Quota(ctx context.Context, entitlement string) (*QuotaReport, 
 	}
 	for _, s := range sts {
 		rep.Month, rep.ResetAt = s.Month, s.ResetAt
-		c := CapReport{Level: string(s.Level), Target: s.Target, Limit: s.Limit, Used: s.Used,
+		c := CapReport{Level: s.Level, Target: s.Target, Limit: s.Limit, Used: s.Used,
 			Reserved: s.Reserved, Remaining: s.Remaining}
 		if s.Limit > 0 {
 			c.PercentUsed = math.Round(float64(s.Used)*1000/float64(s.Limit)) / 10

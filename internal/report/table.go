@@ -1,4 +1,4 @@
-package metering
+package report
 
 import (
 	"fmt"

@@ -1,7 +1,13 @@
-package metering
+// Package report builds the monthly usage report and the quota report, and
+// renders them (JSON, CSV, a text table). It owns the query and result types
+// that the admin API serves and the CLI decodes. Its inputs (the quota
+// ledger, the caps' status, the state served now and the prices) come
+// through the small interfaces below, which the server implements over
+// quota, authz and metering: so the CLI, which only reads reports, depends
+// on none of those.
+package report
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -13,10 +19,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bedrock-gateway/gateway/internal/admin"
-	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
-	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/state"
+	"github.com/bedrock-gateway/gateway/internal/usd"
 )
 
 // Report groupings.
@@ -40,15 +45,94 @@ const TotalMonth = "total"
 // organization, so their usage is still reported.
 const UnknownTeam = "(unknown)"
 
-// LedgerReader reads the monthly usage ledger (quota.Limiter implements it).
-type LedgerReader interface {
-	Ledger(ctx context.Context, month string, entitlements []string) ([]quota.LedgerRow, error)
+// ErrInvalidQuery is wrapped by the errors that are the caller's fault (a
+// bad month or grouping, an unknown entitlement); the admin API answers them
+// with 400 and the error's message.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// UsageQuery asks for one month's usage report, grouped one way.
+type UsageQuery struct {
+	Month   string // YYYY-MM; empty means the current month
+	GroupBy string // team, account, entitlement, model or tier; empty means team
 }
 
-// StatusReader reads the caps of an entitlement in the current month
-// (quota.Limiter implements it).
+// LedgerRow is one line of the monthly usage ledger: the usage of one
+// (entitlement, account, model, tier) in a month. Its fields are those of
+// quota.LedgerRow, so the server converts one into the other.
+type LedgerRow struct {
+	Month, Entitlement, Account, Model                                             string
+	Tier                                                                           string // pricing tier; "default" for lines written without one
+	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
+	// Estimated counts the settled requests whose usage was estimated.
+	Estimated int64
+}
+
+// LedgerReader reads the monthly usage ledger (the server adapts
+// quota.Limiter).
+type LedgerReader interface {
+	Ledger(ctx context.Context, month string, entitlements []string) ([]LedgerRow, error)
+}
+
+// Cap levels, as quota names them (the level field of a CapReport).
+const (
+	LevelEntitlement = "entitlement"
+	LevelShare       = "share"
+	LevelAccount     = "account"
+)
+
+// Cap is one monthly token cap to read.
+type Cap struct {
+	Level  string // LevelEntitlement, LevelShare or LevelAccount
+	Target string // the entitlement name, the share's target, the account ID
+	Limit  int64  // tokens per calendar month
+}
+
+// CapStatus is one cap's state this month.
+type CapStatus struct {
+	Level, Target string
+	Limit, Used   int64
+	// Reserved is held by requests in flight.
+	Reserved int64
+	// Remaining is Limit-Used-Reserved, not below 0; -1 when Limit is 0.
+	Remaining int64
+	Month     string
+	ResetAt   time.Time
+}
+
+// StatusReader reads the caps of an entitlement in the current month (the
+// server adapts quota.Limiter).
 type StatusReader interface {
-	Status(ctx context.Context, entitlement string, caps []quota.Cap) ([]quota.CapStatus, error)
+	Status(ctx context.Context, entitlement string, caps []Cap) ([]CapStatus, error)
+}
+
+// Snapshot is the state served now, as reports read it (the server adapts
+// authz.Snapshot).
+type Snapshot interface {
+	// State names the entitlements and their caps; read-only.
+	State() *state.State
+	// Account finds a member account of the organization.
+	Account(id string) (Account, bool)
+}
+
+// Account is what reports show of a member account.
+type Account struct {
+	// Team is the account's team as decisions see it (its own, else its
+	// OU's name, else "root").
+	Team string
+	Name string
+}
+
+// Tokens are the four token types of a ledger line.
+type Tokens struct {
+	Input, Output, CacheRead, CacheWrite int64
+}
+
+// Pricer prices tokens (the server adapts metering.PriceTable).
+type Pricer interface {
+	// Cost is the cost of tokens of model in a pricing tier ("" or
+	// "default" for the default tier); false when the price table has no
+	// price for them.
+	Cost(model, tier string, t Tokens) (usd.Micros, bool)
 }
 
 // ReportOptions configure Reports.
@@ -61,9 +145,9 @@ type ReportOptions struct {
 	// read and maps accounts to teams. It may return nil before the first
 	// snapshot is loaded, which makes reports fail. A nil Snapshot reads
 	// only ExtraEntitlements and reports every account's team as UnknownTeam.
-	Snapshot func() *authz.Snapshot
+	Snapshot func() Snapshot
 	// Prices prices tokens; nil prices nothing (every cost is 0).
-	Prices *PriceTable
+	Prices Pricer
 	// Now is the clock for the current month; nil means time.Now.
 	Now func() time.Time
 	// Location is the zone of the calendar months, as configured for quota;
@@ -77,15 +161,10 @@ type ReportOptions struct {
 }
 
 // Reports builds monthly usage reports from the ledger and answers quota
-// questions. It implements admin.UsageSource and admin.QuotaSource.
+// questions (the admin API's usage and quota sources).
 type Reports struct {
 	opts ReportOptions
 }
-
-var (
-	_ admin.UsageSource = (*Reports)(nil)
-	_ admin.QuotaSource = (*Reports)(nil)
-)
 
 // NewReports returns Reports over opts.
 func NewReports(opts ReportOptions) *Reports {
@@ -135,8 +214,8 @@ type ReportRow struct {
 	CacheReadTokens   int64 `json:"cache_read_tokens"`
 	CacheWriteTokens  int64 `json:"cache_write_tokens"`
 	// TotalTokens is the sum of the four token types.
-	TotalTokens int64  `json:"total_tokens"`
-	CostUSD     Micros `json:"cost_usd"`
+	TotalTokens int64      `json:"total_tokens"`
+	CostUSD     usd.Micros `json:"cost_usd"`
 }
 
 func (r *ReportRow) add(o ReportRow) {
@@ -151,30 +230,14 @@ func (r *ReportRow) add(o ReportRow) {
 	r.CostUSD += o.CostUSD
 }
 
-// Usage implements admin.UsageSource.
-func (r *Reports) Usage(ctx context.Context, q admin.UsageQuery) (any, []byte, error) {
-	rep, err := r.Report(ctx, q.Month, q.GroupBy)
-	if err != nil {
-		return nil, nil, err
-	}
-	if q.Format == "csv" {
-		var buf bytes.Buffer
-		if err := WriteCSV(&buf, rep); err != nil {
-			return nil, nil, err
-		}
-		return nil, buf.Bytes(), nil
-	}
-	return rep, nil, nil
-}
-
-// Report builds the report of month (YYYY-MM; empty means the current
-// month) grouped by groupBy (empty means team). Bad arguments give errors
-// wrapping admin.ErrInvalidQuery.
-func (r *Reports) Report(ctx context.Context, month, groupBy string) (*Report, error) {
+// Usage builds the report of q.Month grouped by q.GroupBy. Bad arguments
+// give errors wrapping ErrInvalidQuery.
+func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
+	month, groupBy := q.Month, q.GroupBy
 	if month == "" {
 		month = r.opts.Now().In(r.opts.Location).Format("2006-01")
 	} else if t, err := time.Parse("2006-01", month); err != nil || t.Format("2006-01") != month {
-		return nil, fmt.Errorf("%w: month %q must be YYYY-MM", admin.ErrInvalidQuery, month)
+		return nil, fmt.Errorf("%w: month %q must be YYYY-MM", ErrInvalidQuery, month)
 	}
 	if groupBy == "" {
 		groupBy = GroupByTeam
@@ -182,7 +245,7 @@ func (r *Reports) Report(ctx context.Context, month, groupBy string) (*Report, e
 	switch groupBy {
 	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier:
 	default:
-		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier", admin.ErrInvalidQuery, groupBy)
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier", ErrInvalidQuery, groupBy)
 	}
 	snap, err := r.snapshot()
 	if err != nil {
@@ -199,7 +262,7 @@ func (r *Reports) Report(ctx context.Context, month, groupBy string) (*Report, e
 	return r.build(snap, month, groupBy, lines), nil
 }
 
-func (r *Reports) snapshot() (*authz.Snapshot, error) {
+func (r *Reports) snapshot() (Snapshot, error) {
 	if r.opts.Snapshot == nil {
 		return nil, nil
 	}
@@ -210,10 +273,10 @@ func (r *Reports) snapshot() (*authz.Snapshot, error) {
 	return snap, nil
 }
 
-func (r *Reports) entitlementNames(ctx context.Context, snap *authz.Snapshot, month string) ([]string, error) {
+func (r *Reports) entitlementNames(ctx context.Context, snap Snapshot, month string) ([]string, error) {
 	var names []string
 	if snap != nil {
-		for _, e := range snap.Entitlements() {
+		for _, e := range snap.State().Entitlements {
 			names = append(names, e.Name)
 		}
 	}
@@ -230,16 +293,14 @@ func (r *Reports) entitlementNames(ctx context.Context, snap *authz.Snapshot, mo
 
 type groupKey struct{ team, account, entitlement, model, tier string }
 
-func (r *Reports) build(snap *authz.Snapshot, month, groupBy string, lines []quota.LedgerRow) *Report {
+func (r *Reports) build(snap Snapshot, month, groupBy string, lines []LedgerRow) *Report {
 	rep := &Report{Month: month, GroupBy: groupBy, Rows: []ReportRow{}}
 	groups := map[groupKey]*ReportRow{}
 	unpriced := map[string]bool{}
 	for _, l := range lines {
-		tokens := TokenCounts{l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens}
-		var cost Micros
-		if p, ok := r.opts.Prices.LookupTier(l.Model, l.Tier); ok {
-			cost = p.Cost(tokens)
-		} else if tokens != (TokenCounts{}) {
+		tokens := Tokens{l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens}
+		cost, ok := r.price(l.Model, l.Tier, tokens)
+		if !ok && tokens != (Tokens{}) {
 			unpriced[unpricedName(l.Model, l.Tier)] = true
 		}
 		line := ReportRow{
@@ -300,9 +361,16 @@ func unpricedName(model, tier string) string {
 	return model + " (" + tier + ")"
 }
 
-func snapAccount(snap *authz.Snapshot, id string) (*authz.Account, bool) {
+func (r *Reports) price(model, tier string, t Tokens) (usd.Micros, bool) {
+	if r.opts.Prices == nil {
+		return 0, false
+	}
+	return r.opts.Prices.Cost(model, tier, t)
+}
+
+func snapAccount(snap Snapshot, id string) (Account, bool) {
 	if snap == nil || id == "" {
-		return nil, false
+		return Account{}, false
 	}
 	return snap.Account(id)
 }
