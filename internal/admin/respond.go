@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
@@ -28,6 +32,7 @@ const (
 	codeNotImplemented       = "not_implemented"
 	codeInternal             = "internal"
 	codeStoreWiped           = "store_wiped"
+	codeStoreUnavailable     = "store_unavailable"
 )
 
 // apiError is an error answered to the admin client. Message and Details go to
@@ -114,6 +119,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{Status: http.StatusConflict, Code: codeStoreWiped, Message: store.ErrWiped.Error(), Err: err}
 	case errors.Is(err, context.Canceled):
 		return // the client is gone
+	case storeUnreachable(err):
+		ae = &apiError{Status: http.StatusServiceUnavailable, Code: codeStoreUnavailable,
+			Message: "state store unreachable: " + unreachableCause(err), Err: err}
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: codeInternal,
 			Message: "internal error; see the gateway log", Err: err}
@@ -275,4 +283,25 @@ func (s *server) load(ctx context.Context) (*state.State, uint64, error) {
 		return nil, 0, fmt.Errorf("loading state: %w", err)
 	}
 	return st, v, nil
+}
+
+// storeUnreachable tells a state store (Redis) that cannot be reached from
+// other failures: the operator gets 503 with the cause, not "internal error".
+func storeUnreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		redis.IsLoadingError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+}
+
+// unreachableCause says why the store cannot be reached: the network
+// operation that failed ("dial tcp 10.0.0.5:6379: connect: connection
+// refused") when there is one.
+func unreachableCause(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error()
+	}
+	return err.Error()
 }
