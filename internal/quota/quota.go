@@ -198,6 +198,10 @@ type Options struct {
 	// ProbeInterval is how often the worker pings Redis while degraded; the
 	// first answer wakes the settlement worker at once. Default 100ms.
 	ProbeInterval time.Duration
+	// HealthInterval is how often an idle worker pings Redis while it is
+	// healthy, so a replica without traffic notices an outage (readiness,
+	// gateway_store_degraded) as soon as busy ones do. Default 1s.
+	HealthInterval time.Duration
 	// RefreshInterval is how often the expiry of this replica's in-flight
 	// reservations is extended (one pipelined round trip for all of them), so
 	// a reservation holds for as long as its call runs; default
@@ -320,6 +324,9 @@ func New(opts Options) (*Limiter, error) {
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 128
+	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = time.Second
 	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = 100 * time.Millisecond

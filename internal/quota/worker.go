@@ -35,11 +35,13 @@ func (l *Limiter) work() {
 				batch = append(batch, l.backlog[:n]...)
 				l.backlog = l.backlog[n:]
 			} else {
-				var probeC <-chan time.Time
-				stop := func() {}
+				// Degraded: probe until Redis answers. Healthy and idle:
+				// check now and then, so an outage is noticed without traffic.
+				interval := l.opts.HealthInterval
 				if !l.healthy.Load() {
-					probeC, stop = l.opts.Clock.After(l.opts.ProbeInterval)
+					interval = l.opts.ProbeInterval
 				}
+				probeC, stop := l.opts.Clock.After(interval)
 				select {
 				case s := <-l.queue:
 					stop()
@@ -125,6 +127,12 @@ func (l *Limiter) probe() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
 	defer cancel()
 	if err := l.client.Ping(ctx).Err(); err != nil {
+		if isUnreachable(err) {
+			l.markDown("probe", err)
+		}
+		return
+	}
+	if l.healthy.Load() {
 		return
 	}
 	// A restarted server has an empty script cache; Run and the batch writer

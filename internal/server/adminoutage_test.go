@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -35,5 +36,28 @@ func TestAdminAPIWhenRedisIsDown(t *testing.T) {
 			!strings.Contains(string(b), "store_unavailable") {
 			t.Errorf("%s %s with Redis down: %d %s", c.method, c.path, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestIdleReplicasNoticeOutage: replicas without traffic notice that Redis is
+// down (and back) on their own: /readyz and gateway_store_degraded agree on
+// every replica within seconds.
+func TestIdleReplicasNoticeOutage(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	a := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: baseState})
+	b := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up})
+	degraded := func(g *gateway) bool {
+		m := gatheredGauge(t, g, "gateway_store_degraded")
+		return m != nil && m.GetGauge().GetValue() == 1 && strings.HasPrefix(get(t, "http://"+g.OpsAddr()+"/readyz"), "degraded")
+	}
+	rs.Stop()
+	for _, g := range []*gateway{a, b} {
+		waitFor(t, "an idle replica to notice the outage", 30*time.Second, func() bool { return degraded(g) })
+	}
+	rs.Restart()
+	for _, g := range []*gateway{a, b} {
+		waitFor(t, "an idle replica to notice Redis is back", 30*time.Second, func() bool { return !degraded(g) })
 	}
 }
