@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -72,6 +73,35 @@ func TestExampleFile(t *testing.T) {
 	}
 }
 
+// Every problem at once, each where the user wrote it, in the user's terms.
+func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := dir + "/state.yaml"
+	doc := "organization:\n  id: o-exampleorg1\n  hub_acount: \"111111111111\"\nentitlements:\n  - name: a\n    modle: m\n    limits: {monthly_tokens: many, estimat: strict}\n"
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadFile(path)
+	var pe *ParseError
+	if !errors.As(err, &pe) || len(pe.Problems) != 4 {
+		t.Fatalf("got %v, want 4 problems", err)
+	}
+	for _, want := range []string{
+		path + `:3:3: organization: unknown field "hub_acount" (did you mean "hub_account"?)`,
+		path + `:6:5: entitlements[0]: unknown field "modle" (did you mean "model"?)`,
+		path + `:7:36: entitlements[0].limits: unknown field "estimat" (did you mean "estimate"?)`,
+		path + `:7:30: entitlements[0].limits.monthly_tokens: "many" is not a whole number`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "state.State") || strings.Contains(err.Error(), "state.Limits") || strings.Contains(err.Error(), "int64") {
+		t.Errorf("error names Go types:\n%v", err)
+	}
+}
+
 func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -85,8 +115,10 @@ func TestParse(t *testing.T) {
 		{name: "unknown top-level field", in: "organisation: {}\n", wantErr: "organisation"},
 		{name: "unknown nested field", in: "entitlements:\n  - name: a\n    limits: {monthly_token: 5}\n", wantErr: "monthly_token"},
 		{name: "two documents", in: "organization: {id: o-exampleorg1}\n---\norganization: {id: o-exampleorg2}\n", wantErr: "more than one"},
-		{name: "syntax error", in: "organization: [\n", wantErr: "parsing state"},
-		{name: "wrong type", in: "entitlements: {a: 1}\n", wantErr: "parsing state"},
+		{name: "syntax error", in: "organization: [\n", wantErr: "line 1"},
+		{name: "wrong type", in: "entitlements: {a: 1}\n", wantErr: "line 1, column 15: entitlements: a mapping is not a list"},
+		{name: "misspelt key with a suggestion", in: "entitlments: []\n", wantErr: `line 1, column 1: unknown field "entitlments" (did you mean "entitlements"?)`},
+		{name: "wrong scalar", in: "entitlements:\n  - name: a\n    limits: {monthly_tokens: lots}\n", wantErr: `line 3, column 30: entitlements[0].limits.monthly_tokens: "lots" is not a whole number`},
 		{name: "unquoted account IDs stay text", in: "organization:\n  hub_account: 011111111111\n  accounts: [{id: 222222222222, name: x}]\n",
 			check: func(t *testing.T, s *State) {
 				if s.Organization.HubAccount != "011111111111" || s.Organization.Accounts[0].ID != "222222222222" {
@@ -102,7 +134,7 @@ func TestParse(t *testing.T) {
 					t.Errorf("expires_at = %v", exp)
 				}
 			}},
-		{name: "json unknown field", in: `{"organization":{"id":"o-exampleorg1","hubAccount":"111111111111"}}`, wantErr: "hubAccount"},
+		{name: "json unknown field", in: `{"organization":{"id":"o-exampleorg1","hubAccount":"111111111111"}}`, wantErr: `organization: unknown field "hubAccount" (did you mean "hub_account"?)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
