@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,7 +15,44 @@ import (
 // unknown account), so that nobody can probe for entitlement names.
 const deniedMessage = "You don't have access to the model with the specified model ID."
 
-func denied() error { return bedrock.AccessDenied(deniedMessage) }
+// DenyReason says why a call was denied. It is for the gateway's own log
+// only: the caller always gets the one AccessDeniedException.
+type DenyReason string
+
+// The reasons of a denial.
+const (
+	DenyUnknownAccount      DenyReason = "unknown_account"
+	DenyUnknownEntitlement  DenyReason = "unknown_entitlement"
+	DenyInactive            DenyReason = "inactive"
+	DenyOperationNotAllowed DenyReason = "operation_not_allowed"
+	DenyNotShared           DenyReason = "not_shared"
+	DenyOutsideScope        DenyReason = "outside_scope"
+)
+
+// Denial is a denied authorization: to the caller an AccessDeniedException
+// (it unwraps to the *bedrock.Error every denial shares), to the log a reason.
+type Denial struct {
+	Reason DenyReason
+	err    *bedrock.Error
+}
+
+func (d *Denial) Error() string { return d.err.Error() }
+
+// Unwrap gives the client-facing error.
+func (d *Denial) Unwrap() error { return d.err }
+
+// ReasonOf returns the reason of a denial, or "" when err is none.
+func ReasonOf(err error) DenyReason {
+	var d *Denial
+	if errors.As(err, &d) {
+		return d.Reason
+	}
+	return ""
+}
+
+func denied(reason DenyReason) error {
+	return &Denial{Reason: reason, err: bedrock.AccessDenied(deniedMessage)}
+}
 
 // Decision is the outcome of a successful authorization.
 type Decision struct {
@@ -53,7 +91,7 @@ func (s *Snapshot) Authorize(account string, op bedrock.Operation, modelID strin
 func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) (Decision, error) {
 	a := s.accounts[account]
 	if a == nil {
-		return Decision{}, denied()
+		return Decision{}, denied(DenyUnknownAccount)
 	}
 	e := s.entitlements[modelID]
 	if e == nil {
@@ -64,12 +102,15 @@ func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) 
 	if e == nil {
 		return s.decideUpstream(a, op, modelID)
 	}
-	if !e.active || !e.Allows(op) {
-		return Decision{}, denied()
+	switch {
+	case !e.active:
+		return Decision{}, denied(DenyInactive)
+	case !e.Allows(op):
+		return Decision{}, denied(DenyOperationNotAllowed)
 	}
 	sh, ok := s.covering(e, a)
 	if !ok {
-		return Decision{}, denied()
+		return Decision{}, denied(s.uncovered(e, a))
 	}
 	return Decision{Entitlement: e, Account: a, Share: sh, UpstreamModel: e.Model}, nil
 }
@@ -96,6 +137,20 @@ func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
 	return state.Share{}, false
 }
 
+// uncovered tells why no share of e covers a: the account lies outside the
+// entitlement's scope, or inside it with no share covering it.
+func (s *Snapshot) uncovered(e *Entitlement, a *Account) DenyReason {
+	if e.scope == nil || e.scope[a.node] {
+		return DenyNotShared
+	}
+	for _, n := range a.ancestors {
+		if e.scope[n] {
+			return DenyNotShared
+		}
+	}
+	return DenyOutsideScope
+}
+
 // decideUpstream resolves an upstream model ID or ARN to the one entitlement
 // with that model which the account may use for op.
 func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID string) (Decision, error) {
@@ -118,7 +173,10 @@ func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID stri
 	}
 	switch n {
 	case 0:
-		return Decision{}, denied()
+		if len(candidates) == 0 {
+			return Decision{}, denied(DenyUnknownEntitlement)
+		}
+		return Decision{}, denied(DenyNotShared)
 	case 1:
 		return Decision{Entitlement: found, Account: a, Share: share, UpstreamModel: found.Model}, nil
 	}

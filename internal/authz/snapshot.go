@@ -66,6 +66,9 @@ type Entitlement struct {
 	// outside the scope are dropped at build time, so a share that covers an
 	// account also proves the account is inside the scope.
 	shares map[uint32]int64
+	// scope is the scope as a node set (nil: the whole organization), kept
+	// only to tell a denial's reason in the log.
+	scope map[uint32]bool
 	// filter is a one-hash Bloom filter over the keys of shares (about 8 bits per
 	// share): most levels of an account's path hold no share, and one bit test
 	// in a cache line or two is far cheaper than a map probe into cold memory.
@@ -409,6 +412,7 @@ func (b *builder) entitlements() error {
 				scope[n] = true
 			}
 		}
+		e.scope = scope
 		for _, sh := range se.Shares {
 			n, ok := b.index[sh.Target]
 			if !ok {

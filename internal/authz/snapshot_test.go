@@ -199,27 +199,36 @@ func TestDenialsAreIndistinguishable(t *testing.T) {
 		account string
 		op      bedrock.Operation
 		model   string
+		reason  DenyReason // for the log only
 	}{
-		"unknown entitlement": {acctX, bedrock.OpConverse, "no-such-entitlement"},
-		"unshared":            {acctX, bedrock.OpConverse, "unshared"},
-		"shared elsewhere":    {acctX, bedrock.OpConverse, "nested"},
-		"outside scope":       {acctX, bedrock.OpConverse, "out-of-scope"},
-		"unknown account":     {"999999999999", bedrock.OpConverse, "org-wide"},
-		"suspended":           {acctX, bedrock.OpConverse, "suspended"},
-		"operation":           {acctX, bedrock.OpInvokeModel, "converse-only"},
-		"unknown upstream":    {acctX, bedrock.OpConverse, "amazon.nothing-v1:0"},
+		"unknown entitlement": {acctX, bedrock.OpConverse, "no-such-entitlement", DenyUnknownEntitlement},
+		"unshared":            {acctX, bedrock.OpConverse, "unshared", DenyNotShared},
+		"shared elsewhere":    {acctX, bedrock.OpConverse, "nested", DenyNotShared},
+		"outside scope":       {acctX, bedrock.OpConverse, "out-of-scope", DenyOutsideScope},
+		"unknown account":     {"999999999999", bedrock.OpConverse, "org-wide", DenyUnknownAccount},
+		"suspended":           {acctX, bedrock.OpConverse, "suspended", DenyInactive},
+		"operation":           {acctX, bedrock.OpInvokeModel, "converse-only", DenyOperationNotAllowed},
+		"unknown upstream":    {acctX, bedrock.OpConverse, "amazon.nothing-v1:0", DenyUnknownEntitlement},
 	}
-	var first error
+	var first *bedrock.Error
 	for name, c := range cases {
 		_, err := snap.Authorize(c.account, c.op, c.model)
 		if err == nil {
 			t.Fatalf("%s: allowed", name)
 		}
-		if first == nil {
-			first = err
+		if got := ReasonOf(err); got != c.reason {
+			t.Errorf("%s: reason %q, want %q", name, got, c.reason)
 		}
-		if !reflect.DeepEqual(err, first) {
-			t.Errorf("%s: %#v differs from %#v", name, err, first)
+		// What the caller sees is the same for every reason.
+		var be *bedrock.Error
+		if !errors.As(err, &be) {
+			t.Fatalf("%s: %#v is not a Bedrock error", name, err)
+		}
+		if first == nil {
+			first = be
+		}
+		if !reflect.DeepEqual(be, first) || err.Error() != first.Error() {
+			t.Errorf("%s: %#v differs from %#v", name, be, first)
 		}
 	}
 	var be *bedrock.Error
