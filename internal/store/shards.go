@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -96,18 +97,18 @@ func (s *Store) CheckShards(ctx context.Context, m *Marker) (ShardCheck, error) 
 		}
 	}
 	// Coverage: every master serves the slot of at least one listed tag.
-	slots, err := cc.ClusterSlots(ctx).Result()
+	ranges, err := masterRanges(ctx, cc)
 	if err != nil {
-		return res, fmt.Errorf("reading cluster slots: %w", err)
+		return res, err
 	}
 	covered := map[string]bool{}
 	slotOf := func(tag string) (int64, error) {
 		return cc.ClusterKeySlot(ctx, s.shardMarkerKey(tag)).Result()
 	}
 	owner := func(slot int64) string {
-		for _, r := range slots {
-			if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
-				return r.Nodes[0].Addr
+		for _, r := range ranges {
+			if r.start <= slot && slot <= r.end {
+				return r.master
 			}
 		}
 		return ""
@@ -120,10 +121,8 @@ func (s *Store) CheckShards(ctx context.Context, m *Marker) (ShardCheck, error) 
 		covered[owner(sl)] = true
 	}
 	masters := map[string]bool{}
-	for _, r := range slots {
-		if len(r.Nodes) > 0 {
-			masters[r.Nodes[0].Addr] = true
-		}
+	for _, r := range ranges {
+		masters[r.master] = true
 	}
 	next := len(m.Shards)
 	for i := 0; i < maxShardTagTries && len(covered) < len(masters); i++ {
@@ -155,4 +154,42 @@ func (s *Store) CheckShards(ctx context.Context, m *Marker) (ShardCheck, error) 
 		covered[addr] = true
 	}
 	return res, nil
+}
+
+// slotRange is a range of hash slots and the master serving it.
+type slotRange struct {
+	start, end int64
+	master     string
+}
+
+// masterRanges reads which master serves which slots: CLUSTER SHARDS (Redis
+// 7), else CLUSTER SLOTS (Redis 6).
+func masterRanges(ctx context.Context, cc *redis.ClusterClient) ([]slotRange, error) {
+	var out []slotRange
+	shards, err := cc.ClusterShards(ctx).Result()
+	if err == nil {
+		for _, sh := range shards {
+			master := ""
+			for _, n := range sh.Nodes {
+				if n.Role == "master" {
+					master = n.ID
+				}
+			}
+			for _, r := range sh.Slots {
+				out = append(out, slotRange{r.Start, r.End, master})
+			}
+		}
+		return out, nil
+	}
+	//lint:ignore SA1019 the fallback for Redis 6, which has no CLUSTER SHARDS
+	slots, serr := cc.ClusterSlots(ctx).Result()
+	if serr != nil {
+		return nil, fmt.Errorf("reading cluster slots: %w", errors.Join(err, serr))
+	}
+	for _, r := range slots {
+		if len(r.Nodes) > 0 {
+			out = append(out, slotRange{int64(r.Start), int64(r.End), r.Nodes[0].ID})
+		}
+	}
+	return out, nil
 }

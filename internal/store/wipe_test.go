@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -162,15 +163,22 @@ func TestShardWipeOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slots, err := c.ClusterSlots(ctx).Result()
+	layout, err := c.ClusterShards(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	victim := ""
-	for _, r := range slots {
-		if (int64(r.Start) > stateSlot || stateSlot > int64(r.End)) && len(r.Nodes) > 0 {
-			victim = r.Nodes[0].Addr
-			break
+	for _, sh := range layout {
+		holdsState := false
+		for _, r := range sh.Slots {
+			if r.Start <= stateSlot && stateSlot <= r.End {
+				holdsState = true
+			}
+		}
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && !holdsState && victim == "" {
+				victim = fmt.Sprintf("%s:%d", n.IP, n.Port)
+			}
 		}
 	}
 	node := redis.NewClient(&redis.Options{Addr: victim})
