@@ -128,9 +128,9 @@ func TestLedgerField(t *testing.T) {
 		field                        string
 		account, model, tier, metric string
 	}{
-		{ledgerPrefix("222222222222", arn, "") + "cache_read", "222222222222", arn, "", "cache_read"},
-		{ledgerPrefix("222222222222", arn, "priority") + "input", "222222222222", arn, "priority", "input"},
-		{ledgerPrefix("222222222222", "m", "priority+optimized") + "requests", "222222222222", "m", "priority+optimized", "requests"},
+		{ledgerPrefix("222222222222", arn, "") + metricCacheRead, "222222222222", arn, "", metricCacheRead},
+		{ledgerPrefix("222222222222", arn, "priority") + metricInput, "222222222222", arn, "priority", metricInput},
+		{ledgerPrefix("222222222222", "m", "priority+optimized") + metricRequests, "222222222222", "m", "priority+optimized", metricRequests},
 		// Written before tiers existed: the default tier.
 		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
 	} {
@@ -142,6 +142,17 @@ func TestLedgerField(t *testing.T) {
 	for _, bad := range []string{"", "x", "a|b", "a|m|:input"} {
 		if _, _, _, _, ok := parseLedgerField(bad); ok {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestSettleScriptWritesLedgerMetrics: the settle script writes the ledger
+// metrics by name, as Lua string literals; each must be one Ledger reads.
+func TestSettleScriptWritesLedgerMetrics(t *testing.T) {
+	t.Parallel()
+	for _, m := range []string{metricRequests, metricErrors, metricEstimated, metricInput, metricOutput, metricCacheRead, metricCacheWrite} {
+		if !strings.Contains(settleLua, "'"+m+"'") {
+			t.Errorf("settle.lua does not write the ledger metric '%s'", m)
 		}
 	}
 }
