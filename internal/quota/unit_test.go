@@ -16,10 +16,7 @@ import (
 
 func TestCandidates(t *testing.T) {
 	t.Parallel()
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skip(err)
-	}
+	ny := mustZone(t, "America/New_York")
 	tests := []struct {
 		name string
 		now  time.Time
@@ -52,10 +49,7 @@ func TestCandidates(t *testing.T) {
 
 func TestMonthOfAcrossDST(t *testing.T) {
 	t.Parallel()
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skip(err)
-	}
+	ny := mustZone(t, "America/New_York")
 	// November in New York has 30 days and one extra hour (DST ends).
 	m := monthOf(time.Date(2026, 11, 10, 0, 0, 0, 0, ny), ny)
 	if got := m.end.Sub(m.start); got != (30*24+1)*time.Hour {
