@@ -73,18 +73,3 @@ func aggregate(vals []float64) spread {
 	}
 	return s
 }
-
-// pairwise applies f to the i-th elements of a and b (the same round of two
-// targets) and returns the results; rounds missing on either side are NaN.
-func pairwise(a, b []float64, f func(x, y float64) float64) []float64 {
-	n := max(len(a), len(b))
-	out := make([]float64, n)
-	for i := range out {
-		if i >= len(a) || i >= len(b) {
-			out[i] = math.NaN()
-			continue
-		}
-		out[i] = f(a[i], b[i])
-	}
-	return out
-}

@@ -85,22 +85,7 @@ func TestApplyUpsertAndPrune(t *testing.T) {
 	e := newEnv(t, st)
 	// The file changes one entitlement, adds a share, and omits "legacy",
 	// "dev-only" and the api_key credential.
-	file := `
-organization:
-  id: o-exampleorg1
-  hub_account: "111111111111"
-  units:
-    - {id: ou-ab12-dev00001, name: Development}
-    - {id: ou-ab12-ds000001, name: Data Science}
-    - {id: ou-ab12-mkt00001, name: Marketing, parent: r-ab12}
-    - {id: ou-ab12-web00001, name: Web, parent: ou-ab12-dev00001}
-  accounts:
-    - {id: "111111111111", name: hub}
-    - {id: "222222222222", name: support-bot, unit: ou-ab12-dev00001}
-    - {id: "333333333333", name: ds-lab, unit: ou-ab12-ds000001, team: data-science}
-    - {id: "444444444444", name: shop, unit: ou-ab12-web00001}
-    - {id: "555555555555", name: ads, unit: ou-ab12-mkt00001}
-entitlements:
+	file := seedOrganizationYAML + `entitlements:
   - name: customer-support-llm
     model: anthropic.claude-3-5-haiku-20241022-v1:0
     scope: [o-exampleorg1]

@@ -126,8 +126,9 @@ const testToken = "test-admin-token-0123456789"
 
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-// seedYAML is a valid state: the documented example with its secret inline.
-const seedYAML = `
+// seedOrganizationYAML is the organization of seedYAML: the documented
+// example's with an OU nested under another and two more accounts.
+const seedOrganizationYAML = `
 organization:
   id: o-exampleorg1
   hub_account: "111111111111"
@@ -142,7 +143,10 @@ organization:
     - {id: "333333333333", name: ds-lab, unit: ou-ab12-ds000001, team: data-science}
     - {id: "444444444444", name: shop, unit: ou-ab12-web00001}
     - {id: "555555555555", name: ads, unit: ou-ab12-mkt00001}
-entitlements:
+`
+
+// seedYAML is a valid state: the documented example with its secret inline.
+const seedYAML = seedOrganizationYAML + `entitlements:
   - name: customer-support-llm
     model: anthropic.claude-3-5-haiku-20241022-v1:0
     scope: [o-exampleorg1]

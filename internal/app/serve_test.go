@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // syncBuffer is a concurrency-safe writer the server prints into.
@@ -147,14 +149,12 @@ func TestMakeRun(t *testing.T) {
 	}()
 	re := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+) .*\n\s+go run ./examples/converse -endpoint (\S+) -model (\S+)`)
 	var m []string
-	deadline := time.Now().Add(60 * time.Second)
-	for m == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready message:\n%s", out.String())
+	wait.Until(t, "the ready message", 60*time.Second, func() error {
+		if m = re.FindStringSubmatch(out.String()); m == nil {
+			return fmt.Errorf("output so far:\n%s", out.String())
 		}
-		time.Sleep(20 * time.Millisecond) // polling for the ready message
-		m = re.FindStringSubmatch(out.String())
-	}
+		return nil
+	})
 	client := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(m[3]), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(m[1], m[2], ""), Retryer: aws.NopRetryer{}})
 	for i := 0; i < 3; i++ {
@@ -178,21 +178,19 @@ func TestMakeRun(t *testing.T) {
 	req, _ := http.NewRequest("GET", ops[1]+"/admin/v1/usage?group_by=team&format=csv", nil)
 	_, adminToken, _ := config.SplitToken(runEnv["GATEWAY_ADMIN_TOKEN"])
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	var body string
-	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(body, "development,,,,3,") {
-		if time.Now().After(deadline) {
-			t.Fatalf("usage report on the embedded Redis:\n%s", body)
-		}
+	// Settlements are written asynchronously.
+	wait.Until(t, "the usage report on the embedded Redis to count the calls", 10*time.Second, func() error {
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		body = string(b)
-		time.Sleep(20 * time.Millisecond) // settlements are written asynchronously
-	}
+		if !strings.Contains(string(b), "development,,,,3,") {
+			return fmt.Errorf("report:\n%s", b)
+		}
+		return nil
+	})
 }
 
 // TestBannerWaitsForReady: while the state cannot be loaded (Redis down at

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	smithyes "github.com/aws/smithy-go/eventstream"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 )
 
 // sdkMessageSigner is exactly how aws-sdk-go-v2 adapts v4.StreamSigner to
@@ -26,20 +28,6 @@ func (a sdkMessageSigner) SignMessage(headers, payload []byte, at time.Time) ([]
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-func innerEvent(t testing.TB, text string) []byte {
-	t.Helper()
-	var msg eventstream.Message
-	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
-	msg.Headers.Set(":event-type", eventstream.StringValue("chunk"))
-	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
-	msg.Payload = []byte(`{"bytes":"` + text + `"}`)
-	var b bytes.Buffer
-	if err := eventstream.NewEncoder().Encode(&b, msg); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // bidiRequest signs a bidirectional-stream request as the SDK does and
 // returns the server's Result and the SDK's seed signature.
@@ -92,7 +80,7 @@ func TestChunkVerifierSDKChain(t *testing.T) {
 
 	var body bytes.Buffer
 	w := smithyes.NewSigningWriter(nopCloser{&body}, sdkMessageSigner{v4.NewStreamSigner(creds, "bedrock", "us-west-2", seed)})
-	inner := [][]byte{innerEvent(t, "one"), innerEvent(t, "two"), innerEvent(t, "three")}
+	inner := [][]byte{bidisdk.InputEvent(t, []byte("one")), bidisdk.InputEvent(t, []byte("two")), bidisdk.InputEvent(t, []byte("three"))}
 	for _, in := range inner {
 		if _, err := w.Write(in); err != nil {
 			t.Fatal(err)
@@ -129,7 +117,7 @@ func TestChunkVerifierSDKChain(t *testing.T) {
 		edit func([]eventstream.Message) []eventstream.Message
 	}{
 		{"payload changed", func(ms []eventstream.Message) []eventstream.Message {
-			ms[1].Payload = innerEvent(t, "TWO")
+			ms[1].Payload = bidisdk.InputEvent(t, []byte("TWO"))
 			return ms
 		}},
 		{"reordered", func(ms []eventstream.Message) []eventstream.Message {
@@ -196,7 +184,7 @@ func TestChunkSignerResignsAcrossMidnight(t *testing.T) {
 	s := NewChunkSigner(ChunkSignerOptions{Credentials: aws.Credentials{AccessKeyID: hub.ID, SecretAccessKey: hub.Secret},
 		Region: "us-west-2", Seed: seed, Now: now})
 	var body bytes.Buffer
-	inner := [][]byte{innerEvent(t, "a"), innerEvent(t, "b"), innerEvent(t, "c")}
+	inner := [][]byte{bidisdk.InputEvent(t, []byte("a")), bidisdk.InputEvent(t, []byte("b")), bidisdk.InputEvent(t, []byte("c"))}
 	for _, in := range inner {
 		if err := s.WriteEnvelope(&body, in); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
+	"github.com/bedrock-gateway/gateway/internal/testutil/seed"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -81,10 +82,11 @@ func (m *memStore) state() *state.State {
 const token = "cli-test-token-abcdef"
 
 type harness struct {
-	t     *testing.T
-	store *memStore
-	srv   *httptest.Server
-	vars  map[string]string
+	t       *testing.T
+	store   *memStore
+	srv     *httptest.Server
+	vars    map[string]string
+	example string // the shared example state file (seed.Example)
 }
 
 func newHarness(t *testing.T, opts ...func(*admin.Options)) *harness {
@@ -97,10 +99,10 @@ func newHarness(t *testing.T, opts ...func(*admin.Options)) *harness {
 	srv := httptest.NewServer(admin.New(o))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, store: ms, srv: srv, vars: map[string]string{
-		EnvAdminURL:          srv.URL,
-		EnvAdminToken:        token,
-		"SUPPORT_BOT_SECRET": "support-bot-secret-0123456789",
-	}}
+		EnvAdminURL:              srv.URL,
+		EnvAdminToken:            token,
+		seed.SupportBotSecretEnv: seed.SupportBotSecret,
+	}, example: seed.ExampleFile(t)}
 }
 
 // run runs one command and returns its stdout, stderr and error.
@@ -127,7 +129,7 @@ func (h *harness) ok(args ...string) string {
 
 func (h *harness) apply() {
 	h.t.Helper()
-	h.ok("apply", "-f", "testdata/state.yaml")
+	h.ok("apply", "-f", h.example)
 }
 
 func wantContains(t *testing.T, got string, want ...string) {
@@ -174,15 +176,15 @@ func TestCommands(t *testing.T) {
 func TestApplyCommand(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	out := h.ok("apply", "--dry-run", "-f", "testdata/state.yaml")
+	out := h.ok("apply", "--dry-run", "-f", h.example)
 	wantContains(t, out, "+ entitlement customer-support-llm", "+ share customer-support-llm/333333333333",
 		"+ credential GWEXAMPLE00000000001", "dry run: ", "would be applied")
 	if h.store.version != 0 {
 		t.Fatal("dry run changed the store")
 	}
-	out = h.ok("apply", "-f", "testdata/state.yaml")
+	out = h.ok("apply", "-f", h.example)
 	wantContains(t, out, "+ organization o-exampleorg1", "applied ", "(version 1)")
-	out = h.ok("apply", "-f", "testdata/state.yaml", "--prune")
+	out = h.ok("apply", "-f", h.example, "--prune")
 	wantContains(t, out, "no changes")
 
 	st := h.store.state()
@@ -190,52 +192,43 @@ func TestApplyCommand(t *testing.T) {
 	for _, c := range st.Credentials {
 		secrets[c.ID] = c.Secret + c.Key + c.KeySHA256
 	}
-	if secrets["GWEXAMPLE00000000001"] != "support-bot-secret-0123456789" {
+	if secrets["GWEXAMPLE00000000001"] != seed.SupportBotSecret {
 		t.Fatalf("secret_env not resolved client-side: %q", secrets["GWEXAMPLE00000000001"])
 	}
 	if !slices.ContainsFunc(st.Credentials, func(c state.Credential) bool {
-		return c.KeySHA256 == "94c87ac104059151e89925f852355448f16a90ca63d73b1c36eda668c4d41615" && c.Key == ""
+		return c.KeySHA256 == seed.NotebooksKeySHA256 && c.Key == ""
 	}) {
 		t.Fatal("inline key not sent as its SHA-256")
 	}
 
 	// A change shows as an update.
-	changed := strings.Replace(mustRead(t, "testdata/state.yaml"), "monthly_tokens: 2000000", "monthly_tokens: 3000000", 1)
+	changed := strings.Replace(seed.Example(), "monthly_tokens: 2000000", "monthly_tokens: 3000000", 1)
 	out = h.ok("apply", "-f", writeFile(t, "s.yaml", changed))
 	wantContains(t, out, "~ share customer-support-llm/333333333333", "applied 1 change (version 2)")
 
-	out = h.ok("apply", "-f", "testdata/state.yaml", "--dry-run", "--output", "json")
+	out = h.ok("apply", "-f", h.example, "--dry-run", "--output", "json")
 	var res struct{ Changes []state.Change }
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Changes) != 1 {
 		t.Fatalf("json output %q: %v", out, err)
 	}
 }
 
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestApplyCommandErrors(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	delete(h.vars, "SUPPORT_BOT_SECRET")
-	_, _, err := h.run("apply", "-f", "testdata/state.yaml")
-	if err == nil || !strings.Contains(err.Error(), "SUPPORT_BOT_SECRET") {
+	delete(h.vars, seed.SupportBotSecretEnv)
+	_, _, err := h.run("apply", "-f", h.example)
+	if err == nil || !strings.Contains(err.Error(), seed.SupportBotSecretEnv) {
 		t.Fatalf("error %v does not name the missing variable", err)
 	}
 	if _, _, err := h.run("apply"); err == nil || !strings.Contains(err.Error(), "-f FILE is required") {
 		t.Fatalf("error %v", err)
 	}
-	if _, _, err := h.run("apply", "-f", "testdata/missing.yaml"); err == nil {
+	if _, _, err := h.run("apply", "-f", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("missing file accepted")
 	}
-	h.vars["SUPPORT_BOT_SECRET"] = "support-bot-secret-0123456789"
-	bad := strings.Replace(mustRead(t, "testdata/state.yaml"), "scope: [o-exampleorg1]", "scope: [ou-ab12-ds000001]", 1)
+	h.vars[seed.SupportBotSecretEnv] = seed.SupportBotSecret
+	bad := strings.Replace(seed.Example(), "scope: [o-exampleorg1]", "scope: [ou-ab12-ds000001]", 1)
 	_, _, err = h.run("apply", "-f", writeFile(t, "bad.yaml", bad))
 	ae := wantAPIError(t, err, "validation_failed")
 	if !strings.Contains(ae.Error(), "outside the scope") || !strings.HasPrefix(ae.Error(), "validation_failed: ") {
@@ -373,7 +366,7 @@ func TestCredentialsCommands(t *testing.T) {
 
 	list := h.ok("credentials", "list")
 	wantContains(t, list, "ID", "GWEXAMPLE00000000001", "lab", "nb2", "never")
-	for _, s := range []string{secret, key, "not-for-production", "support-bot-secret-0123456789"} {
+	for _, s := range []string{secret, key, "not-for-production", seed.SupportBotSecret} {
 		if strings.Contains(list, s) || strings.Contains(h.ok("credentials", "list", "--output", "json"), s) {
 			t.Fatalf("list shows a secret %q", s)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bedrock-gateway/gateway/internal/quota"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // receiver is a webhook endpoint that answers with the given statuses in
@@ -199,16 +200,10 @@ func TestNotifierCloseDeadlineAbandonsRetries(t *testing.T) {
 	n.Alert(testAlert)
 	n.Alert(testAlert)
 	// Wait for the first attempt, so the worker is inside its backoff.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if attempts, _, _ := rcv.snapshot(); attempts > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no delivery attempt")
-		}
-		time.Sleep(time.Millisecond) // polling the receiver
-	}
+	wait.For(t, "a delivery attempt", 10*time.Second, func() bool {
+		attempts, _, _ := rcv.snapshot()
+		return attempts > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := n.Close(ctx); err == nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // recordTraffic feeds the metrics what a gateway serving several teams,
@@ -294,17 +295,16 @@ func (s promSample) float() float64 {
 // gauge in the last minute, i.e. n scrapes were ingested.
 func (p *promServer) waitSamples(t *testing.T, n int) int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var got int
+	wait.Until(t, fmt.Sprintf("%d scrapes ingested", n), 20*time.Second, func() error {
 		v, err := p.query(`count_over_time(gateway_inflight_requests{job="bedrock-gateway"}[1m])`)
 		if err == nil && len(v) == 1 && int(v[0].float()) >= n {
-			return int(v[0].float())
+			got = int(v[0].float())
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d scrapes ingested within 20s (%v, %v)\n%s", n, v, err, p.out.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling the scrape count
-	}
+		return fmt.Errorf("(%v, %v)\n%s", v, err, p.out.String())
+	})
+	return got
 }
 
 // TestDashboardQueriesOnRealPrometheus runs a real Prometheus (Debian's

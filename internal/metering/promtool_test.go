@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
 )
 
 // deployDir is the repository's deploy/ directory.
@@ -17,15 +19,7 @@ var deployDir = filepath.Join("..", "..", "deploy")
 // CI=true, where it fails.
 func prometheusTool(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		msg := name + " not found on PATH; install it (apt-get install prometheus) to run this test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
+	return prereq.Program(t, name, "apt-get install prometheus")
 }
 
 // TestAlertRules checks the rules and the scrape example with promtool and

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // The "nova" entitlement's upstream model, which the simulator must see.
@@ -208,25 +207,10 @@ func (b *rawBidi) write(t *testing.T, s *authn.ChunkSigner, secret string, nativ
 			Credentials: aws.Credentials{AccessKeyID: devAKID, SecretAccessKey: secret}, Region: "us-east-1", Seed: b.seed,
 		})
 	}
-	if err := s.WriteEnvelope(b.body, bidiInputEvent(t, native)); err != nil {
+	if err := s.WriteEnvelope(b.body, bidisdk.InputEvent(t, native)); err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// bidiInputEvent is the inner chunk event the SDK writes for native bytes.
-func bidiInputEvent(t *testing.T, native []byte) []byte {
-	t.Helper()
-	var msg eventstream.Message
-	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
-	msg.Headers.Set(":event-type", eventstream.StringValue("chunk"))
-	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
-	msg.Payload = []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString(native) + `"}`)
-	var buf bytes.Buffer
-	if err := eventstream.NewEncoder().Encode(&buf, msg); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func TestBidiTamperedEnvelope(t *testing.T) {
@@ -285,7 +269,7 @@ func TestBidiTamperedBeforeAnswer(t *testing.T) {
 	t.Parallel()
 	h := newBidiHarness(t, sim.Options{})
 	b := newRawBidi(t, h.gateway.URL, "nova", http.Header{sim.HeaderLatency: {"1h"}})
-	event := bidiInputEvent(t, bidisdk.TextInput("hi"))
+	event := bidisdk.InputEvent(t, bidisdk.TextInput("hi"))
 	bad := authn.NewChunkSigner(authn.ChunkSignerOptions{
 		Credentials: aws.Credentials{AccessKeyID: devAKID, SecretAccessKey: "not-the-secret"}, Region: "us-east-1", Seed: b.seed,
 	})
@@ -358,13 +342,7 @@ func TestBidiClientDisconnect(t *testing.T) {
 	bidisdk.Next(t, stream)
 	cancel()
 	stream.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(h.quota.settlements()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no settlement after the client went away")
-		}
-		time.Sleep(5 * time.Millisecond) // polling for the session to end upstream
-	}
+	wait.For(t, "a settlement after the client went away", 10*time.Second, func() bool { return len(h.quota.settlements()) > 0 })
 	s := h.quota.settlements()[0]
 	want := bedrock.Usage{InputTokens: 3, OutputTokens: 3}
 	if s.released || s.usage != want || h.sim.Totals() != want {

@@ -11,15 +11,16 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // refreshOnce fires the refresher's timer and waits for its pass to finish.
 func refreshOnce(t *testing.T, l *Limiter, clk *fakeClock) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the refresher to wait", func() bool { return clk.waiting(l.opts.RefreshInterval) == 1 })
+	wait.For(t, "the refresher to wait", 10*time.Second, func() bool { return clk.waiting(l.opts.RefreshInterval) == 1 })
 	n := l.refreshRounds.Load()
 	clk.advance(l.opts.RefreshInterval)
-	waitFor(t, 10*time.Second, "a refresh pass", func() bool { return l.refreshRounds.Load() > n })
+	wait.For(t, "a refresh pass", 10*time.Second, func() bool { return l.refreshRounds.Load() > n })
 }
 
 // testRefreshHoldsLongCall: a call that outlives the reservation TTL keeps its
@@ -195,7 +196,7 @@ func TestOrphanAfterFreeze(t *testing.T) {
 		t.Fatalf("reserve on a frozen Redis: %v, want ErrStoreUnavailable", err)
 	}
 	s.Thaw()
-	waitFor(t, 10*time.Second, "healthy after the thaw", l.Healthy)
+	wait.For(t, "healthy after the thaw", 10*time.Second, l.Healthy)
 	flush(t, l)
 	st := capStatus(t, l, ent, caps...)[0]
 	if st.Reserved != 0 || st.Used != 10 {
@@ -252,10 +253,10 @@ func TestRecoveryDrivenByProbe(t *testing.T) {
 	if err := l.Settle(context.Background(), r, 70, bedrock.Usage{InputTokens: 70}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the worker to wait for the probe", func() bool { return !l.Healthy() && clk.waiting(probe) == 1 })
+	wait.For(t, "the worker to wait for the probe", 10*time.Second, func() bool { return !l.Healthy() && clk.waiting(probe) == 1 })
 	s.Restart()
 	clk.advance(probe)
-	waitFor(t, 10*time.Second, "the probe to see Redis", l.Healthy)
+	wait.For(t, "the probe to see Redis", 10*time.Second, l.Healthy)
 	flush(t, l)
 	if got := ledgerRow(t, l, r.Month, ent, acct, "m"); got.Requests != 1 || got.InputTokens != 70 {
 		t.Errorf("ledger after recovery %+v, want the queued settlement", got)

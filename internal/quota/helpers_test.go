@@ -190,18 +190,6 @@ func asRateErr(err error) *RateLimitedError {
 	return nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
-}
-
 // fakeClock drives the background loops' timers (through fakeTimers): they
 // fire only when the test advances it, so no test waits on (or guesses) the
 // wall clock.

@@ -72,6 +72,19 @@ func candidates(now time.Time, loc *time.Location) []month {
 	return out
 }
 
+// The metrics of a ledger line: the last part of its fields. settle.lua
+// writes the same names as string literals (Lua cannot see these);
+// TestSettleScriptWritesLedgerMetrics checks it has each one.
+const (
+	metricRequests   = "requests"    // settled calls
+	metricErrors     = "errors"      // released calls, and settled calls that failed mid-stream
+	metricEstimated  = "estimated"   // settled calls whose usage was estimated
+	metricInput      = "input"       // input tokens
+	metricOutput     = "output"      // output tokens
+	metricCacheRead  = "cache_read"  // cache read input tokens
+	metricCacheWrite = "cache_write" // cache write input tokens
+)
+
 // ledgerField is "<account>|<model>|<metric>" for the default tier and
 // "<account>|<model>|<tier>:<metric>" for any other pricing tier, so the
 // ledger written before tiers existed reads as the default tier, and the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 func TestOutage(t *testing.T) {
@@ -58,7 +59,7 @@ func TestOutage(t *testing.T) {
 	}
 
 	s.Restart() // an empty server: no data, no scripts
-	waitFor(t, 10*time.Second, "healthy after restart", l.Healthy)
+	wait.For(t, "healthy after restart", 10*time.Second, l.Healthy)
 	flush(t, l)
 	got := ledgerRow(t, l, r0.Month, ent, acct, "m")
 	if got.Requests != n+1 || got.InputTokens != 10*(n+1) || got.OutputTokens != 5*(n+1) {
@@ -221,7 +222,7 @@ func TestStartDegraded(t *testing.T) {
 		t.Fatalf("reserve: %v", err)
 	}
 	s.Restart()
-	waitFor(t, 10*time.Second, "healthy after the server started", l.Healthy)
+	wait.For(t, "healthy after the server started", 10*time.Second, l.Healthy)
 	mustReserve(t, l, Request{Entitlement: "start", Account: acct, Caps: []Cap{{Level: LevelAccount, Target: acct, Limit: 5}}, Tokens: 5})
 }
 

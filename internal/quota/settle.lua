@@ -119,6 +119,8 @@ if gone then
   out[1] = 2
 end
 
+-- The ledger's metric names (the last part of a field) are the metric*
+-- constants in keys.go, which the Go side reads back by: keep them equal.
 local p = ARGV[5]
 local ledger = KEYS[2]
 local first

@@ -113,19 +113,19 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 				rows[rk] = r
 			}
 			switch metric {
-			case "requests":
+			case metricRequests:
 				r.Requests += n
-			case "errors":
+			case metricErrors:
 				r.Errors += n
-			case "estimated":
+			case metricEstimated:
 				r.Estimated += n
-			case "input":
+			case metricInput:
 				r.InputTokens += n
-			case "output":
+			case metricOutput:
 				r.OutputTokens += n
-			case "cache_read":
+			case metricCacheRead:
 				r.CacheReadTokens += n
-			case "cache_write":
+			case metricCacheWrite:
 				r.CacheWriteTokens += n
 			}
 		}

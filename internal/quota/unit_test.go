@@ -16,10 +16,7 @@ import (
 
 func TestCandidates(t *testing.T) {
 	t.Parallel()
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skip(err)
-	}
+	ny := mustZone(t, "America/New_York")
 	tests := []struct {
 		name string
 		now  time.Time
@@ -52,10 +49,7 @@ func TestCandidates(t *testing.T) {
 
 func TestMonthOfAcrossDST(t *testing.T) {
 	t.Parallel()
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skip(err)
-	}
+	ny := mustZone(t, "America/New_York")
 	// November in New York has 30 days and one extra hour (DST ends).
 	m := monthOf(time.Date(2026, 11, 10, 0, 0, 0, 0, ny), ny)
 	if got := m.end.Sub(m.start); got != (30*24+1)*time.Hour {
@@ -128,9 +122,9 @@ func TestLedgerField(t *testing.T) {
 		field                        string
 		account, model, tier, metric string
 	}{
-		{ledgerPrefix("222222222222", arn, "") + "cache_read", "222222222222", arn, "", "cache_read"},
-		{ledgerPrefix("222222222222", arn, "priority") + "input", "222222222222", arn, "priority", "input"},
-		{ledgerPrefix("222222222222", "m", "priority+optimized") + "requests", "222222222222", "m", "priority+optimized", "requests"},
+		{ledgerPrefix("222222222222", arn, "") + metricCacheRead, "222222222222", arn, "", metricCacheRead},
+		{ledgerPrefix("222222222222", arn, "priority") + metricInput, "222222222222", arn, "priority", metricInput},
+		{ledgerPrefix("222222222222", "m", "priority+optimized") + metricRequests, "222222222222", "m", "priority+optimized", metricRequests},
 		// Written before tiers existed: the default tier.
 		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
 	} {
@@ -142,6 +136,17 @@ func TestLedgerField(t *testing.T) {
 	for _, bad := range []string{"", "x", "a|b", "a|m|:input"} {
 		if _, _, _, _, ok := parseLedgerField(bad); ok {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestSettleScriptWritesLedgerMetrics: the settle script writes the ledger
+// metrics by name, as Lua string literals; each must be one Ledger reads.
+func TestSettleScriptWritesLedgerMetrics(t *testing.T) {
+	t.Parallel()
+	for _, m := range []string{metricRequests, metricErrors, metricEstimated, metricInput, metricOutput, metricCacheRead, metricCacheWrite} {
+		if !strings.Contains(settleLua, "'"+m+"'") {
+			t.Errorf("settle.lua does not write the ledger metric '%s'", m)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // While Redis is down the admin API says so: 503 with the cause, not a 500
@@ -54,10 +55,10 @@ func TestIdleReplicasNoticeOutage(t *testing.T) {
 	}
 	rs.Stop()
 	for _, g := range []*gateway{a, b} {
-		waitFor(t, "an idle replica to notice the outage", 30*time.Second, func() bool { return degraded(g) })
+		wait.For(t, "an idle replica to notice the outage", 30*time.Second, func() bool { return degraded(g) })
 	}
 	rs.Restart()
 	for _, g := range []*gateway{a, b} {
-		waitFor(t, "an idle replica to notice Redis is back", 30*time.Second, func() bool { return !degraded(g) })
+		wait.For(t, "an idle replica to notice Redis is back", 30*time.Second, func() bool { return !degraded(g) })
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestBidirectionalStreamThroughServer: the official SDK over h2c, through the
@@ -49,7 +50,7 @@ func TestBidirectionalStreamThroughServer(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the session to settle", 10*time.Second, func() bool { return g.Inflight() == 0 })
+	wait.For(t, "the session to settle", 10*time.Second, func() bool { return g.Inflight() == 0 })
 	got, n := ledgerTotal(t, g, "capped")
 	if want := up.sim.Totals(); got != want || n != 1 || want.InputTokens != 4 {
 		t.Fatalf("ledger %+v over %d requests, simulator %+v", got, n, want)

@@ -19,6 +19,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestMemberSeesOnlyOwnCaps: the remaining-tokens header and refusals give a
@@ -136,7 +137,7 @@ func TestStrictHoldsWithoutMaximum(t *testing.T) {
 			errs <- s.Err()
 		}()
 	}
-	waitFor(t, "every call to be refused or held upstream", 20*time.Second, func() bool { return refused.Load()+held.Load() == calls })
+	wait.For(t, "every call to be refused or held upstream", 20*time.Second, func() bool { return refused.Load()+held.Load() == calls })
 	close(gate)
 	wg.Wait()
 	close(errs)

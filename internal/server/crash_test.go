@@ -19,6 +19,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestCrashBetweenReserveAndSettle kills a gateway process (SIGKILL: no drain,
@@ -86,7 +87,7 @@ func TestCrashBetweenReserveAndSettle(t *testing.T) {
 		t.Fatalf("while the dead replica's reservation holds: %v", err)
 	}
 	start := time.Now()
-	waitFor(t, "the orphaned reservation to expire", 20*time.Second, func() bool { return big() == nil })
+	wait.For(t, "the orphaned reservation to expire", 20*time.Second, func() bool { return big() == nil })
 	t.Logf("cap recovered %v after the crash (reservation TTL 3s)", time.Since(start).Round(time.Millisecond))
 	if st := capUsed(t, g, "capped", limit); st.Reserved != 0 || st.Used != up.sim.Totals().Total() {
 		t.Fatalf("after recovery: %+v; simulator reported %d", st, up.sim.Totals().Total())

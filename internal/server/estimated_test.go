@@ -13,6 +13,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestUnknownUsageChargedAsSeen: when a stream ends without its usage (the
@@ -60,7 +61,7 @@ func TestUnknownUsageChargedAsSeen(t *testing.T) {
 					t.Fatalf("broken stream: client saw %v, want a serviceUnavailableException", err)
 				}
 			}
-			waitFor(t, "the call to finish", 20*time.Second, func() bool { return g.Inflight() == 0 })
+			wait.For(t, "the call to finish", 20*time.Second, func() bool { return g.Inflight() == 0 })
 
 			used := capUsed(t, g, "capped", limit)
 			rows, err := g.Limiter().Ledger(context.Background(), time.Now().UTC().Format("2006-01"), []string{"capped"})

@@ -17,13 +17,14 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // waitRedisTime polls Redis TIME (the clock reservations expire by) until it
 // passes t.
 func waitRedisTime(t *testing.T, c *redis.Client, until time.Time) {
 	t.Helper()
-	waitFor(t, "Redis time to pass "+until.String(), time.Minute, func() bool {
+	wait.For(t, "Redis time to pass "+until.String(), time.Minute, func() bool {
 		now, err := c.Time(context.Background()).Result()
 		return err == nil && now.After(until)
 	})
@@ -98,7 +99,7 @@ func TestStreamOutlivesReservationTTL(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 	// The settlement is written after the response ends: wait for it.
-	waitFor(t, "the stream to settle", 20*time.Second, func() bool { return capUsed(t, g, "capped", limit).Reserved == 0 })
+	wait.For(t, "the stream to settle", 20*time.Second, func() bool { return capUsed(t, g, "capped", limit).Reserved == 0 })
 	st := capUsed(t, g, "capped", limit)
 	if st.Used > limit || st.Used != up.sim.Totals().Total() {
 		t.Errorf("month used %d of a strict cap of %d; the simulator reported %d", st.Used, limit, up.sim.Totals().Total())
@@ -131,7 +132,7 @@ func TestReserveTimeoutDuringFreeze(t *testing.T) {
 	if errCode(err) != "ServiceUnavailableException" {
 		t.Fatalf("reserve on a frozen Redis: %v, want ServiceUnavailableException", err)
 	}
-	waitFor(t, "the timed-out reservation to be released", 20*time.Second, func() bool {
+	wait.For(t, "the timed-out reservation to be released", 20*time.Second, func() bool {
 		if !g.Limiter().Healthy() {
 			return false
 		}
@@ -224,7 +225,7 @@ func TestRedisRestartsEmptyMidStream(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 	want := `gateway_reservations_expired_total{entitlement="capped"} 1`
-	waitFor(t, "the lost reservation to be counted", 20*time.Second, func() bool { return strings.Contains(metricsText(t, g), want) })
+	wait.For(t, "the lost reservation to be counted", 20*time.Second, func() bool { return strings.Contains(metricsText(t, g), want) })
 	if st := capUsed(t, g, "capped", limit); st.Used != up.sim.Totals().Total() || st.Reserved != 0 {
 		t.Errorf("after the settlement: %+v, want the %d tokens the simulator reported charged", st, up.sim.Totals().Total())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // These tests play a client no SDK would be (a body that stalls, a bearer
@@ -111,7 +112,7 @@ func TestBearerKeysNeedTLS(t *testing.T) {
 	if resp := call(plain); resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-Errortype") != "UnrecognizedClientException" {
 		t.Fatalf("bearer over plain HTTP: %d %s, want 403 UnrecognizedClientException", resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"))
 	}
-	waitFor(t, "the API key on the second replica", 10*time.Second, func() bool { return proxied.Current().Version() >= plain.Current().Version() })
+	wait.For(t, "the API key on the second replica", 10*time.Second, func() bool { return proxied.Current().Version() >= plain.Current().Version() })
 	if resp := call(proxied); resp.StatusCode != http.StatusOK {
 		t.Fatalf("bearer behind a TLS proxy: %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"))
 	}

@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -35,7 +34,6 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
-	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -282,25 +280,6 @@ func tlsClient(pool *x509.CertPool, h2 bool) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// waitFor polls cond until it holds or the deadline passes (a deadlock guard,
-// not a performance bound).
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-var _ = fmt.Sprintf
-var _ sync.Mutex
-var _ = redistest.Start
-
 func staticCreds(akid, secret string) aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(akid, secret, "")
 }
-
-func openFile(p string) (*os.File, error) { return os.Open(p) }

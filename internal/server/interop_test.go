@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
@@ -20,17 +22,15 @@ import (
 // JavaScript v3 (HTTP/2 cleartext by default, :authority and
 // x-amz-content-sha256 signed): Converse, ConverseStream, InvokeModel and a
 // denial. It needs node and npm (the SDK is installed once into a cache keyed
-// by package.json); without them it skips.
+// by package.json, from the npm registry); without them it skips, except
+// under CI=true, where it fails.
 func TestJavaScriptSDK(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("installs the JavaScript SDK")
 	}
-	node, err1 := exec.LookPath("node")
-	npm, err2 := exec.LookPath("npm")
-	if err1 != nil || err2 != nil {
-		t.Skip("node and npm are needed for the JavaScript SDK interop test")
-	}
+	node := prereq.Program(t, "node", "apt-get install nodejs")
+	npm := prereq.Program(t, "npm", "apt-get install npm")
 	dir := jsModules(t, npm)
 
 	rs := redistest.Start(t)
@@ -104,7 +104,7 @@ func jsModules(t *testing.T, npm string) string {
 		install.Dir = tmp
 		if out, err := install.CombinedOutput(); err != nil {
 			os.RemoveAll(tmp)
-			t.Skipf("npm install failed (no registry access?): %v\n%s", err, out)
+			prereq.Unavailable(t, fmt.Sprintf("npm install failed (no registry access?): %v\n%s", err, out))
 		}
 		if err := os.Rename(tmp, dir); err != nil && !os.IsExist(err) {
 			os.RemoveAll(tmp) // another run won the race; use its copy

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestCertificateReload replaces the certificate files under a running
@@ -42,22 +43,13 @@ func TestCertificateReload(t *testing.T) {
 	newDir := t.TempDir()
 	nc, nk, _ := selfSignedCert(t, newDir, "gw")
 	for src, dst := range map[string]string{nc: certFile, nk: keyFile} {
-		b, err := readFile(src)
+		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
 		writeAtomic(t, dst, b)
 	}
-	waitFor(t, "the new certificate to be served", 10*time.Second, func() bool { return serial() != before })
-}
-
-func readFile(p string) ([]byte, error) {
-	f, err := openFile(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
+	wait.For(t, "the new certificate to be served", 10*time.Second, func() bool { return serial() != before })
 }
 
 // TestGracefulDrain: on shutdown, a stream in flight finishes (the client sees

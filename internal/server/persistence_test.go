@@ -8,6 +8,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // The gateway reads Redis's persistence settings at start and reports them as
@@ -29,7 +30,7 @@ func TestPersistenceReported(t *testing.T) {
 			rs := redistest.Start(t, tc.args...)
 			g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: baseState})
 			var got *dto.Metric
-			waitFor(t, "gateway_store_persistence_enabled", 30*time.Second, func() bool {
+			wait.For(t, "gateway_store_persistence_enabled", 30*time.Second, func() bool {
 				got = gatheredGauge(t, g, "gateway_store_persistence_enabled")
 				return got != nil
 			})

@@ -19,6 +19,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 func capState(limit int64, estimate string) string {
@@ -262,7 +263,7 @@ entitlements:
 	}
 
 	rs.Restart()
-	waitFor(t, "fail_closed to recover", 20*time.Second, func() bool {
+	wait.For(t, "fail_closed to recover", 20*time.Second, func() bool {
 		_, err := converse(ctx, c, "closed", 8)
 		return err == nil
 	})
@@ -270,7 +271,7 @@ entitlements:
 		t.Fatal(err)
 	}
 	openCalls++
-	waitFor(t, "the queued usage to be written", 20*time.Second, func() bool {
+	wait.For(t, "the queued usage to be written", 20*time.Second, func() bool {
 		_, n := ledgerTotal(t, g, "open")
 		return n == int64(openCalls)
 	})

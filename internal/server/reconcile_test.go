@@ -23,6 +23,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 const reconcileState = baseState + `
@@ -110,7 +111,7 @@ func TestReconciliation(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	waitFor(t, "aborted streams to be drained", 20*time.Second, func() bool { return g.Inflight() == 0 })
+	wait.For(t, "aborted streams to be drained", 20*time.Second, func() bool { return g.Inflight() == 0 })
 	if err := g.Limiter().Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

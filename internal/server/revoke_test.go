@@ -11,6 +11,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 const revokeState = baseState + `
@@ -80,7 +81,7 @@ func TestRevocationUnderLoad(t *testing.T) {
 					}()
 				}
 			}
-			waitFor(t, "traffic on both replicas", 10*time.Second, func() bool {
+			wait.For(t, "traffic on both replicas", 10*time.Second, func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				seen := map[string]bool{}
@@ -95,7 +96,7 @@ func TestRevocationUnderLoad(t *testing.T) {
 				t.Fatalf("revoke: %d", code)
 			}
 			revoked := time.Now()
-			waitFor(t, "denials on both replicas", 10*time.Second, func() bool {
+			wait.For(t, "denials on both replicas", 10*time.Second, func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				seen := map[string]bool{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestRedisRestartsEmpty: Redis restarts without persistence and comes back
@@ -36,7 +37,7 @@ func TestRedisRestartsEmpty(t *testing.T) {
 	}
 
 	rs.Restart() // no AOF, no RDB: an empty Redis
-	waitFor(t, "the replica to report the wipe", 30*time.Second, func() bool {
+	wait.For(t, "the replica to report the wipe", 30*time.Second, func() bool {
 		m := gatheredGauge(t, g, "gateway_store_wiped")
 		return m != nil && m.GetGauge().GetValue() == 1
 	})
@@ -68,7 +69,7 @@ func TestRedisRestartsEmpty(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("apply to a wiped store: %d %s", resp.StatusCode, body)
 	}
-	waitFor(t, "the store to be restored", 30*time.Second, func() bool {
+	wait.For(t, "the store to be restored", 30*time.Second, func() bool {
 		m := gatheredGauge(t, g, "gateway_store_wiped")
 		return m != nil && m.GetGauge().GetValue() == 0
 	})

@@ -3,8 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -93,11 +91,6 @@ func verifyStream(t *testing.T, verified *atomic.Int64) func(*http.Request) (fun
 	}
 }
 
-func sonicText(text string) []byte {
-	b, _ := json.Marshal(map[string]any{"event": map[string]any{"textInput": map[string]any{"promptName": "p", "content": text}}})
-	return b
-}
-
 func TestBidiEchoWithSDK(t *testing.T) {
 	t.Parallel()
 	for _, verify := range []bool{false, true} {
@@ -123,7 +116,7 @@ func TestBidiEchoWithSDK(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, in := range inputs {
-				if err := bidisdk.Send(ctx, stream, sonicText(in)); err != nil {
+				if err := bidisdk.Send(ctx, stream, bidisdk.TextInput(in)); err != nil {
 					t.Fatal(err)
 				}
 				// Full duplex: each answer arrives before the next input is sent.
@@ -154,7 +147,7 @@ func TestBidiEchoWithSDK(t *testing.T) {
 			if obs.Op != bedrock.OpInvokeModelWithBidirectionalStream || obs.ModelID != bidiModel || obs.Status != 200 || obs.Usage.OutputTokens != 7 {
 				t.Fatalf("observed %+v", obs)
 			}
-			if lines := strings.Split(strings.TrimSpace(string(obs.Body)), "\n"); len(lines) != 4 || lines[1] != string(sonicText(inputs[0])) {
+			if lines := strings.Split(strings.TrimSpace(string(obs.Body)), "\n"); len(lines) != 4 || lines[1] != string(bidisdk.TextInput(inputs[0])) {
 				t.Fatalf("observed body %q", obs.Body)
 			}
 			if verify && verified.Load() != 5 { // four events and the closing envelope
@@ -207,21 +200,6 @@ func (b *rawBidi) signer(secret string, seed []byte) *authn.ChunkSigner {
 	})
 }
 
-// inputEvent is the inner `chunk` event the SDK writes for native bytes.
-func inputEvent(t *testing.T, native []byte) []byte {
-	t.Helper()
-	var msg eventstream.Message
-	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
-	msg.Headers.Set(":event-type", eventstream.StringValue("chunk"))
-	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
-	msg.Payload = []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString(native) + `"}`)
-	var buf bytes.Buffer
-	if err := eventstream.NewEncoder().Encode(&buf, msg); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func TestBidiBrokenChain(t *testing.T) {
 	t.Parallel()
 	var verified atomic.Int64
@@ -232,7 +210,7 @@ func TestBidiBrokenChain(t *testing.T) {
 		t.Fatalf("status %d", b.resp.StatusCode)
 	}
 	good := b.signer(bidiSecret, b.seed)
-	if err := good.WriteEnvelope(b.body, inputEvent(t, sonicText("one two"))); err != nil {
+	if err := good.WriteEnvelope(b.body, bidisdk.InputEvent(t, bidisdk.TextInput("one two"))); err != nil {
 		t.Fatal(err)
 	}
 	dec := eventstream.NewDecoder()
@@ -242,7 +220,7 @@ func TestBidiBrokenChain(t *testing.T) {
 	}
 	// The next envelope is signed with another key: the chain breaks.
 	bad := b.signer("not-the-secret", b.seed)
-	if err := bad.WriteEnvelope(b.body, inputEvent(t, sonicText("three"))); err != nil {
+	if err := bad.WriteEnvelope(b.body, bidisdk.InputEvent(t, bidisdk.TextInput("three"))); err != nil {
 		t.Fatal(err)
 	}
 	msg, err = dec.Decode(b.resp.Body, nil)
@@ -297,7 +275,7 @@ func TestBidiRefusals(t *testing.T) {
 	t.Run("midstream fault", func(t *testing.T) {
 		b := openRawBidi(t, srv.URL, http.Header{HeaderFault: {FaultMidstream}})
 		w := b.signer(bidiSecret, b.seed)
-		if err := w.WriteEnvelope(b.body, inputEvent(t, sonicText("hi"))); err != nil {
+		if err := w.WriteEnvelope(b.body, bidisdk.InputEvent(t, bidisdk.TextInput("hi"))); err != nil {
 			t.Fatal(err)
 		}
 		dec := eventstream.NewDecoder()
@@ -324,7 +302,7 @@ func TestBidiClientGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := out.GetStream()
-	if err := bidisdk.Send(ctx, stream, sonicText("are you there")); err != nil {
+	if err := bidisdk.Send(ctx, stream, bidisdk.TextInput("are you there")); err != nil {
 		t.Fatal(err)
 	}
 	bidisdk.Next(t, stream)
@@ -354,7 +332,7 @@ func TestBidiInputText(t *testing.T) {
 		{`not json`, ""},
 	}
 	for _, tc := range tests {
-		text, chunk, be := bidiInput(inputEvent(t, []byte(tc.native)))
+		text, chunk, be := bidiInput(bidisdk.InputEvent(t, []byte(tc.native)))
 		if be != nil || text != tc.want || string(chunk) != tc.native {
 			t.Errorf("%s: text %q chunk %q err %v", tc.native, text, chunk, be)
 		}
@@ -371,7 +349,7 @@ func FuzzBidiInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, wrap bool) {
 		payload := b
 		if wrap {
-			payload = inputEvent(t, b)
+			payload = bidisdk.InputEvent(t, b)
 		}
 		text, chunk, be := bidiInput(payload)
 		if be != nil {

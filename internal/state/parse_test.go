@@ -7,25 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/seed"
 )
 
-const exampleKeySHA256 = "94c87ac104059151e89925f852355448f16a90ca63d73b1c36eda668c4d41615"
-
-func exampleEnv(name string) (string, bool) {
-	if name == "SUPPORT_BOT_SECRET" {
-		return "support-bot-secret-0123456789", true
-	}
-	return "", false
-}
-
-// loadExample returns testdata/example.yaml resolved, normalized and validated.
+// loadExample returns the shared example state file (seed.Example) resolved,
+// normalized and validated.
 func loadExample(t testing.TB) *State {
 	t.Helper()
-	s, err := LoadFile("testdata/example.yaml")
+	s, err := LoadFile(seed.ExampleFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResolveSecrets(exampleEnv); err != nil {
+	if err := s.ResolveSecrets(seed.LookupEnv); err != nil {
 		t.Fatal(err)
 	}
 	s.Normalize()
@@ -62,13 +56,13 @@ func TestExampleFile(t *testing.T) {
 		t.Errorf("entitlement =\n%+v\nwant\n%+v", e, want)
 	}
 	c := s.Credentials
-	if c[0].ID != "GWEXAMPLE00000000001" || c[0].Secret != "support-bot-secret-0123456789" || c[0].SecretEnv != "" {
+	if c[0].ID != "GWEXAMPLE00000000001" || c[0].Secret != seed.SupportBotSecret || c[0].SecretEnv != "" {
 		t.Errorf("credential 0 = %+v", c[0])
 	}
 	if c[1].Secret != "not-for-production" {
 		t.Errorf("credential 1 = %+v", c[1])
 	}
-	if c[2].ID != "key-"+exampleKeySHA256[:16] || c[2].KeySHA256 != exampleKeySHA256 {
+	if c[2].ID != "key-"+seed.NotebooksKeySHA256[:16] || c[2].KeySHA256 != seed.NotebooksKeySHA256 || c[2].Key != "" {
 		t.Errorf("credential 2 = %+v", c[2])
 	}
 }
@@ -205,9 +199,7 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	if data, err := readExample(); err == nil {
-		f.Add(data)
-	}
+	f.Add([]byte(seed.Example()))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data)
 		if err != nil {
@@ -225,5 +217,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
-func readExample() ([]byte, error) { return os.ReadFile("testdata/example.yaml") }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // countingHandler counts error records, so a test can wait for a logged failure.
@@ -62,17 +63,6 @@ func runSyncer(t *testing.T, sy *Syncer) {
 			t.Error("Syncer.Run did not return after its context ended")
 		}
 	})
-}
-
-func waitCond(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
 }
 
 func TestSyncer(t *testing.T) {
@@ -128,7 +118,7 @@ func TestSyncer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "a logged load failure", func() bool { return logs.errors.Load() > 0 })
+	wait.For(t, "a logged load failure", waitTimeout, func() bool { return logs.errors.Load() > 0 })
 	if sy.Version() != v2 || !sy.Ready() || len(holder.cur.Load().Entitlements) != 1 {
 		t.Fatalf("after a failed load: version %d ready %v", sy.Version(), sy.Ready())
 	}
@@ -147,7 +137,7 @@ func TestSyncer(t *testing.T) {
 	if _, err := writer.Update(ctx, "test", "edit", touch(0)); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "a logged apply failure", func() bool { return logs.errors.Load() > errsBefore })
+	wait.For(t, "a logged apply failure", waitTimeout, func() bool { return logs.errors.Load() > errsBefore })
 	if sy.Version() != v3 {
 		t.Fatalf("version %d after a rejected apply, want %d", sy.Version(), v3)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // waitTimeout bounds every wait for a condition; it is a deadline against
@@ -90,17 +92,16 @@ func startWatch(t *testing.T, s *Store, onChange func(uint64)) {
 // test's update cannot race the subscription.
 func waitSubscribed(t testing.TB, c redis.UniversalClient, s *Store, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	wait.Until(t, fmt.Sprintf("%d subscribers on %s", n, s.channel), waitTimeout, func() error {
 		counts, err := c.PubSubNumSub(context.Background(), s.channel).Result()
-		if err == nil && counts[s.channel] >= n {
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no subscriber on %s: %v %v", s.channel, counts, err)
+		if counts[s.channel] < n {
+			return fmt.Errorf("%d subscribed", counts[s.channel])
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
+		return nil
+	})
 }
 
 func touch(i int) func(st *state.State) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 // TestSyncerSurvivesWipe: Redis loses its data (FLUSHALL stands for a restart
@@ -54,7 +55,7 @@ func TestSyncerSurvivesWipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The version poll finds it (the version key is gone with the rest).
-	waitCond(t, "the replica to report the wipe", wiped.Load)
+	wait.For(t, "the replica to report the wipe", waitTimeout, wiped.Load)
 	if n := len(holder.cur.Load().Entitlements); n != 4 || sy.Version() != v {
 		t.Fatalf("after the wipe the replica serves %d entitlements at version %d, want its last snapshot (4, %d)", n, sy.Version(), v)
 	}
@@ -80,7 +81,7 @@ func TestSyncerSurvivesWipe(t *testing.T) {
 	if rv >= v {
 		t.Fatalf("restored version %d, expected a counter restarted below %d", rv, v)
 	}
-	waitCond(t, "the replica to take the restored state", func() bool {
+	wait.For(t, "the replica to take the restored state", waitTimeout, func() bool {
 		return !wiped.Load() && len(holder.cur.Load().Entitlements) == 2
 	})
 	if m, _ := writer.Marker(ctx); m == nil || m.Wiped || m.Epoch != 1 || m.ID != before.ID {
@@ -124,7 +125,7 @@ func TestSyncerRefusesOlderVersion(t *testing.T) {
 	if err := c.Publish(ctx, writer.channel, "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "the replica to report the store wiped", wiped.Load)
+	wait.For(t, "the replica to report the store wiped", waitTimeout, wiped.Load)
 	if n := len(holder.cur.Load().Entitlements); n != 3 || sy.Version() != v {
 		t.Fatalf("replica took the older state: %d entitlements, version %d", n, sy.Version())
 	}
@@ -156,7 +157,7 @@ func TestShardWipeOnCluster(t *testing.T) {
 		}
 		return len(m.Shards)
 	}
-	waitCond(t, "a marker on every master", func() bool { return shards() == 3 })
+	wait.For(t, "a marker on every master", waitTimeout, func() bool { return shards() == 3 })
 
 	// FLUSHALL on a master that does not serve the {state} slot.
 	stateSlot, err := c.ClusterKeySlot(ctx, writer.keys.marker).Result()
@@ -186,7 +187,7 @@ func TestShardWipeOnCluster(t *testing.T) {
 	if err := node.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "the replica to report the lost shard", wiped.Load)
+	wait.For(t, "the replica to report the lost shard", waitTimeout, wiped.Load)
 	if n := len(holder.cur.Load().Entitlements); n != 2 {
 		t.Fatalf("replica serves %d entitlements after a shard wipe, want its snapshot's 2", n)
 	}
@@ -198,6 +199,6 @@ func TestShardWipeOnCluster(t *testing.T) {
 	if _, err := writer.Replace(ctx, "admin:ops", sampleState(2)); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "the restore", func() bool { return !wiped.Load() })
-	waitCond(t, "every master marked again", func() bool { return shards() == 3 })
+	wait.For(t, "the restore", waitTimeout, func() bool { return !wiped.Load() })
+	wait.For(t, "every master marked again", waitTimeout, func() bool { return shards() == 3 })
 }

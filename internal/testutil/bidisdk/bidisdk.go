@@ -1,14 +1,18 @@
 // Package bidisdk holds what tests need to drive InvokeModelWithBidirectionalStream
 // with the official Go SDK: send a native input chunk, wait for the next output
-// chunk, and build or read Nova Sonic-style text events.
+// chunk, and build or read Nova Sonic-style text events; and, for tests that
+// write the stream by hand, the input event the SDK would write.
 package bidisdk
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 )
@@ -28,6 +32,23 @@ func TextOutput(doc map[string]any) string {
 	to, _ := ev["textOutput"].(map[string]any)
 	s, _ := to["content"].(string)
 	return s
+}
+
+// InputEvent is the inner "chunk" event the SDK writes for native input
+// bytes, headers in the SDK's order, before signing it into an envelope: a
+// test that writes a bidirectional stream by hand signs this.
+func InputEvent(t testing.TB, native []byte) []byte {
+	t.Helper()
+	var msg eventstream.Message
+	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
+	msg.Headers.Set(":event-type", eventstream.StringValue("chunk"))
+	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
+	msg.Payload = []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString(native) + `"}`)
+	var buf bytes.Buffer
+	if err := eventstream.NewEncoder().Encode(&buf, msg); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // Send sends one native input chunk.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
 )
 
 // Server is one running redis-server.
@@ -33,15 +34,7 @@ type Server struct {
 // when it is missing.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "redis-server not found on PATH; install it (apt-get install redis-server, brew install redis) to run this test"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return path
+	return prereq.Program(tb, "redis-server", "apt-get install redis-server, brew install redis")
 }
 
 // Start starts a redis-server with the given extra arguments (e.g. "--cluster-enabled", "yes").

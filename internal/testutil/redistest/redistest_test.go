@@ -3,11 +3,14 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
 func TestStartAndCluster(t *testing.T) {
@@ -45,15 +48,11 @@ func TestFreezeThaw(t *testing.T) {
 		t.Fatalf("SET on a frozen server: %v, want a timeout", err)
 	}
 	s.Thaw()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.Until(t, "the command sent while frozen to run after thawing", 10*time.Second, func() error {
 		v, err := c.Get(bg, "k").Result()
-		if err == nil && v == "sent while frozen" {
-			break
+		if err == nil && v != "sent while frozen" {
+			err = fmt.Errorf("k = %q", v)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the command sent while frozen did not run after thawing: %q %v", v, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
+		return err
+	})
 }
