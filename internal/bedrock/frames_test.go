@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 )
 
-// The ConverseStream messageStop frame of bedrock-wire.md §2.1, byte for byte.
+// A ConverseStream messageStop frame as Bedrock sends it, byte for byte.
 func messageStopFrame(t *testing.T) []byte {
 	t.Helper()
 	var b bytes.Buffer

@@ -8,7 +8,7 @@ const MaxModelIDLen = 2048
 // ModelKind says which of Bedrock's model identifier forms a ModelID has.
 type ModelKind uint8
 
-// The model identifier forms (bedrock-wire.md §1). KindInvalid is the zero value.
+// The model identifier forms Bedrock Runtime accepts in a path. KindInvalid is the zero value.
 const (
 	KindInvalid ModelKind = iota
 	// KindBaseModel is a base model ID such as "anthropic.claude-3-haiku-20240307-v1:0".

@@ -9,7 +9,7 @@ import (
 	"hash/crc32"
 )
 
-// Event-stream framing limits (bedrock-wire.md §2.1).
+// Event-stream framing limits (the AWS event stream encoding Bedrock uses).
 const (
 	framePreludeLen = 12       // total length, headers length, prelude CRC
 	frameMinLen     = 16       // prelude plus message CRC

@@ -17,7 +17,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
-// InvokeModelWithBidirectionalStream (wire doc §2.5) is full duplex over
+// InvokeModelWithBidirectionalStream is full duplex over
 // HTTP/2: the caller's body is a chain of envelopes signed with the caller's
 // key, the response an ordinary event stream. The gateway verifies each
 // envelope as it arrives, re-signs its inner event into a chain seeded by the

@@ -19,7 +19,7 @@ entitlements:
   - {name: support, model: "` + haiku + `", shares: [{target: ou-ab12-platform}]}
 `
 
-// propagationBound is the design's promise: a revoke is in force on every
+// propagationBound is the documented promise: a revoke is in force on every
 // replica within one second.
 const propagationBound = time.Second
 

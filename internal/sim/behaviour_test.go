@@ -526,7 +526,7 @@ func TestRawHTTP(t *testing.T) {
 	}
 }
 
-// TestMessageStopFrame reproduces the bytes of the real messageStop frame in the wire doc.
+// TestMessageStopFrame reproduces the bytes of a real messageStop frame captured from Bedrock.
 func TestMessageStopFrame(t *testing.T) {
 	t.Parallel()
 	want := "0000007a00000051ca2c4665" +

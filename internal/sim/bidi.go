@@ -17,7 +17,7 @@ import (
 )
 
 // InvokeModelWithBidirectionalStream (HTTP/2 only): the request body is a chain
-// of signed envelopes (wire doc §2.5), each wrapping one `chunk` event
+// of signed envelopes (Bedrock's bidirectional event stream), each wrapping one `chunk` event
 // {"bytes":"<base64 native JSON>"}; an empty envelope ends the input. The
 // simulated model is an echo: each input chunk's text (the strings under
 // "text", "inputText", "prompt", and Nova Sonic's textInput "content") is

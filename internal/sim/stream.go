@@ -11,7 +11,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
-// eventMessage is an event frame with headers in Bedrock's order (wire doc §2.1).
+// eventMessage is an event frame with headers in the order Bedrock sends them.
 func eventMessage(eventType string, payload []byte) eventstream.Message {
 	return eventstream.Message{
 		Headers: eventstream.Headers{
