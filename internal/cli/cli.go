@@ -202,18 +202,25 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// flagError turns an error of flag.Parse into a one-line usage error.
+// flagError turns an error of fs.Parse into a one-line usage error.
 func flagError(fs *flag.FlagSet, err error) error {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return FlagError(fs.Name(), err, names)
+}
+
+// FlagError turns an error of flag parsing for cmd (such as "gateway serve")
+// into a one-line *UsageError; an unknown flag gets the closest of the flag
+// names as a suggestion.
+func FlagError(cmd string, err error, names []string) *UsageError {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		var names []string
-		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 		msg = "unknown flag " + dashed(name)
-		if s := suggest(name, names); s != "" {
+		if s := Suggest(name, names); s != "" {
 			msg += " (did you mean " + dashed(s) + "?)"
 		}
 	}
-	return &UsageError{Cmd: fs.Name(), Msg: fs.Name() + ": " + msg}
+	return &UsageError{Cmd: cmd, Msg: cmd + ": " + msg}
 }
 
 // dashed spells a flag name as it is documented: -f, --output.
@@ -224,9 +231,9 @@ func dashed(name string) string {
 	return "--" + name
 }
 
-// suggest returns the candidate closest to s when it is close enough to be
+// Suggest returns the candidate closest to s when it is close enough to be
 // a likely misspelling (or s is a prefix of it), else "".
-func suggest(s string, candidates []string) string {
+func Suggest(s string, candidates []string) string {
 	best, bestDist := "", 0
 	for _, c := range candidates {
 		d := editDistance(s, c)
@@ -340,7 +347,7 @@ func (g group) run(ctx context.Context, args []string, env Env) error {
 		names = append(names, s.names[0])
 	}
 	msg := fmt.Sprintf("gateway %s: unknown subcommand %q", g.name, args[0])
-	if s := suggest(args[0], names); s != "" {
+	if s := Suggest(args[0], names); s != "" {
 		msg += " (did you mean " + s + "?)"
 	} else {
 		msg += "; one of " + strings.Join(names, ", ")
