@@ -50,15 +50,32 @@ Server:
 Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   apply        make the store match a state file (-f FILE [--dry-run] [--prune])
   export       write the whole state as a state file
-  entitlements list | get | create | delete
-  shares       add | remove ENTITLEMENT TARGET... [--csv FILE]
+  entitlements list | get NAME | create | update NAME | delete NAME
+  shares       add | remove ENTITLEMENT TARGET... [--csv FILE] | list ENTITLEMENT
   credentials  issue | list | revoke
-  usage        monthly usage report (--month YYYY-MM --by team|account|entitlement|model --format table|csv|json)
+  quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
+  usage        monthly usage report (--month YYYY-MM --by team|account|entitlement|model|tier)
   audit        the audit log
+
+Output: -o, --output table|json|yaml|csv on every admin verb that prints (table by
+default; csv for rows; export writes yaml or json). Every command and subcommand takes
+-h for its usage, e.g. gateway entitlements update -h.
 `
 
-// Main runs one command.
+// Main runs one command. A *cli.UsageError (an unknown flag, a missing
+// argument) is printed here, as one line and a hint, and returned wrapping
+// ErrUsage: the exit code is 2 and the caller prints nothing more.
 func Main(ctx context.Context, args []string, env Env) error {
+	err := run(ctx, args, env)
+	var ue *cli.UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(env.Stderr, ue.Error())
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, usage)
 		return ErrUsage

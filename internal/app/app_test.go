@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,5 +139,62 @@ func TestConfigValidateChecksFiles(t *testing.T) {
 	if err := Main(context.Background(), []string{"config", "validate", "--prices-file", "../../deploy/examples/prices.yaml",
 		"--bootstrap", "../../deploy/examples/state.yaml"}, env(&out, &errOut)); err != nil || !strings.Contains(out.String(), "valid") {
 		t.Errorf("the shipped example files: %v %s", err, out.String())
+	}
+}
+
+// TestHelpAndBadFlags: -h prints the command's own usage and succeeds; a bad
+// flag or subcommand is one line with a suggestion plus where the usage is,
+// and exit code 2.
+func TestHelpAndBadFlags(t *testing.T) {
+	t.Parallel()
+	help := []struct {
+		args []string
+		want string // the usage's first line
+	}{
+		{[]string{"config", "-h"}, "Usage: gateway config <subcommand>"},
+		{[]string{"config", "--help"}, "Usage: gateway config <subcommand>"},
+		{[]string{"config", "validate", "-h"}, "Usage: gateway config validate [serve flags]"},
+		{[]string{"config", "validate", "--help"}, "Usage: gateway config validate [serve flags]"},
+		{[]string{"config", "reference", "-h"}, "Usage: gateway config reference"},
+		{[]string{"serve", "-h"}, "Usage: gateway serve [flags]"},
+		{[]string{"entitlements", "update", "-h"}, "Usage: gateway entitlements update NAME [flags]"},
+		{[]string{"quota", "--help"}, "Usage: gateway quota [ENTITLEMENT] [flags]"},
+	}
+	for _, tc := range help {
+		var out, errOut bytes.Buffer
+		err := Main(context.Background(), tc.args, env(&out, &errOut))
+		if first, _, _ := strings.Cut(errOut.String(), "\n"); err != nil || first != tc.want {
+			t.Errorf("%v: err %v, first line %q, want %q", tc.args, err, first, tc.want)
+		}
+	}
+	// config validate -h lists serve's flags under its own description.
+	var out, errOut bytes.Buffer
+	_ = Main(context.Background(), []string{"config", "validate", "-h"}, env(&out, &errOut))
+	if s := errOut.String(); strings.Contains(s, "Runs the gateway") || !strings.Contains(s, "-redis-url") {
+		t.Errorf("config validate -h:\n%s", s)
+	}
+
+	bad := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"entitlements", "list", "--ouput", "json"}, "gateway entitlements list: unknown flag --ouput (did you mean --output?)\n" +
+			"run 'gateway entitlements list -h' for usage\n"},
+		{[]string{"serve", "--redis-ulr", "redis://x"}, "gateway serve: unknown flag --redis-ulr (did you mean --redis-url?)\n" +
+			"run 'gateway serve -h' for usage\n"},
+		{[]string{"config", "validate", "--log-formt", "json"}, "gateway config validate: unknown flag --log-formt (did you mean --log-format?)\n" +
+			"run 'gateway config validate -h' for usage\n"},
+		{[]string{"config", "valdate"}, "gateway config: unknown subcommand \"valdate\" (did you mean validate?)\nrun 'gateway config -h' for usage\n"},
+		{[]string{"entitlements", "get"}, "gateway entitlements get: exactly one NAME is required\nrun 'gateway entitlements get -h' for usage\n"},
+	}
+	for _, tc := range bad {
+		var out, errOut bytes.Buffer
+		err := Main(context.Background(), tc.args, env(&out, &errOut))
+		if err == nil || ExitCode(err) != 2 || !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: err %v, want exit code 2", tc.args, err)
+		}
+		if errOut.String() != tc.want || out.Len() != 0 {
+			t.Errorf("%v: stderr %q, want %q", tc.args, errOut.String(), tc.want)
+		}
 	}
 }

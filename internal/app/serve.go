@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/server"
 )
@@ -31,10 +32,14 @@ func newLogger(cfg *config.Serve, env Env) *slog.Logger {
 }
 
 func serve(ctx context.Context, args []string, env Env) error {
-	cfg, err := config.Load(args, env.Getenv, env.Stderr)
+	cfg, err := loadConfig("serve", "", args, env)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // help was asked for and printed
+		}
+		var ue *cli.UsageError
+		if errors.As(err, &ue) {
+			return err
 		}
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}

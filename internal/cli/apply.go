@@ -23,7 +23,7 @@ func runApply(ctx context.Context, args []string, env Env) error {
 	fs, common := newFlags("apply", "apply -f FILE [--dry-run] [--prune] [flags]\n\n"+
 		"Makes the gateway's state match a state file (YAML or JSON). secret_env and key_env are\n"+
 		"read from this shell's environment; only the resolved secret (or an API key's SHA-256)\n"+
-		"is sent. Without --prune, entitlements and credentials missing from the file are kept.", env, true)
+		"is sent. Without --prune, entitlements and credentials missing from the file are kept.", env, objectFormats)
 	file := fs.String("f", "", "state file (YAML or JSON)")
 	fs.StringVar(file, "file", "", "same as -f")
 	dryRun := fs.Bool("dry-run", false, "show the changes without making them")
@@ -60,8 +60,8 @@ func runApply(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
 	printChanges(env.Stdout, res.Changes)
 	switch {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"text/tabwriter"
 	"time"
 )
 
@@ -21,7 +20,7 @@ type auditEntry struct {
 
 func runAudit(ctx context.Context, args []string, env Env) error {
 	fs, common := newFlags("audit", "audit [--limit N] [--since TIME|DURATION] [--before ID] [flags]\n\n"+
-		"Shows the audit log, newest first: who changed what, and when.", env, true)
+		"Shows the audit log, newest first: who changed what, and when.", env, readFormats)
 	limit := fs.Int("limit", 50, "number of entries (1 to 1000)")
 	since := fs.String("since", "", "only entries since an RFC 3339 time, or this long ago (e.g. 24h)")
 	before := fs.String("before", "", "only entries older than this entry ID (paging)")
@@ -57,19 +56,14 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
-	if len(res.Entries) == 0 {
-		fmt.Fprintln(env.Stdout, "no audit entries")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tTARGET\tID")
+	t := table{header: []string{"TIME", "ACTOR", "ACTION", "TARGET", "ID"}, empty: "no audit entries"}
 	for _, e := range res.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), e.Actor, e.Action, e.Target, e.ID)
+		t.rows = append(t.rows, []any{e.Time, e.Actor, e.Action, e.Target, e.ID})
 	}
-	return tw.Flush()
+	return common.printRows(env.Stdout, t)
 }
 
 func parseSince(s string) (time.Time, error) {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,12 +65,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"apply", "make the store match a state file", runApply},
-		{"entitlements", "list | get | create | delete managed entitlements", runEntitlements},
+		{"entitlements", "list | get | create | update | delete managed entitlements", runEntitlements},
 		{"shares", "add | remove | list the shares of an entitlement", runShares},
 		{"credentials", "issue | list | revoke member credentials", runCredentials},
 		{"audit", "show the audit log", runAudit},
 		{"export", "write the whole state as a state file", runExport},
 		{"usage", "the monthly usage report", runUsage},
+		{"quota", "each monthly cap: limit, used, reserved, remaining, reset", runQuota},
 	}
 }
 
@@ -103,24 +105,62 @@ func Run(ctx context.Context, args []string, env Env) error {
 // into success.
 var errHelp = flag.ErrHelp
 
-// commonFlags are the flags every command has.
-type commonFlags struct {
-	adminURL string
-	output   string
+// UsageError is a command line the command cannot run: an unknown flag or
+// subcommand, a missing or extra argument. Its text is one line naming the
+// command, then a hint to run the command's -h; the caller prints it and exits
+// with the usage exit code (2).
+type UsageError struct {
+	// Cmd is the command as typed, e.g. "gateway entitlements list".
+	Cmd string
+	// Msg is the problem, starting with Cmd.
+	Msg string
 }
 
-// newFlags returns a flag set with the common flags; withOutput adds --output.
-func newFlags(name, synopsis string, env Env, withOutput bool) (*flag.FlagSet, *commonFlags) {
+func (e *UsageError) Error() string {
+	return e.Msg + "\nrun '" + e.Cmd + " -h' for usage"
+}
+
+// commonFlags are the flags every command has.
+type commonFlags struct {
+	fs       *flag.FlagSet
+	adminURL string
+	output   string
+	// formats are the values --output accepts; none means no --output.
+	formats []string
+}
+
+// Output formats of -o/--output: one convention for every verb.
+const (
+	outTable = "table"
+	outJSON  = "json"
+	outYAML  = "yaml"
+	outCSV   = "csv"
+)
+
+var (
+	// readFormats are those of the verbs that list rows.
+	readFormats = []string{outTable, outJSON, outYAML, outCSV}
+	// objectFormats are those of the verbs that show one object or the
+	// result of a change, which have no rows for CSV.
+	objectFormats = []string{outTable, outJSON, outYAML}
+)
+
+// newFlags returns a flag set with the common flags; formats, when given, adds
+// -o/--output accepting them (the first is the default).
+func newFlags(name, synopsis string, env Env, formats []string) (*flag.FlagSet, *commonFlags) {
 	fs := flag.NewFlagSet("gateway "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	c := &commonFlags{}
+	c := &commonFlags{fs: fs, formats: formats}
 	def := env.Getenv(EnvAdminURL)
 	if def == "" {
 		def = defaultAdminURL
 	}
 	fs.StringVar(&c.adminURL, "admin-url", def, "admin API base URL (default from "+EnvAdminURL+"); the token comes from "+EnvAdminToken)
-	if withOutput {
-		fs.StringVar(&c.output, "output", "table", "output format: table or json")
+	if len(formats) > 0 {
+		c.output = formats[0]
+		help := "output format: " + orList(formats)
+		fs.StringVar(&c.output, "output", c.output, help)
+		fs.StringVar(&c.output, "o", c.output, "same as --output")
 	}
 	fs.Usage = func() {
 		w := env.Stderr
@@ -134,17 +174,21 @@ func newFlags(name, synopsis string, env Env, withOutput bool) (*flag.FlagSet, *
 
 // parse parses flags anywhere among the positional arguments (flag stops at
 // the first positional one, so parse resumes after it). "--" ends the flags.
-// On a flag error the usage is printed (by flag) and the error returned; on
-// -h, errHelp.
+// On -h it prints the usage and returns errHelp; on a bad flag it prints
+// nothing and returns a one-line *UsageError (with a did-you-mean for a
+// misspelt flag), not the whole usage.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			// flag has already printed the usage.
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, errHelp
 			}
-			return nil, err
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -158,6 +202,72 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// flagError turns an error of fs.Parse into a one-line usage error.
+func flagError(fs *flag.FlagSet, err error) error {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return FlagError(fs.Name(), err, names)
+}
+
+// FlagError turns an error of flag parsing for cmd (such as "gateway serve")
+// into a one-line *UsageError; an unknown flag gets the closest of the flag
+// names as a suggestion.
+func FlagError(cmd string, err error, names []string) *UsageError {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag " + dashed(name)
+		if s := Suggest(name, names); s != "" {
+			msg += " (did you mean " + dashed(s) + "?)"
+		}
+	}
+	return &UsageError{Cmd: cmd, Msg: cmd + ": " + msg}
+}
+
+// dashed spells a flag name as it is documented: -f, --output.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// Suggest returns the candidate closest to s when it is close enough to be
+// a likely misspelling (or s is a prefix of it), else "".
+func Suggest(s string, candidates []string) string {
+	best, bestDist := "", 0
+	for _, c := range candidates {
+		d := editDistance(s, c)
+		if len(s) >= 3 && strings.HasPrefix(c, s) {
+			d = min(d, 1)
+		}
+		if d <= max(1, min(len(s), len(c))/3) && (best == "" || d < bestDist) {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // done maps errHelp to success.
 func done(err error) error {
 	if errors.Is(err, errHelp) {
@@ -167,14 +277,18 @@ func done(err error) error {
 }
 
 func (c *commonFlags) checkOutput() error {
-	switch c.output {
-	case "", "table", "json":
+	if len(c.formats) == 0 || slices.Contains(c.formats, c.output) {
 		return nil
 	}
-	return fmt.Errorf("--output %q must be table or json", c.output)
+	return usageError(c.fs, "%s: --output %q must be %s", strings.TrimPrefix(c.fs.Name(), "gateway "), c.output, orList(c.formats))
 }
 
-func (c *commonFlags) json() bool { return c.output == "json" }
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
 
 // client returns an admin API client for the common flags.
 func (c *commonFlags) client(env Env) (*client, error) {
@@ -183,7 +297,7 @@ func (c *commonFlags) client(env Env) (*client, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(c.adminURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--admin-url %q must be an http:// or https:// URL", c.adminURL)
+		return nil, usageError(c.fs, "--admin-url %q must be an http:// or https:// URL", c.adminURL)
 	}
 	token := strings.TrimSpace(env.Getenv(EnvAdminToken))
 	if token == "" {
@@ -192,7 +306,51 @@ func (c *commonFlags) client(env Env) (*client, error) {
 	return &client{base: u.String(), token: token, http: env.HTTPClient}, nil
 }
 
+// usageError returns a one-line *UsageError for fs's command; the message is
+// prefixed with "gateway " when it does not start so.
 func usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fs.Usage()
-	return fmt.Errorf(format, args...)
+	msg := fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(msg, "gateway ") {
+		msg = "gateway " + msg
+	}
+	return &UsageError{Cmd: fs.Name(), Msg: msg}
+}
+
+// group is a command made of subcommands (entitlements, shares,
+// credentials).
+type group struct {
+	name  string // e.g. "entitlements"
+	usage string // printed for -h and when no subcommand is given
+	subs  []sub
+}
+
+type sub struct {
+	names []string // the name and its aliases
+	run   func(ctx context.Context, args []string, env Env) error
+}
+
+// run dispatches args to a subcommand. -h prints the group's usage; an
+// unknown subcommand is a one-line usage error with a suggestion.
+func (g group) run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		fmt.Fprint(env.Stderr, "Usage: gateway "+g.usage)
+		if len(args) == 0 {
+			return &UsageError{Cmd: "gateway " + g.name, Msg: "gateway " + g.name + ": a subcommand is required"}
+		}
+		return nil
+	}
+	var names []string
+	for _, s := range g.subs {
+		if slices.Contains(s.names, args[0]) {
+			return s.run(ctx, args[1:], env)
+		}
+		names = append(names, s.names[0])
+	}
+	msg := fmt.Sprintf("gateway %s: unknown subcommand %q", g.name, args[0])
+	if s := Suggest(args[0], names); s != "" {
+		msg += " (did you mean " + s + "?)"
+	} else {
+		msg += "; one of " + strings.Join(names, ", ")
+	}
+	return &UsageError{Cmd: "gateway " + g.name, Msg: msg}
 }

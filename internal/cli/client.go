@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -101,6 +103,13 @@ func (c *client) do(ctx context.Context, r request, out any) ([]byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			// Most often the wrong address (or no gateway there): say which
+			// URL was tried and how to point the CLI elsewhere.
+			return nil, fmt.Errorf("cannot reach the admin API at %s: %w; set --admin-url or %s to the gateway's admin (ops) listener",
+				c.base, op.Err, EnvAdminURL)
+		}
 		// The URL carries no secret; the token is only in a header.
 		return nil, fmt.Errorf("calling the admin API: %w", err)
 	}

@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -26,23 +24,11 @@ Run "gateway credentials <subcommand> -h" for its flags.
 `
 
 func runCredentials(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, "Usage: gateway "+credentialsUsage)
-		if len(args) == 0 {
-			return errors.New("credentials: a subcommand is required")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "issue":
-		return credentialsIssue(ctx, args[1:], env)
-	case "list", "ls":
-		return credentialsList(ctx, args[1:], env)
-	case "revoke", "delete", "rm":
-		return credentialsRevoke(ctx, args[1:], env)
-	}
-	fmt.Fprint(env.Stderr, "Usage: gateway "+credentialsUsage)
-	return fmt.Errorf("credentials: unknown subcommand %q", args[0])
+	return group{name: "credentials", usage: credentialsUsage, subs: []sub{
+		{[]string{"issue"}, credentialsIssue},
+		{[]string{"list", "ls"}, credentialsList},
+		{[]string{"revoke", "delete", "rm"}, credentialsRevoke},
+	}}.run(ctx, args, env)
 }
 
 type issued struct {
@@ -53,7 +39,7 @@ type issued struct {
 }
 
 func credentialsIssue(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("credentials issue", "credentials issue --account ID --kind sigv4|api_key --label LABEL [flags]", env, true)
+	fs, common := newFlags("credentials issue", "credentials issue --account ID --kind sigv4|api_key --label LABEL [flags]", env, objectFormats)
 	account := fs.String("account", "", "member account ID (12 digits)")
 	kind := fs.String("kind", state.KindSigV4, "sigv4 (access key ID and secret for any AWS SDK) or api_key (bearer token, AWS_BEARER_TOKEN_BEDROCK)")
 	label := fs.String("label", "", "the application the credential is for")
@@ -93,8 +79,8 @@ func credentialsIssue(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
 	printIssued(env.Stdout, env.Stderr, &res)
 	return nil
@@ -122,7 +108,7 @@ func printIssued(out, warn io.Writer, res *issued) {
 }
 
 func credentialsList(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("credentials list", "credentials list [--account ID] [flags]", env, true)
+	fs, common := newFlags("credentials list", "credentials list [--account ID] [flags]", env, readFormats)
 	account := fs.String("account", "", "only the credentials of this account")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -146,27 +132,22 @@ func credentialsList(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
-	if len(res.Credentials) == 0 {
-		fmt.Fprintln(env.Stdout, "no credentials")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACCOUNT\tKIND\tLABEL\tCREATED\tEXPIRES")
+	t := table{header: []string{"ID", "ACCOUNT", "KIND", "LABEL", "CREATED", "EXPIRES"}, empty: "no credentials"}
 	for _, cr := range res.Credentials {
 		expires := "never"
 		if cr.ExpiresAt != nil {
 			expires = timeText(*cr.ExpiresAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.ID, cr.Account, cr.Kind, cr.Label, timeText(cr.CreatedAt), expires)
+		t.rows = append(t.rows, []any{cr.ID, cr.Account, cr.Kind, cr.Label, cr.CreatedAt, expires})
 	}
-	return tw.Flush()
+	return common.printRows(env.Stdout, t)
 }
 
 func credentialsRevoke(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("credentials revoke", "credentials revoke ID... [flags]", env, false)
+	fs, common := newFlags("credentials revoke", "credentials revoke ID... [flags]", env, nil)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)

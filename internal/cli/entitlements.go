@@ -24,35 +24,25 @@ Subcommands:
   get NAME                     show one entitlement and its shares
   create -f FILE               create one from a YAML or JSON file of one entitlement
   create NAME --model MODEL [--scope ID,...] [--monthly-tokens N] ...
+  update NAME [--monthly-tokens N] [--scope ID,...] [--operations OP,...] [--description TEXT] ...
+                               change only the fields given (other limits are kept)
   delete NAME                  delete one (its shares go with it)
 
 Run "gateway entitlements <subcommand> -h" for its flags.
 `
 
 func runEntitlements(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, "Usage: gateway "+entitlementsUsage)
-		if len(args) == 0 {
-			return errors.New("entitlements: a subcommand is required")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "list", "ls":
-		return entitlementsList(ctx, args[1:], env)
-	case "get", "show":
-		return entitlementsGet(ctx, args[1:], env)
-	case "create":
-		return entitlementsCreate(ctx, args[1:], env)
-	case "delete", "rm":
-		return entitlementsDelete(ctx, args[1:], env)
-	}
-	fmt.Fprint(env.Stderr, "Usage: gateway "+entitlementsUsage)
-	return fmt.Errorf("entitlements: unknown subcommand %q", args[0])
+	return group{name: "entitlements", usage: entitlementsUsage, subs: []sub{
+		{[]string{"list", "ls"}, entitlementsList},
+		{[]string{"get", "show"}, entitlementsGet},
+		{[]string{"create"}, entitlementsCreate},
+		{[]string{"update", "set"}, entitlementsUpdate},
+		{[]string{"delete", "rm"}, entitlementsDelete},
+	}}.run(ctx, args, env)
 }
 
 func entitlementsList(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("entitlements list", "entitlements list [flags]", env, true)
+	fs, common := newFlags("entitlements list", "entitlements list [flags]", env, readFormats)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -71,24 +61,19 @@ func entitlementsList(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
-	if len(res.Entitlements) == 0 {
-		fmt.Fprintln(env.Stdout, "no entitlements")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMODEL\tSTATE\tSCOPE\tSHARES\tMONTHLY_TOKENS\tUPDATED")
+	t := table{header: []string{"NAME", "MODEL", "STATE", "SCOPE", "SHARES", "MONTHLY_TOKENS", "UPDATED"}, empty: "no entitlements"}
 	for _, e := range res.Entitlements {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Name, e.Model, e.State, scopeText(e.Scope),
-			len(e.Shares), tokensText(e.Limits.MonthlyTokens), timeText(e.UpdatedAt))
+		t.rows = append(t.rows, []any{e.Name, e.Model, e.State, scopeText(e.Scope), count(len(e.Shares)),
+			tokens(e.Limits.MonthlyTokens), e.UpdatedAt})
 	}
-	return tw.Flush()
+	return common.printRows(env.Stdout, t)
 }
 
 func entitlementsGet(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("entitlements get", "entitlements get NAME [flags]", env, true)
+	fs, common := newFlags("entitlements get", "entitlements get NAME [flags]", env, objectFormats)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -107,8 +92,8 @@ func entitlementsGet(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
 	printEntitlement(env.Stdout, &res.Entitlement)
 	return nil
@@ -166,37 +151,25 @@ func printShares(w io.Writer, shares []state.Share) {
 	_ = tw.Flush()
 }
 
-// createFlags are the flags of "entitlements create NAME".
+// createFlags are the flags of "entitlements create NAME" and, but for -f
+// and --suspended, of "entitlements update NAME".
 type createFlags struct {
 	file, model, region, description, scope, operations string
 	asyncOutputPrefixes                                 string
 	monthly, accountMonthly, rpm, tpm                   int64
 	count, estimate, onStoreUnavailable                 string
+	alertThresholds                                     string
 	suspended                                           bool
 	serviceTiers, guardrails                            string
 }
 
 func entitlementsCreate(ctx context.Context, args []string, env Env) error {
 	fs, common := newFlags("entitlements create",
-		"entitlements create -f FILE [flags]\n       gateway entitlements create NAME --model MODEL [flags]", env, true)
+		"entitlements create -f FILE [flags]\n       gateway entitlements create NAME --model MODEL [flags]", env, objectFormats)
 	var f createFlags
 	fs.StringVar(&f.file, "f", "", "a YAML or JSON file holding one entitlement (as in a state file)")
-	fs.StringVar(&f.model, "model", "", "upstream Bedrock model ID, inference profile ID or ARN")
-	fs.StringVar(&f.region, "region", "", "upstream region (default: the gateway's)")
-	fs.StringVar(&f.description, "description", "", "free text")
-	fs.StringVar(&f.scope, "scope", "", "comma-separated organization, OU and account IDs it may ever be shared with (default: the whole organization)")
-	fs.StringVar(&f.operations, "operations", "", "comma-separated runtime operations allowed (default: all)")
-	fs.StringVar(&f.asyncOutputPrefixes, "async-output-prefixes", "", "comma-separated S3 prefixes StartAsyncInvoke may write to ({account}: the caller's account ID; * for any; default: none, StartAsyncInvoke refused)")
-	fs.Int64Var(&f.monthly, "monthly-tokens", 0, "monthly token cap of the entitlement as a whole (0: none)")
-	fs.Int64Var(&f.accountMonthly, "account-monthly-tokens", 0, "default monthly token cap of each account (0: none)")
-	fs.Int64Var(&f.rpm, "requests-per-minute", 0, "requests per minute per account (0: none)")
-	fs.Int64Var(&f.tpm, "tokens-per-minute", 0, "tokens per minute per account (0: none)")
-	fs.StringVar(&f.count, "count", "", "which tokens count against caps: total, input or output (default total)")
-	fs.StringVar(&f.estimate, "estimate", "", "request token estimate: typical or strict (default typical)")
-	fs.StringVar(&f.onStoreUnavailable, "on-store-unavailable", "", "fail_closed (default) or fail_open")
+	f.define(fs)
 	fs.BoolVar(&f.suspended, "suspended", false, "create it suspended")
-	fs.StringVar(&f.serviceTiers, "service-tiers", "", "comma-separated service tiers members may ask for beyond the default: priority, flex, reserved, optimized (latency-optimized inference)")
-	fs.StringVar(&f.guardrails, "guardrails", "", "comma-separated guardrail IDs or ARNs members may name or apply (default: none)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -216,19 +189,39 @@ func entitlementsCreate(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
 	fmt.Fprintf(env.Stdout, "created entitlement %s\n\n", res.Entitlement.Name)
 	printEntitlement(env.Stdout, &res.Entitlement)
 	return nil
 }
 
-func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (*state.Entitlement, error) {
+// define adds the entitlement's field flags, shared by create and update.
+func (f *createFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.model, "model", "", "upstream Bedrock model ID, inference profile ID or ARN")
+	fs.StringVar(&f.region, "region", "", "upstream region (default: the gateway's)")
+	fs.StringVar(&f.description, "description", "", "free text")
+	fs.StringVar(&f.scope, "scope", "", "comma-separated organization, OU and account IDs it may ever be shared with (default: the whole organization)")
+	fs.StringVar(&f.operations, "operations", "", "comma-separated runtime operations allowed (default: all)")
+	fs.StringVar(&f.asyncOutputPrefixes, "async-output-prefixes", "", "comma-separated S3 prefixes StartAsyncInvoke may write to ({account}: the caller's account ID; * for any; default: none, StartAsyncInvoke refused)")
+	fs.Int64Var(&f.monthly, "monthly-tokens", 0, "monthly token cap of the entitlement as a whole (0: none)")
+	fs.Int64Var(&f.accountMonthly, "account-monthly-tokens", 0, "default monthly token cap of each account (0: none)")
+	fs.Int64Var(&f.rpm, "requests-per-minute", 0, "requests per minute per account (0: none)")
+	fs.Int64Var(&f.tpm, "tokens-per-minute", 0, "tokens per minute per account (0: none)")
+	fs.StringVar(&f.count, "count", "", "which tokens count against caps: total, input or output (default total)")
+	fs.StringVar(&f.estimate, "estimate", "", "request token estimate: typical or strict (default typical)")
+	fs.StringVar(&f.onStoreUnavailable, "on-store-unavailable", "", "fail_closed (default) or fail_open")
+	fs.StringVar(&f.alertThresholds, "alert-thresholds", "", "comma-separated percentages of each cap at which budget alerts fire (default 50,80,100)")
+	fs.StringVar(&f.serviceTiers, "service-tiers", "", "comma-separated service tiers members may ask for beyond the default: priority, flex, reserved, optimized (latency-optimized inference)")
+	fs.StringVar(&f.guardrails, "guardrails", "", "comma-separated guardrail IDs or ARNs members may name or apply (default: none)")
+}
+
+func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (e *state.Entitlement, err error) {
 	if f.file != "" {
 		var set []string
 		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "f" && fl.Name != "admin-url" && fl.Name != "output" {
+			if fl.Name != "f" && fl.Name != "admin-url" && fl.Name != "output" && fl.Name != "o" {
 				set = append(set, "--"+fl.Name)
 			}
 		})
@@ -248,7 +241,7 @@ func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (*state.Entitl
 	if f.model == "" {
 		return nil, usageError(fs, "entitlements create: --model is required")
 	}
-	e := &state.Entitlement{
+	e = &state.Entitlement{
 		Name:        pos[0],
 		Model:       f.model,
 		Region:      f.region,
@@ -266,6 +259,9 @@ func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (*state.Entitl
 		},
 	}
 	e.AsyncOutputPrefixes = splitList(f.asyncOutputPrefixes)
+	if e.Limits.AlertThresholds, err = thresholds(f.alertThresholds); err != nil {
+		return nil, usageError(fs, "entitlements create: %v", err)
+	}
 	if f.suspended {
 		e.State = state.EntitlementSuspended
 	}
@@ -289,7 +285,7 @@ func parseEntitlement(data []byte) (*state.Entitlement, error) {
 }
 
 func entitlementsDelete(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("entitlements delete", "entitlements delete NAME [flags]", env, false)
+	fs, common := newFlags("entitlements delete", "entitlements delete NAME [flags]", env, nil)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)

@@ -20,7 +20,7 @@ func runExport(ctx context.Context, args []string, env Env) error {
 		"credentials, revoked keys) as a state file that `gateway apply -f FILE --prune` restores.\n"+
 		"SigV4 secrets are included only with --include-secrets (the file is then as sensitive as\n"+
 		"the store); API keys are only ever kept as SHA-256. --file writes a new file with mode\n"+
-		"0600 and renames it over FILE, so an existing file's wider mode never applies.", env, false)
+		"0600 and renames it over FILE, so an existing file's wider mode never applies.", env, nil)
 	file := fs.String("file", "", "write to this file (mode 0600, replaced atomically) instead of standard output")
 	format := "yaml"
 	fs.StringVar(&format, "o", format, "output format: yaml or json (both are state files apply reads)")

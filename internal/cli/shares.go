@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,23 +25,11 @@ Run "gateway shares <subcommand> -h" for its flags.
 `
 
 func runShares(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, "Usage: gateway "+sharesUsage)
-		if len(args) == 0 {
-			return errors.New("shares: a subcommand is required")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "add":
-		return sharesAdd(ctx, args[1:], env)
-	case "remove", "rm":
-		return sharesRemove(ctx, args[1:], env)
-	case "list", "ls":
-		return sharesList(ctx, args[1:], env)
-	}
-	fmt.Fprint(env.Stderr, "Usage: gateway "+sharesUsage)
-	return fmt.Errorf("shares: unknown subcommand %q", args[0])
+	return group{name: "shares", usage: sharesUsage, subs: []sub{
+		{[]string{"add"}, sharesAdd},
+		{[]string{"remove", "rm"}, sharesRemove},
+		{[]string{"list", "ls"}, sharesList},
+	}}.run(ctx, args, env)
 }
 
 type sharesResult struct {
@@ -50,7 +38,7 @@ type sharesResult struct {
 }
 
 func sharesAdd(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("shares add", "shares add ENTITLEMENT TARGET... [flags]\n       gateway shares add ENTITLEMENT --csv FILE [flags]", env, true)
+	fs, common := newFlags("shares add", "shares add ENTITLEMENT TARGET... [flags]\n       gateway shares add ENTITLEMENT --csv FILE [flags]", env, objectFormats)
 	csvFile := fs.String("csv", "", "CSV file of targets (account, OU, organization or root IDs), one per line")
 	monthly := fs.Int64("monthly-tokens", 0, "the shares' own monthly token cap (0: none); a CSV second column overrides it")
 	pos, err := parse(fs, args)
@@ -97,8 +85,8 @@ func sharesAdd(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
-	if common.json() {
-		return printJSON(env.Stdout, raw)
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
 	}
 	fmt.Fprintf(env.Stdout, "entitlement %s:", res.Entitlement)
 	printShares(env.Stdout, res.Shares)
@@ -106,7 +94,7 @@ func sharesAdd(ctx context.Context, args []string, env Env) error {
 }
 
 func sharesRemove(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("shares remove", "shares remove ENTITLEMENT TARGET... [flags]", env, false)
+	fs, common := newFlags("shares remove", "shares remove ENTITLEMENT TARGET... [flags]", env, nil)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -132,7 +120,7 @@ func sharesRemove(ctx context.Context, args []string, env Env) error {
 }
 
 func sharesList(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("shares list", "shares list ENTITLEMENT [flags]", env, true)
+	fs, common := newFlags("shares list", "shares list ENTITLEMENT [flags]", env, readFormats)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -150,8 +138,19 @@ func sharesList(ctx context.Context, args []string, env Env) error {
 	if _, err := c.getJSON(ctx, "/admin/v1/entitlements/"+pathEscape(pos[0]), nil, &res); err != nil {
 		return err
 	}
-	if common.json() {
-		return printJSONValue(env.Stdout, sharesResult{Entitlement: res.Entitlement.Name, Shares: nonNilShares(res.Entitlement.Shares)})
+	raw, err := json.Marshal(sharesResult{Entitlement: res.Entitlement.Name, Shares: nonNilShares(res.Entitlement.Shares)})
+	if err != nil {
+		return err
+	}
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
+	}
+	if common.output == outCSV {
+		t := table{header: []string{"TARGET", "MONTHLY_TOKENS"}}
+		for _, s := range res.Entitlement.Shares {
+			t.rows = append(t.rows, []any{s.Target, tokens(s.MonthlyTokens)})
+		}
+		return common.printRows(env.Stdout, t)
 	}
 	fmt.Fprintf(env.Stdout, "entitlement %s:", res.Entitlement.Name)
 	printShares(env.Stdout, res.Entitlement.Shares)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,18 +13,28 @@ import (
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model|tier] [--format table|csv|json] [flags]\n\n"+
+	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model|tier] [-o table|json|yaml|csv] [flags]\n\n"+
 		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
-		"tokens with their cost, grouped as asked, with a totals row.", env, false)
+		"tokens with their cost, grouped as asked, with a totals row.", env, readFormats)
 	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM (default this month, UTC)")
 	by := fs.String("by", "team", "group by team, account, entitlement, model or tier (service tier, or optimized latency)")
-	format := fs.String("format", "table", "table, csv or json")
+	format := fs.String("format", "", "deprecated: use -o/--output")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
 	}
 	if len(pos) > 0 {
 		return usageError(fs, "usage: unexpected argument %q", pos[0])
+	}
+	if *format != "" {
+		// --format predates -o; scripts using it keep working.
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "output" || f.Name == "o" })
+		if set && common.output != *format {
+			return usageError(fs, "usage: --format %q and --output %q disagree (--format is deprecated: use -o)", *format, common.output)
+		}
+		fmt.Fprintln(env.Stderr, "gateway usage: --format is deprecated; use -o/--output")
+		common.output = *format
 	}
 	switch *by {
 	case "team", "account", "entitlement", "model", "tier":
@@ -38,8 +49,8 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	q := url.Values{"month": {*month}, "group_by": {*by}}
-	switch *format {
-	case "csv":
+	if common.output == outCSV {
+		// The admin API writes the CSV (the same file finance downloads).
 		q.Set("format", "csv")
 		body, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, nil)
 		if err != nil {
@@ -52,21 +63,18 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stderr, "no usage recorded for %s\n", *month)
 		}
 		return nil
-	case "json", "table":
-		q.Set("format", "json")
-		var rep report.Report
-		raw, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, &rep)
-		if err != nil {
-			return err
-		}
-		if *format == "json" {
-			return printJSON(env.Stdout, raw)
-		}
-		if rep.Note != "" {
-			fmt.Fprintln(env.Stderr, rep.Note)
-		}
-		return report.RenderTable(env.Stdout, &rep)
-	default:
-		return usageError(fs, "usage: --format must be table, csv or json, not %q", *format)
 	}
+	q.Set("format", "json")
+	var rep report.Report
+	raw, err := c.do(ctx, request{method: http.MethodGet, path: "/admin/v1/usage", query: q}, &rep)
+	if err != nil {
+		return err
+	}
+	if ok, err := common.printRaw(env.Stdout, raw); ok {
+		return err
+	}
+	if rep.Note != "" {
+		fmt.Fprintln(env.Stderr, rep.Note)
+	}
+	return report.RenderTable(env.Stdout, &rep)
 }

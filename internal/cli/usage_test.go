@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/bedrock-gateway/gateway/internal/admin"
@@ -112,11 +113,24 @@ total,,,,,12,1000140,250102,3,7,1250252,1.800037,2,
 `}, // the admin API's newline, then printJSON's
 	}
 	for _, tt := range tests {
-		t.Run(tt.format, func(t *testing.T) {
-			t.Parallel()
-			if got := h.ok("usage", "--month", "2026-10", "--by", "account", "--format", tt.format); got != tt.want {
-				t.Errorf("got:\n%s\nwant:\n%s", got, tt.want)
-			}
-		})
+		// -o is the convention; --format is its deprecated alias.
+		for _, flagName := range []string{"-o", "--output", "--format"} {
+			t.Run(tt.format+flagName, func(t *testing.T) {
+				t.Parallel()
+				out, errOut, err := h.run("usage", "--month", "2026-10", "--by", "account", flagName, tt.format)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out != tt.want {
+					t.Errorf("got:\n%s\nwant:\n%s", out, tt.want)
+				}
+				if deprecated := strings.Contains(errOut, "--format is deprecated"); deprecated != (flagName == "--format") {
+					t.Errorf("stderr %q", errOut)
+				}
+			})
+		}
+	}
+	if _, _, err := h.run("usage", "--format", "csv", "-o", "json"); err == nil {
+		t.Error("--format and -o disagreeing accepted")
 	}
 }
