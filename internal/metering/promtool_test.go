@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
+	"github.com/bedrock-gateway/gateway/internal/testutil/promtest"
 )
 
 // deployDir is the repository's deploy/ directory.
@@ -19,7 +19,7 @@ var deployDir = filepath.Join("..", "..", "deploy")
 // CI=true, where it fails.
 func prometheusTool(t *testing.T, name string) string {
 	t.Helper()
-	return prereq.Program(t, name, "apt-get install prometheus")
+	return promtest.Tool(t, name)
 }
 
 // TestAlertRules checks the rules and the scrape example with promtool and
