@@ -102,7 +102,7 @@ func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Requ
 		return err
 	}
 	p := &bidiPump{
-		in: &readRecorder{r: r.Body}, closeIn: func() { _ = r.Body.Close() },
+		in: &bedrock.ReadRecorder{R: r.Body}, closeIn: func() { _ = r.Body.Close() },
 		cv: cv, signer: signer, pr: pr, pw: pw, cancel: cancel, done: make(chan struct{}),
 	}
 	go p.run()
@@ -244,25 +244,9 @@ func (s *connSet) closeAll() {
 	s.conns = nil
 }
 
-// readRecorder remembers the error of the caller's body, so a failure to read
-// an envelope can be told apart: the input ended or broke off (the client went
-// away), or the caller sent a bad envelope.
-type readRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (rr *readRecorder) Read(p []byte) (int, error) {
-	n, err := rr.r.Read(p)
-	if err != nil {
-		rr.err = err
-	}
-	return n, err
-}
-
 // bidiPump moves the caller's events upstream: verify, unwrap, re-sign.
 type bidiPump struct {
-	in      *readRecorder
+	in      *bedrock.ReadRecorder
 	closeIn func()
 	cv      *authn.ChunkVerifier
 	signer  *authn.ChunkSigner
@@ -281,7 +265,7 @@ func (p *bidiPump) run() {
 	for {
 		payload, end, err := p.cv.Next(p.in)
 		switch {
-		case err != nil && p.in.err != nil:
+		case err != nil && p.in.Err != nil:
 			// The input ended without its closing envelope or broke off (the
 			// client went away): close the upstream's input properly, so the
 			// model finishes and reports what the session used.
