@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,6 +32,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/proxy/backendauth"
 )
 
 // Snapshots gives the authorization snapshot currently in force (nil until the
@@ -99,7 +99,7 @@ type Options struct {
 // Handler serves the Bedrock Runtime API.
 type Handler struct {
 	opts     Options
-	signer   *v4.Signer
+	auth     *backendauth.Signer // signs upstream requests with the hub's credentials
 	upstream url.URL
 	reqIDs   requestIDs
 	bufs     sync.Pool
@@ -158,7 +158,11 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, signer: v4.NewSigner(), upstream: *opts.Upstream}
+	auth, err := backendauth.New(backendauth.Options{Credentials: opts.Credentials})
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{opts: opts, auth: auth, upstream: *opts.Upstream}
 	h.upstream.Path, h.upstream.RawPath = "", ""
 	h.reqIDs.init()
 	h.cut, h.cutAll = context.WithCancelCause(context.Background())
@@ -480,19 +484,10 @@ func rawPath(r *http.Request) string {
 	if p == "" || p == "*" || p[0] != '/' {
 		p = r.URL.EscapedPath()
 	}
-	if i := indexByte(p, '?'); i >= 0 {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
 	return p
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
 }
 
 // fail writes a gateway-made error, unless the response has already started.
