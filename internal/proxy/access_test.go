@@ -130,6 +130,28 @@ func requestCodes(t *testing.T, m *metering.Metrics) []string {
 	return codes
 }
 
+// upstreamFailures reads gateway_upstream_failures_total{reason}.
+func upstreamFailures(t *testing.T, m *metering.Metrics, reason string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "gateway_upstream_failures_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 func accessHandler(t *testing.T, now time.Time, log *slog.Logger) *Handler {
 	t.Helper()
 	u, _ := url.Parse("https://bedrock-runtime.us-east-1.amazonaws.com")
