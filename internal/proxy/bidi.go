@@ -10,9 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"go.opentelemetry.io/otel/propagation"
-
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
@@ -63,125 +60,70 @@ func checkBidiAuth(res *authn.Result) error {
 
 // serveBidi forwards an authenticated, authorized and reserved bidirectional
 // stream. A returned error has not been written yet.
-func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Request, c *call, res *authn.Result) (err error) {
-	defer func() {
-		if err != nil {
-			h.release(ctx, c)
-		}
-	}()
-	cv, err := h.opts.Verifier.NewChunkVerifier(res)
-	if err != nil {
-		return err
-	}
-
-	// As in forward: the upstream outlives the client, bounded by DrainTimeout,
-	// so the usage of a session the client left is still learned.
-	upCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancel(nil)
-	var drain atomic.Pointer[time.Timer]
-	stopDrain := context.AfterFunc(r.Context(), func() {
-		drain.Store(time.AfterFunc(h.opts.DrainTimeout, func() { cancel(errDrainTimeout) }))
-	})
-	stopCut := h.watchCut(cancel)
-	defer func() {
-		stopDrain()
-		stopCut()
-		if t := drain.Load(); t != nil {
-			t.Stop()
-		}
-	}()
-
-	traceCtx, span := h.opts.Tracer.Start(ctx, "upstream")
-	defer span.End()
-	transport, closeTransport := h.bidiTransport()
-	defer closeTransport() // last: after the pump and the response body are done
-
-	pr, pw := io.Pipe()
-	out, signer, err := h.bidiUpstreamRequest(upCtx, traceCtx, r, c, pr)
-	if err != nil {
-		return err
-	}
-	p := &bidiPump{
-		in: &readRecorder{r: r.Body}, closeIn: func() { _ = r.Body.Close() },
-		cv: cv, signer: signer, pr: pr, pw: pw, cancel: cancel, done: make(chan struct{}),
-	}
-	go p.run()
-	defer p.stop()
-
-	headerTimer := time.AfterFunc(h.opts.HeaderTimeout, func() { cancel(errHeaderTimeout) })
-	t0 := time.Now()
-	resp, err := transport.RoundTrip(out)
-	headerTimer.Stop()
-	c.upstream += time.Since(t0)
-	if err != nil {
-		p.stop()
-		if be := p.failure.Load(); be != nil {
-			return be // the caller's chain broke before the upstream answered
-		}
-		return h.roundTripError(upCtx, w, r, c, err)
-	}
-	defer resp.Body.Close()
-	copyResponseHeaders(w.Header(), resp.Header)
-	if resp.StatusCode != http.StatusOK {
-		// Upstream errors pass through unchanged; nothing is charged.
-		p.stop()
-		h.release(ctx, c)
-		w.WriteHeader(resp.StatusCode)
-		h.copyPlain(w, resp, c, nil)
-		c.errType = resp.Header.Get("X-Amzn-Errortype")
-		return nil
-	}
-	w.WriteHeader(http.StatusOK)
-	w.Flush() // the client may wait for the headers before it sends
-	abort := h.copyBidi(upCtx, w, resp.Body, c, p)
-	switch {
-	case c.hasUsage || p.forwarded.Load() > 0:
-		h.settle(ctx, c) // the estimate when the usage is unknown
-	default:
-		h.release(ctx, c) // the upstream never saw an event
-	}
-	if abort {
-		panic(http.ErrAbortHandler) // as forward: a broken stream, not a clean end
-	}
-	return nil
+func (h *Handler) serveBidi(ctx context.Context, w *responseWriter, r *http.Request, c *call, res *authn.Result) error {
+	return h.roundTrip(ctx, w, r, c, &bidiSession{res: res})
 }
 
-// bidiUpstreamRequest builds the upstream request, signed with the hub
-// credentials for a streamed body, and the signer continuing its chain.
-func (h *Handler) bidiUpstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call, body io.Reader) (*http.Request, *authn.ChunkSigner, error) {
-	u, region := h.upstreamFor(c)
-	u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
-	p, err := pathUnescape(u.RawPath)
-	if err != nil {
-		return nil, nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
-	}
-	u.Path = p
-	if u.RawQuery, err = bedrock.UpstreamQuery(c.route.Op, r.URL.RawQuery); err != nil {
-		return nil, nil, err
-	}
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), body)
-	if err != nil {
-		return nil, nil, err
-	}
-	out.URL.Path, out.URL.RawPath = u.Path, u.RawPath
-	copyRequestHeaders(out.Header, r.Header)
-	h.prop.Inject(traceCtx, propagation.HeaderCarrier(out.Header))
-	out.Header.Set("Content-Type", eventStreamType)
-	out.Header.Set("X-Amz-Content-Sha256", authn.StreamingEvents)
-	out.ContentLength = -1 // streamed
-	creds, err := h.opts.Credentials.Retrieve(ctx)
-	if err != nil {
-		h.opts.Logger.Error("retrieving hub credentials", "error", err)
-		return nil, nil, bedrock.Unavailable("The gateway could not obtain its upstream credentials.")
-	}
-	if err := h.signer.SignHTTP(ctx, creds, out, authn.StreamingEvents, "bedrock", region, time.Now().UTC()); err != nil {
-		return nil, nil, err
-	}
-	seed, err := v4.GetSignedRequestSignature(out)
+// bidiSession is the bidirectional stream's half of the round trip: a pump
+// feeds the upstream body with the caller's events, re-signed, while the
+// answer streams back. Its stop and close do nothing on a nil session (any
+// other call).
+type bidiSession struct {
+	res            *authn.Result
+	pump           *bidiPump // nil until open started it
+	closeTransport func()
+}
+
+// open builds the upstream request, starts the pump and returns the
+// transport of the session.
+func (b *bidiSession) open(h *Handler, upCtx, traceCtx context.Context, cancel context.CancelCauseFunc, r *http.Request, c *call) (*http.Request, http.RoundTripper, error) {
+	cv, err := h.opts.Verifier.NewChunkVerifier(b.res)
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, authn.NewChunkSigner(authn.ChunkSignerOptions{Credentials: creds, Region: region, Seed: seed}), nil
+	transport, closeTransport := h.bidiTransport()
+	b.closeTransport = closeTransport
+	pr, pw := io.Pipe()
+	out, signer, err := h.upstreamRequest(upCtx, traceCtx, r, c, pr, authn.StreamingEvents)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := r.Body
+	b.pump = &bidiPump{
+		in: &bedrock.ReadRecorder{R: in}, closeIn: func() { _ = in.Close() },
+		cv: cv, signer: signer, pr: pr, pw: pw, cancel: cancel, done: make(chan struct{}),
+	}
+	go b.pump.run()
+	return out, transport, nil
+}
+
+// stop ends the pump and waits for it; it returns the error that broke the
+// caller's chain, if it broke.
+func (b *bidiSession) stop() *bedrock.Error {
+	if b == nil || b.pump == nil {
+		return nil
+	}
+	b.pump.stop()
+	return b.pump.failure.Load()
+}
+
+// close closes the session's own upstream connection, if it has one.
+func (b *bidiSession) close() {
+	if b != nil && b.closeTransport != nil {
+		b.closeTransport()
+	}
+}
+
+// respond forwards the upstream event stream whole frames at a time; it ends
+// with an exception frame when the caller's chain broke. A session whose
+// usage is unknown is charged its estimate, unless the upstream never saw an
+// event.
+func (b *bidiSession) respond(h *Handler, upCtx context.Context, w *responseWriter, resp *http.Response, c *call) (charge, abort bool) {
+	w.WriteHeader(http.StatusOK)
+	w.Flush() // the client may wait for the headers before it sends
+	// Once the upstream is done, so is the session: stop reading the caller.
+	abort = h.copyStream(upCtx, w, resp.Body, c, b.stop)
+	return c.hasUsage || b.pump.forwarded.Load() > 0, abort
 }
 
 // bidiTransport returns the transport for one session and what to call when
@@ -244,25 +186,9 @@ func (s *connSet) closeAll() {
 	s.conns = nil
 }
 
-// readRecorder remembers the error of the caller's body, so a failure to read
-// an envelope can be told apart: the input ended or broke off (the client went
-// away), or the caller sent a bad envelope.
-type readRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (rr *readRecorder) Read(p []byte) (int, error) {
-	n, err := rr.r.Read(p)
-	if err != nil {
-		rr.err = err
-	}
-	return n, err
-}
-
 // bidiPump moves the caller's events upstream: verify, unwrap, re-sign.
 type bidiPump struct {
-	in      *readRecorder
+	in      *bedrock.ReadRecorder
 	closeIn func()
 	cv      *authn.ChunkVerifier
 	signer  *authn.ChunkSigner
@@ -281,7 +207,7 @@ func (p *bidiPump) run() {
 	for {
 		payload, end, err := p.cv.Next(p.in)
 		switch {
-		case err != nil && p.in.err != nil:
+		case err != nil && p.in.Err != nil:
 			// The input ended without its closing envelope or broke off (the
 			// client went away): close the upstream's input properly, so the
 			// model finishes and reports what the session used.
@@ -322,58 +248,4 @@ func (p *bidiPump) stop() {
 		p.pr.CloseWithError(errBidiDone)
 	})
 	<-p.done
-}
-
-// copyBidi forwards the upstream event stream whole frames at a time, as
-// copyStream does, and ends it with an exception frame when the caller's chain
-// broke or the upstream failed mid-stream. It reports whether the client's
-// stream must be aborted.
-func (h *Handler) copyBidi(upCtx context.Context, w *responseWriter, body io.Reader, c *call, p *bidiPump) (abort bool) {
-	f := newFrameForwarder(w, c.route.Op)
-	bufp := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(bufp)
-	buf := *bufp
-	var readErr error
-	for readErr == nil {
-		t := time.Now()
-		n, err := body.Read(buf)
-		c.upstream += time.Since(t)
-		readErr = err
-		if n == 0 {
-			continue
-		}
-		f.write(buf[:n])
-	}
-	// The upstream is done: so is the session. Stop reading the caller.
-	p.stop()
-	c.usage, c.hasUsage = f.scanner.Usage()
-	c.outputSeen = f.scanner.OutputSeen()
-	if typ, _, ok := f.scanner.Exception(); ok {
-		c.errType = typ
-		c.upstreamFailed = true
-	}
-	var end *bedrock.Error
-	switch be := p.failure.Load(); {
-	case be != nil:
-		end = be
-	case cutByShutdown(upCtx):
-		h.opts.Metrics.UpstreamFailure("shutdown")
-		end = bedrock.Unavailable(shutdownMessage)
-	case !errors.Is(readErr, io.EOF) || len(f.carry) > 0:
-		c.upstreamFailed = true
-		h.opts.Metrics.UpstreamFailure("reset")
-		h.opts.Logger.Warn("upstream stream broke", "request_id", c.requestID, "error", readErr, "held_back_bytes", len(f.carry))
-		if f.split.bad {
-			return !w.clientGone
-		}
-		end = bedrock.Unavailable("The upstream stream ended unexpectedly.")
-	default:
-		return false
-	}
-	c.errType = end.Type
-	if !w.clientGone {
-		_, _ = w.Write(bedrock.EncodeExceptionFrame(end))
-		w.Flush()
-	}
-	return false
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/bidisdk"
+	"github.com/bedrock-gateway/gateway/internal/testutil/sdktest"
 	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
 
@@ -347,6 +348,44 @@ func TestBidiClientDisconnect(t *testing.T) {
 	want := bedrock.Usage{InputTokens: 3, OutputTokens: 3}
 	if s.released || s.usage != want || h.sim.Totals() != want {
 		t.Fatalf("settled %+v, simulator reported %+v, want %+v", s, h.sim.Totals(), want)
+	}
+}
+
+// TestBidiMidstreamException: a model exception in the middle of a session
+// ends it as it ends the other streams: the client sees the exception, the
+// call is charged as failed, and the failure is counted by its reason.
+func TestBidiMidstreamException(t *testing.T) {
+	t.Parallel()
+	h := newBidiHarness(t, sim.Options{})
+	ctx := t.Context()
+	c := h.client(t, devAKID, devSecret, func(o *bedrockruntime.Options) { o.HTTPClient = h2cHTTPClient(t) }, sdktest.WithHeaders("X-Sim-Fault", "midstream"))
+	out, err := c.InvokeModelWithBidirectionalStream(ctx, &bedrockruntime.InvokeModelWithBidirectionalStreamInput{ModelId: aws.String("nova")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	if err := bidisdk.Send(ctx, stream, bidisdk.TextInput("hello there")); err != nil {
+		t.Fatal(err)
+	}
+	if got := bidisdk.TextOutput(bidisdk.Next(t, stream)); got != "hello there" {
+		t.Fatalf("echo %q", got)
+	}
+	if doc := bidisdk.Next(t, stream); doc != nil {
+		t.Fatalf("event after the exception: %v", doc)
+	}
+	if apiErrorCode(stream.Err()) != "InternalServerException" {
+		t.Fatalf("stream ended with %v, want the model's exception", stream.Err())
+	}
+	stream.Close()
+	// The handler settles before it returns; the gateway's Close waits for it.
+	h.gateway.Close()
+	s := h.quota.settlements()
+	if len(s) != 1 || s[0].released || !s[0].usage.Failed || !s[0].usage.Estimated {
+		t.Fatalf("settlements %+v, want one charged as failed", s)
+	}
+	if got := upstreamFailures(t, h.handler.opts.Metrics, "midstream_exception"); got != 1 {
+		t.Fatalf("midstream_exception failures counted %v, want 1", got)
 	}
 }
 

@@ -203,11 +203,17 @@ func sha256Hex(s string) string {
 
 func (h *harness) client(t *testing.T, akid, secret string, optFns ...func(*bedrockruntime.Options)) *bedrockruntime.Client {
 	t.Helper()
+	// The gateway answers as fast as a local server can: without the
+	// simulator's workaround the SDK's race with net/http over the request
+	// body (see sim.SDKHTTPClient) may close the connection under a stream.
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
 	return bedrockruntime.New(bedrockruntime.Options{
 		BaseEndpoint: aws.String(h.gateway.URL),
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   sim.SDKHTTPClient(&http.Client{Transport: tr}),
 	}, optFns...)
 }
 
@@ -516,6 +522,10 @@ func TestMidStreamFailures(t *testing.T) {
 func TestStreamsForwardEachEvent(t *testing.T) {
 	t.Parallel()
 	received := make(chan int, 1000)
+	// ended lets the simulator stop waiting once the test is over: a failed
+	// client leaves the gateway draining the upstream, and the server's Close
+	// would wait for every event's deadlock detector in turn.
+	ended := make(chan struct{})
 	var mu sync.Mutex
 	stuck := false
 	h := newHarness(t, harnessOptions{sim: sim.Options{OnEvent: func(r *http.Request, k int) {
@@ -529,12 +539,14 @@ func TestStreamsForwardEachEvent(t *testing.T) {
 				stuck = true
 				mu.Unlock()
 			}
+		case <-ended:
 		case <-time.After(10 * time.Second): // deadlock detector, not a performance bound
 			mu.Lock()
 			stuck = true
 			mu.Unlock()
 		}
 	}}})
+	t.Cleanup(func() { close(ended) }) // runs before the servers' Close
 	c := h.client(t, devAKID, devSecret)
 	ctx := context.Background()
 

@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -33,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/proxy/backendauth"
 )
 
 // Snapshots gives the authorization snapshot currently in force (nil until the
@@ -99,7 +98,7 @@ type Options struct {
 // Handler serves the Bedrock Runtime API.
 type Handler struct {
 	opts     Options
-	signer   *v4.Signer
+	auth     *backendauth.Signer // signs upstream requests with the hub's credentials
 	upstream url.URL
 	reqIDs   requestIDs
 	bufs     sync.Pool
@@ -158,7 +157,11 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, signer: v4.NewSigner(), upstream: *opts.Upstream}
+	auth, err := backendauth.New(backendauth.Options{Credentials: opts.Credentials})
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{opts: opts, auth: auth, upstream: *opts.Upstream}
 	h.upstream.Path, h.upstream.RawPath = "", ""
 	h.reqIDs.init()
 	h.cut, h.cutAll = context.WithCancelCause(context.Background())
@@ -223,7 +226,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	ctx := h.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := h.opts.Tracer.Start(ctx, "bedrock-gateway", trace.WithSpanKind(trace.SpanKindServer))
 	defer func() {
-		h.finish(ctx, w, r, c, span)
+		h.emitAccess(ctx, span, h.accessRecord(w, r, c))
 		if c.bodyCharged != 0 {
 			h.bodyBytes.Add(-c.bodyCharged) // answered: the body no longer counts
 		}
@@ -480,19 +483,10 @@ func rawPath(r *http.Request) string {
 	if p == "" || p == "*" || p[0] != '/' {
 		p = r.URL.EscapedPath()
 	}
-	if i := indexByte(p, '?'); i >= 0 {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
 	return p
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
 }
 
 // fail writes a gateway-made error, unless the response has already started.
@@ -538,102 +532,4 @@ func isClientFacing(err error) bool {
 	var be *bedrock.Error
 	var rej *Rejection
 	return errors.As(err, &be) || errors.As(err, &rej)
-}
-
-// finish meters and logs the request.
-func (h *Handler) finish(ctx context.Context, w *responseWriter, r *http.Request, c *call, span trace.Span) {
-	end := h.opts.Now()
-	total := end.Sub(c.start)
-	status := w.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	code := status
-	if w.clientGone {
-		code = 499 // client closed the request (nginx's convention)
-	}
-	var ttfb time.Duration
-	if !w.firstByte.IsZero() {
-		ttfb = w.firstByte.Sub(c.start)
-	}
-	overhead := total - c.upstream
-	if overhead < 0 {
-		overhead = 0
-	}
-	team, account := "", ""
-	if c.account != nil {
-		team, account = c.account.Team, c.account.ID
-	}
-	model := ""
-	if c.decision != nil {
-		model = c.decision.UpstreamModel
-	}
-	h.opts.Metrics.Observe(metering.Request{
-		Entitlement: c.entitlementName(), Team: team, Account: account, Model: model,
-		Op: c.route.Op, Code: code, Duration: total, TTFB: ttfb, Overhead: overhead,
-		Usage: c.usage, HasUsage: c.hasUsage, Tier: c.tier,
-	})
-	if span.IsRecording() {
-		span.SetAttributes(
-			attribute.String("gen_ai.system", "aws.bedrock"),
-			attribute.String("gen_ai.operation.name", c.route.Op.String()),
-			attribute.String("gen_ai.request.model", model),
-			attribute.String("gateway.entitlement", c.entitlementName()),
-			attribute.String("gateway.account", account),
-			attribute.String("gateway.team", team),
-			attribute.String("aws.request_id", c.requestID),
-			attribute.Int("http.response.status_code", status),
-		)
-		if c.hasUsage {
-			span.SetAttributes(
-				attribute.Int64("gen_ai.usage.input_tokens", c.usage.InputTokens),
-				attribute.Int64("gen_ai.usage.output_tokens", c.usage.OutputTokens),
-			)
-		}
-	}
-	span.End()
-	lvl := slog.LevelInfo
-	if status >= 500 {
-		lvl = slog.LevelWarn
-	}
-	if !h.opts.Logger.Enabled(ctx, lvl) {
-		return
-	}
-	label := ""
-	if c.cred != nil {
-		label = c.cred.Label
-	}
-	h.opts.Logger.LogAttrs(ctx, lvl, "request",
-		slog.String("request_id", c.requestID),
-		slog.String("client", h.clientAddr(r)),
-		slog.String("operation", c.route.Op.String()),
-		slog.String("account", account),
-		slog.String("team", team),
-		slog.String("credential", label),
-		slog.String("entitlement", c.entitlementName()),
-		slog.String("model", model),
-		slog.String("tier", c.tier),
-		slog.Int("status", code),
-		slog.String("error", c.errType),
-		slog.Int64("input_tokens", c.usage.InputTokens),
-		slog.Int64("output_tokens", c.usage.OutputTokens),
-		slog.Int64("cache_read_tokens", c.usage.CacheReadTokens),
-		slog.Int64("cache_write_tokens", c.usage.CacheWriteTokens),
-		slog.Bool("usage_known", c.hasUsage),
-		slog.String("quota", c.quotaNote),
-		slog.Duration("latency", total),
-		slog.Duration("ttfb", ttfb),
-		slog.Duration("overhead", overhead),
-	)
-}
-
-// clientAddr is the caller's address for the access log.
-func (h *Handler) clientAddr(r *http.Request) string {
-	if h.opts.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	return r.RemoteAddr
 }

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -14,7 +12,9 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/proxy/backendauth"
 )
 
 // TransportOptions tune the upstream connection pool.
@@ -51,14 +51,14 @@ func NewTransport(o TransportOptions) *http.Transport {
 	}
 }
 
-var (
-	errHeaderTimeout = errors.New("upstream response header timeout")
-	errDrainTimeout  = errors.New("drain timeout after client disconnect")
-)
-
-// upstreamRequest builds the signed request to Bedrock.
-// traceCtx carries the upstream span, injected as W3C trace context before signing.
-func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call) (*http.Request, error) {
+// upstreamRequest builds the request to Bedrock and signs it with the hub's
+// credentials: the entitlement's upstream model in the single-encoded path,
+// the operation's own query parameters only, the caller's end-to-end headers,
+// W3C trace context from traceCtx (injected before signing), and body with
+// its payloadHash: a hex SHA-256 of a body read whole, or
+// authn.StreamingEvents for the bidirectional stream's events, which the
+// returned ChunkSigner signs (nil otherwise).
+func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call, body io.Reader, payloadHash string) (*http.Request, *authn.ChunkSigner, error) {
 	u, region := h.upstreamFor(c)
 	if c.route.Op.HasModel() {
 		u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
@@ -67,40 +67,36 @@ func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request
 	}
 	p, err := pathUnescape(u.RawPath)
 	if err != nil {
-		return nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
+		return nil, nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
 	}
 	u.Path = p
 	if u.RawQuery, err = bedrock.UpstreamQuery(c.route.Op, r.URL.RawQuery); err != nil {
-		return nil, err
-	}
-	var body io.Reader = http.NoBody
-	if len(c.body) > 0 {
-		body = bytes.NewReader(c.body)
+		return nil, nil, err
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// NewRequest re-parses the URL; pin the single-encoded path we built.
 	out.URL.Path, out.URL.RawPath = u.Path, u.RawPath
 	copyRequestHeaders(out.Header, r.Header)
 	h.prop.Inject(traceCtx, propagation.HeaderCarrier(out.Header))
-	out.ContentLength = int64(len(c.body))
-	if len(c.body) == 0 && r.Method == http.MethodGet {
-		out.Body = nil
-		out.ContentLength = 0
+	var signer *authn.ChunkSigner
+	if payloadHash == authn.StreamingEvents {
+		out.Header.Set("Content-Type", eventStreamType)
+		out.ContentLength = -1 // streamed
+		signer, err = h.auth.SignEvents(ctx, out, region)
+	} else {
+		err = h.auth.Sign(ctx, out, payloadHash, region)
 	}
-	creds, err := h.opts.Credentials.Retrieve(ctx)
-	if err != nil {
+	if errors.Is(err, backendauth.ErrCredentials) {
 		h.opts.Logger.Error("retrieving hub credentials", "error", err)
-		return nil, bedrock.Unavailable("The gateway could not obtain its upstream credentials.")
+		return nil, nil, bedrock.Unavailable("The gateway could not obtain its upstream credentials.")
 	}
-	var hashHex [64]byte
-	hex.Encode(hashHex[:], c.bodyHash[:])
-	if err := h.signer.SignHTTP(ctx, creds, out, string(hashHex[:]), "bedrock", region, time.Now().UTC()); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	return out, signer, nil
 }
 
 func pathUnescape(s string) (string, error) {

@@ -231,7 +231,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		DefaultMaxOutput:     cfg.DefaultMaxOutput,
 		Snapshots:            s,
 		Verifier:             authn.NewVerifier(authn.Options{}),
-		Quota:                &proxy.LimiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
+		Quota:                &limiterQuota{Limiter: s.limiter, Metrics: s.metrics, Logger: s.log},
 		AsyncOwners:          store.NewAsyncOwners(store.AsyncOwnersOptions{Client: s.rdb, Timeout: s.redisTimeout()}),
 		Metrics:              s.metrics,
 		Tracer:               deps.Tracer,

@@ -47,22 +47,6 @@ func bidiDecoder() func(io.Reader) ([]byte, bool, error) {
 	}
 }
 
-// readRecorder remembers the error of the underlying body, so a failure to
-// decode can be told apart: the client's input ended or broke, or it sent a
-// bad envelope.
-type readRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (rr *readRecorder) Read(p []byte) (int, error) {
-	n, err := rr.r.Read(p)
-	if err != nil {
-		rr.err = err
-	}
-	return n, err
-}
-
 // openBidi authenticates the request and returns the envelope reader.
 func (c *call) openBidi() (func(io.Reader) ([]byte, bool, error), *bedrock.Error) {
 	opts := &c.s.opts
@@ -136,7 +120,7 @@ func (c *call) bidi() {
 		return
 	}
 
-	body := &readRecorder{r: c.r.Body}
+	body := &bedrock.ReadRecorder{R: c.r.Body}
 	var native bytes.Buffer
 	var usage bedrock.Usage
 	for {
@@ -148,13 +132,13 @@ func (c *call) bidi() {
 			switch {
 			case ctx.Err() != nil:
 				return // the client went away
-			case body.err == nil:
+			case body.Err == nil:
 				// Bytes arrived but were no valid envelope (bad signature or framing).
 				var ok bool
 				if be, ok = errors.AsType[*bedrock.Error](err); !ok {
 					be = bedrock.Validation("The input stream is malformed: " + err.Error())
 				}
-			case errors.Is(body.err, io.EOF):
+			case errors.Is(body.Err, io.EOF):
 				be = bedrock.Validation("The input stream ended without its closing event.")
 			default:
 				return // the body broke off: the client is gone

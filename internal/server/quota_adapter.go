@@ -1,4 +1,4 @@
-package proxy
+package server
 
 import (
 	"context"
@@ -10,23 +10,22 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
-// reasonClientGone marks a reservation abandoned by its caller (not counted as a rejection).
-const reasonClientGone = "client_gone"
-
-// LimiterQuota adapts a quota.Limiter to the proxy's Quota interface; it is
-// where quota refusals become Bedrock errors.
-type LimiterQuota struct {
+// limiterQuota adapts a quota.Limiter to the proxy's Quota interface (the
+// proxy defines what admission needs; the composition root supplies it); it
+// is where quota refusals become Bedrock errors.
+type limiterQuota struct {
 	Limiter *quota.Limiter
 	Metrics *metering.Metrics
 	Logger  *slog.Logger
 }
 
-// Reserve implements Quota.
-func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, error) {
+// Reserve implements proxy.Quota.
+func (q *limiterQuota) Reserve(ctx context.Context, req proxy.QuotaRequest) (proxy.Ticket, error) {
 	d := req.Decision
 	e := d.Entitlement
 	thresholds := e.Limits.AlertThresholds
@@ -57,14 +56,14 @@ func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, e
 	return &limiterTicket{q: q, r: r}, nil
 }
 
-func (q *LimiterQuota) rejection(entitlement string, err error) error {
+func (q *limiterQuota) rejection(entitlement string, err error) error {
 	var capErr *quota.CapExceededError
 	var rateErr *quota.RateLimitedError
 	switch {
 	case errors.As(err, &capErr):
-		return &Rejection{Err: bedrock.QuotaExceeded(capMessage(capErr)), Reason: "monthly_cap_" + string(capErr.Level)}
+		return &proxy.Rejection{Err: bedrock.QuotaExceeded(capMessage(capErr)), Reason: "monthly_cap_" + string(capErr.Level)}
 	case errors.As(err, &rateErr):
-		return &Rejection{
+		return &proxy.Rejection{
 			Err: bedrock.Throttling(fmt.Sprintf("Too many requests: the %s limit of entitlement %s is reached for this account. Retry after %s.",
 				strings.ReplaceAll(rateErr.Limit, "_", " "), entitlement, rateErr.RetryAfter.Round(time.Millisecond)), rateErr.RetryAfter),
 			Reason: rateErr.Limit,
@@ -72,12 +71,12 @@ func (q *LimiterQuota) rejection(entitlement string, err error) error {
 	case errors.Is(err, context.Canceled):
 		// The caller went away while its reservation was being decided: not a
 		// store problem, and nothing to refuse.
-		return &Rejection{Err: bedrock.Unavailable("The client went away."), Reason: reasonClientGone}
+		return &proxy.Rejection{Err: bedrock.Unavailable("The client went away."), Reason: proxy.ReasonClientGone}
 	case errors.Is(err, quota.ErrStoreUnavailable):
 		if q.Metrics != nil {
 			q.Metrics.StoreError("reserve")
 		}
-		return &Rejection{
+		return &proxy.Rejection{
 			Err:    bedrock.Unavailable("The quota store is unavailable and this entitlement fails closed. Try again shortly."),
 			Reason: "store_unavailable",
 		}
@@ -88,11 +87,11 @@ func (q *LimiterQuota) rejection(entitlement string, err error) error {
 	if q.Metrics != nil {
 		q.Metrics.StoreError("reserve")
 	}
-	return &Rejection{Err: bedrock.Unavailable("The quota store could not decide this request. Try again shortly."), Reason: "store_error"}
+	return &proxy.Rejection{Err: bedrock.Unavailable("The quota store could not decide this request. Try again shortly."), Reason: "store_error"}
 }
 
 type limiterTicket struct {
-	q *LimiterQuota
+	q *limiterQuota
 	r *quota.Reservation
 }
 
@@ -114,7 +113,7 @@ func (t *limiterTicket) Release(ctx context.Context) {
 	}
 }
 
-func (q *LimiterQuota) storeError(op string, r *quota.Reservation, err error) {
+func (q *limiterQuota) storeError(op string, r *quota.Reservation, err error) {
 	if q.Metrics != nil {
 		q.Metrics.StoreError(op)
 	}

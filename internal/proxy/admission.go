@@ -9,8 +9,12 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
-// Quota reserves tokens before the upstream call. The proxy defines what it needs;
-// the quota package's Limiter is adapted to it in quota_adapter.go.
+// Admission: a call that generates tokens reserves its estimate before it
+// goes upstream, and settles (or releases) the reservation once its usage is
+// known. The proxy defines what it needs here; the composition root adapts
+// the quota package's Limiter to it (internal/server/quota_adapter.go).
+
+// Quota reserves tokens before the upstream call.
 type Quota interface {
 	// Reserve reserves tokens for the decision, or refuses with a *Rejection.
 	Reserve(ctx context.Context, req QuotaRequest) (Ticket, error)
@@ -46,6 +50,10 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return r.Err.Error() }
 
+// ReasonClientGone is the Rejection reason of a reservation abandoned by its
+// caller (not counted as a rejection).
+const ReasonClientGone = "client_gone"
+
 // counted applies an entitlement's count rule to usage.
 func counted(count string, input, output int64) int64 {
 	switch count {
@@ -68,7 +76,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier})
 	span.End()
 	if err != nil {
-		if rej, ok := err.(*Rejection); ok && rej.Reason != reasonClientGone {
+		if rej, ok := err.(*Rejection); ok && rej.Reason != ReasonClientGone {
 			c.quotaNote = "rejected:" + rej.Reason
 			h.opts.Metrics.Rejection(e.Name, c.account.Team, c.account.ID, rej.Reason)
 		}
