@@ -26,7 +26,12 @@ type accessRecord struct {
 	Credential  string // the credential's label
 	Entitlement string
 	Model       string // the upstream model
-	Tier        string
+	// RequestedModel is the model ID as the caller named it (an entitlement
+	// name, a model ID or ARN); DenyReason why a call was denied. Both are
+	// for the gateway's log: the caller gets one AccessDeniedException.
+	RequestedModel string
+	DenyReason     string
+	Tier           string
 	// Status is the HTTP status written; Code is the status reported: 499
 	// when the client closed the request (nginx's convention).
 	Status  int
@@ -46,6 +51,7 @@ func (h *Handler) accessRecord(w *responseWriter, r *http.Request, c *call) acce
 	rec := accessRecord{
 		RequestID: c.requestID, Client: h.clientAddr(r), Op: c.route.Op,
 		Entitlement: c.entitlementName(), Tier: c.tier, Status: w.status, ErrType: c.errType,
+		RequestedModel: c.route.ModelID, DenyReason: c.denyReason,
 		Usage: c.usage, HasUsage: c.hasUsage, Quota: c.quotaNote,
 		Latency: h.opts.Now().Sub(c.start),
 	}
@@ -126,6 +132,8 @@ func (h *Handler) logAccess(ctx context.Context, rec *accessRecord) {
 		slog.String("credential", rec.Credential),
 		slog.String("entitlement", rec.Entitlement),
 		slog.String("model", rec.Model),
+		slog.String("requested_model", rec.RequestedModel),
+		slog.String("deny_reason", rec.DenyReason),
 		slog.String("tier", rec.Tier),
 		slog.Int("status", rec.Code),
 		slog.String("error", rec.ErrType),

@@ -2,16 +2,23 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
@@ -167,3 +174,48 @@ func accessHandler(t *testing.T, now time.Time, log *slog.Logger) *Handler {
 	}
 	return h
 }
+
+// A denied call is logged with the model ID the caller named and why it was
+// denied; the caller gets the same AccessDeniedException whatever the reason.
+func TestDenialLoggedWithReason(t *testing.T) {
+	t.Parallel()
+	var logs syncBuf
+	h := newHarness(t, harnessOptions{proxy: func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}})
+	c := h.client(t, devAKID, devSecret)
+	var messages []string
+	for _, model := range []string{"marketing-only", "no-such-entitlement"} {
+		_, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(model), Messages: userMessage("hi")})
+		var denied *brtypes.AccessDeniedException
+		if !errors.As(err, &denied) {
+			t.Fatalf("%s: %v, want AccessDeniedException", model, err)
+		}
+		messages = append(messages, denied.ErrorMessage())
+	}
+	if messages[0] != messages[1] {
+		t.Errorf("denials differ for the caller: %q vs %q", messages[0], messages[1])
+	}
+	for model, reason := range map[string]string{"marketing-only": "not_shared", "no-such-entitlement": "unknown_entitlement"} {
+		found := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "request" && rec["requested_model"] == model {
+				found = rec["deny_reason"] == reason && rec["error"] == "AccessDeniedException"
+			}
+		}
+		if !found {
+			t.Errorf("no access log line for %s with deny_reason %s:\n%s", model, reason, logs.String())
+		}
+	}
+}
+
+// syncBuf is a log buffer written from the handler's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+
+func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

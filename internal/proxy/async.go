@@ -31,9 +31,11 @@ func (h *Handler) authorizeAsyncStart(c *call, snap *authz.Snapshot) error {
 	// name a location the entitlement allows it. The caller is entitled, so
 	// saying why names nothing it could not see.
 	if len(d.Entitlement.AsyncOutputPrefixes) == 0 {
+		c.denyReason = "async_output_not_allowed"
 		return bedrock.AccessDenied("This entitlement allows no asynchronous output location (async_output_prefixes is not set).")
 	}
 	if !state.AsyncOutputAllowed(d.Entitlement.AsyncOutputPrefixes, c.account.ID, req.S3URI) {
+		c.denyReason = "async_output_not_allowed"
 		return bedrock.AccessDenied("The output location is not one this entitlement allows for your account.")
 	}
 	body, err := req.upstreamBody(d.UpstreamModel, c.account.ID)
@@ -68,6 +70,7 @@ func (h *Handler) checkAsyncOwner(ctx context.Context, c *call) error {
 		return bedrock.Unavailable("The gateway could not check who owns this invocation. Try again.")
 	}
 	if !ok || owner != c.account.ID {
+		c.denyReason = "not_invocation_owner"
 		return bedrock.AccessDenied(deniedMessage)
 	}
 	return nil

@@ -59,9 +59,6 @@ func (s *frameSplitter) boundary(p []byte) int {
 	return end
 }
 
-// atBoundary reports whether everything seen so far ends on a frame boundary.
-func (s *frameSplitter) atBoundary() bool { return !s.bad && s.need == 0 && s.npre == 0 }
-
 // frameForwarder writes an event stream to the client whole frames at a time,
 // flushing after each write that completed a frame, while its scanner reads
 // usage from the frames. Only the unfinished tail of a frame is held back.

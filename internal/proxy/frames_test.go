@@ -14,35 +14,42 @@ func frame(n int) []byte {
 func TestFrameSplitterTracksBoundaries(t *testing.T) {
 	t.Parallel()
 	stream := append(append(frame(20), frame(100)...), frame(16)...)
-	// Every way of cutting the stream into two reads ends on the same boundaries.
+	// Every way of cutting the stream into two reads ends on the same
+	// boundaries: boundary reports how much of a read ends a frame.
 	for cut := 0; cut <= len(stream); cut++ {
 		var s frameSplitter
-		s.boundary(stream[:cut])
-		atCut := s.atBoundary()
-		want := cut == 0 || cut == 20 || cut == 120 || cut == 136
-		if atCut != want {
-			t.Fatalf("cut %d: atBoundary %v, want %v", cut, atCut, want)
+		first := s.boundary(stream[:cut])
+		want := 0
+		for _, b := range []int{20, 120, 136} {
+			if b <= cut {
+				want = b
+			}
 		}
-		s.boundary(stream[cut:])
-		if !s.atBoundary() {
-			t.Fatalf("cut %d: not at boundary after the whole stream", cut)
+		if first != want {
+			t.Fatalf("cut %d: boundary %d, want %d", cut, first, want)
+		}
+		if n := s.boundary(stream[cut:]); n != len(stream)-cut {
+			t.Fatalf("cut %d: the rest of the stream ends %d bytes in, want %d", cut, n, len(stream)-cut)
 		}
 	}
-	// One byte at a time.
+	// One byte at a time: each frame's last byte ends it.
 	var s frameSplitter
+	ends := 0
 	for i := range stream {
-		s.boundary(stream[i : i+1])
+		if s.boundary(stream[i:i+1]) == 1 {
+			ends++
+		}
 	}
-	if !s.atBoundary() {
-		t.Fatal("byte-at-a-time: not at boundary")
+	if ends != 3 {
+		t.Fatalf("byte-at-a-time: %d frame ends, want 3", ends)
 	}
 }
 
 func TestFrameSplitterBadLength(t *testing.T) {
 	t.Parallel()
 	var s frameSplitter
-	if n := s.boundary([]byte{0, 0, 0, 3, 9, 9}); n != 6 || s.atBoundary() {
-		t.Fatalf("bad length: n=%d atBoundary=%v", n, s.atBoundary())
+	if n := s.boundary([]byte{0, 0, 0, 3, 9, 9}); n != 6 || !s.bad {
+		t.Fatalf("bad length: n=%d bad=%v", n, s.bad)
 	}
 }
 

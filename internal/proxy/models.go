@@ -93,6 +93,7 @@ func (h *Handler) getModel(w *responseWriter, c *call, snap *authz.Snapshot) err
 			return writeJSON(w, c, map[string]any{"modelDetails": h.summary(e)})
 		}
 	}
+	c.denyReason = string(authz.DenyNotShared)
 	return bedrock.AccessDenied(deniedMessage)
 }
 

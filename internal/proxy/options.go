@@ -40,6 +40,7 @@ func (h *Handler) inspect(r *http.Request, c *call) error {
 		h.opts.Logger.Info("request option not allowed by the entitlement", "request_id", c.requestID,
 			"entitlement", e.Name, "account", c.account.ID, "service_tier", opts.ServiceTier,
 			"latency", opts.Latency, "guardrails", opts.Guardrails)
+		c.denyReason = "option_not_allowed"
 		return bedrock.AccessDenied(deniedMessage)
 	}
 	c.tier = opts.PricingTier()

@@ -202,6 +202,9 @@ type call struct {
 	quotaNote      string
 	errType        string
 	tier           string // the pricing tier the request asked for (bedrock.RequestOptions.PricingTier)
+	// denyReason says why an AccessDeniedException was given, for the access
+	// log only (the caller gets the one message).
+	denyReason string
 	// bodyRead: the request body was read to its end (or there was none).
 	bodyRead bool
 	// bodyCharged is what this request holds of Handler.bodyBytes.
@@ -343,6 +346,7 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 				}
 			}
 		}
+		c.denyReason = "no_entitlement_allows_operation"
 		return bedrock.AccessDenied(deniedMessage)
 	}
 	d, err := snap.Authorize(c.account.ID, c.route.Op, c.route.ModelID)
@@ -493,6 +497,9 @@ func rawPath(r *http.Request) string {
 func (h *Handler) fail(w *responseWriter, r *http.Request, c *call, err error) {
 	be := toBedrockError(err)
 	c.errType = be.Type
+	if r := authz.ReasonOf(err); r != "" {
+		c.denyReason = string(r)
+	}
 	if !isClientFacing(err) {
 		h.opts.Logger.Error("request failed", "request_id", c.requestID, "error", err)
 	}
