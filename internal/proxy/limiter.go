@@ -50,6 +50,7 @@ func (q *LimiterQuota) Reserve(ctx context.Context, req QuotaRequest) (Ticket, e
 		Tokens:            req.Tokens,
 		FailOpen:          e.Limits.OnStoreUnavailable == state.FailOpen,
 		Tier:              req.Tier,
+		Team:              d.Account.Team, // the ledger keeps the team at call time
 	})
 	if err != nil {
 		return nil, q.rejection(e.Name, err)
