@@ -27,12 +27,14 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 		return errNotImplemented("the usage report")
 	}
 	q := r.URL.Query()
-	uq := report.UsageQuery{Month: q.Get("month"), GroupBy: q.Get("group_by")}
+	uq := report.UsageQuery{Month: q.Get("month"), From: q.Get("from"), To: q.Get("to"), GroupBy: q.Get("group_by")}
 	format := q.Get("format")
-	if uq.Month == "" {
-		uq.Month = s.now().UTC().Format("2006-01")
-	} else if _, err := time.Parse("2006-01", uq.Month); err != nil || len(uq.Month) != 7 {
-		return errBadRequest("month %q must be YYYY-MM", uq.Month)
+	// No month: the usage source picks the current month in the gateway's
+	// --time-zone (the months quota counts in), not UTC.
+	for name, v := range map[string]string{"month": uq.Month, "from": uq.From, "to": uq.To} {
+		if _, err := time.Parse("2006-01", v); v != "" && (err != nil || len(v) != 7) {
+			return errBadRequest("%s %q must be YYYY-MM", name, v)
+		}
 	}
 	switch uq.GroupBy {
 	case "", "team", "account", "entitlement", "model", "tier":
@@ -55,7 +57,11 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="usage-`+uq.Month+`.csv"`)
+		name := rep.Month
+		if name == "" {
+			name = rep.From + "_" + rep.To
+		}
+		w.Header().Set("Content-Disposition", `attachment; filename="usage-`+name+`.csv"`)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(csv.Bytes())
 		return nil

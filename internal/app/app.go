@@ -54,7 +54,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   shares       add | remove ENTITLEMENT TARGET... [--csv FILE] | list ENTITLEMENT
   credentials  issue | list | revoke
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
-  usage        monthly usage report (--month YYYY-MM --by team|account|entitlement|model|tier)
+  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier)
   audit        the audit log
 
 Output: -o, --output table|json|yaml|csv on every admin verb that prints (table by

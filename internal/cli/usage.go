@@ -1,22 +1,28 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/report"
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("usage", "usage [--month YYYY-MM] [--by team|account|entitlement|model|tier] [-o table|json|yaml|csv] [flags]\n\n"+
+	fs, common := newFlags("usage", "usage [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--by team|account|entitlement|model|tier] [-o table|json|yaml|csv] [flags]\n\n"+
 		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
-		"tokens with their cost, grouped as asked, with a totals row.", env, readFormats)
-	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM (default this month, UTC)")
+		"tokens with their cost and the tokens the caps counted, grouped as asked, with a totals\n"+
+		"row per month.", env, readFormats)
+	// No default here: the gateway picks this month in its --time-zone, the
+	// zone its caps count months in, which this machine may not share.
+	month := fs.String("month", "", "month, YYYY-MM (default this month in the gateway's --time-zone)")
+	from := fs.String("from", "", fmt.Sprintf("first month, YYYY-MM, with --to: several months in one report (at most %d)", report.MaxMonths))
+	to := fs.String("to", "", "last month, YYYY-MM, with --from")
 	by := fs.String("by", "team", "group by team, account, entitlement, model or tier (service tier, or optimized latency)")
 	format := fs.String("format", "", "deprecated: use -o/--output")
 	pos, err := parse(fs, args)
@@ -41,14 +47,34 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 	default:
 		return usageError(fs, "usage: --by must be team, account, entitlement, model or tier, not %q", *by)
 	}
-	if t, err := time.Parse("2006-01", *month); err != nil || t.Format("2006-01") != *month {
-		return usageError(fs, "usage: --month must be YYYY-MM, not %q", *month)
+	for _, f := range []struct{ name, v string }{{"month", *month}, {"from", *from}, {"to", *to}} {
+		if t, err := time.Parse("2006-01", f.v); f.v != "" && (err != nil || t.Format("2006-01") != f.v) {
+			return usageError(fs, "usage: --%s must be YYYY-MM, not %q", f.name, f.v)
+		}
+	}
+	switch {
+	case *month != "" && (*from != "" || *to != ""):
+		return usageError(fs, "usage: give --month or --from and --to, not both")
+	case (*from == "") != (*to == ""):
+		return usageError(fs, "usage: --from and --to go together")
+	case *from > *to: // YYYY-MM compares as text
+		return usageError(fs, "usage: --from %s is after --to %s", *from, *to)
 	}
 	c, err := common.client(env)
 	if err != nil {
 		return err
 	}
-	q := url.Values{"month": {*month}, "group_by": {*by}}
+	q := url.Values{"group_by": {*by}}
+	span := "this month"
+	switch {
+	case *month != "":
+		q.Set("month", *month)
+		span = *month
+	case *from != "":
+		q.Set("from", *from)
+		q.Set("to", *to)
+		span = *from + " to " + *to
+	}
 	if common.output == outCSV {
 		// The admin API writes the CSV (the same file finance downloads).
 		q.Set("format", "csv")
@@ -59,8 +85,8 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		if _, err := env.Stdout.Write(body); err != nil {
 			return err
 		}
-		if lines := strings.Count(strings.TrimSpace(string(body)), "\n"); lines <= 1 {
-			fmt.Fprintf(env.Stderr, "no usage recorded for %s\n", *month)
+		if !csvHasGroups(body) {
+			fmt.Fprintf(env.Stderr, "no usage recorded for %s\n", span)
 		}
 		return nil
 	}
@@ -77,4 +103,19 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintln(env.Stderr, rep.Note)
 	}
 	return report.RenderTable(env.Stdout, &rep)
+}
+
+// csvHasGroups reports whether a usage CSV has a group row: one with a
+// grouping column set (totals rows have none).
+func csvHasGroups(body []byte) bool {
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		return true // not ours to judge
+	}
+	for _, r := range recs[min(1, len(recs)):] {
+		if len(r) > 15 && r[1]+r[2]+r[3]+r[4]+r[15] != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,7 @@ type Serve struct {
 	LogFormat           string
 	LogLevel            string
 	TimeZone            string
+	TimeZoneChange      bool
 	DefaultMaxOutput    int64
 	ConnectTimeout      time.Duration
 	HeaderTimeout       time.Duration
@@ -112,7 +113,8 @@ func (c *Serve) Settings() []Setting {
 		{"max-inflight-body-bytes", "536870912", "request-body bytes buffered at once by requests not yet answered (beyond: ServiceUnavailableException, 503, and the connection closed)", false, &c.MaxInflightBody},
 		{"log-format", "json", "json or text", false, &c.LogFormat},
 		{"log-level", "info", "debug, info, warn or error", false, &c.LogLevel},
-		{"time-zone", "UTC", "IANA time zone of monthly quota windows", false, &c.TimeZone},
+		{"time-zone", "UTC", "IANA time zone of monthly quota windows and of the usage report's default month; every replica of one store must use the same (recorded in the store: a replica with another refuses to start)", false, &c.TimeZone},
+		{"time-zone-change", "false", "at start, replace the --time-zone recorded in the store by this replica's (to change the zone of every replica: see docs/operations.md)", false, &c.TimeZoneChange},
 		{"default-max-output-tokens", "4096", "output tokens reserved when a request does not name a maximum", false, &c.DefaultMaxOutput},
 		{"upstream-connect-timeout", "5s", "upstream TCP+TLS connect timeout", false, &c.ConnectTimeout},
 		{"upstream-header-timeout", "300s", "longest wait for upstream response headers (then ModelTimeoutException)", false, &c.HeaderTimeout},

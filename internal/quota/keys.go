@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -83,34 +84,54 @@ const (
 	metricOutput     = "output"      // output tokens
 	metricCacheRead  = "cache_read"  // cache read input tokens
 	metricCacheWrite = "cache_write" // cache write input tokens
+	// metricCounted is the tokens the caps were charged, per the
+	// entitlement's count rule (the settle script's counted argument).
+	metricCounted = "counted"
 )
 
 // ledgerField is "<account>|<model>|<metric>" for the default tier and
 // "<account>|<model>|<tier>:<metric>" for any other pricing tier, so the
 // ledger written before tiers existed reads as the default tier, and the
-// fields of the default tier are unchanged.
-func ledgerPrefix(account, model, tier string) string {
+// fields of the default tier are unchanged. The account's team when the call
+// was made follows the account as "<account>@<team, query-escaped>", so a
+// report groups past usage by the team it was made for; the escaping keeps
+// '|', ':' and '@' out of it. Lines without a team (written before teams
+// were recorded) read with an empty team.
+func ledgerPrefix(account, team, model, tier string) string {
+	if team != "" {
+		account += "@" + url.QueryEscape(team)
+	}
 	if tier == "" {
 		return account + "|" + model + "|"
 	}
 	return account + "|" + model + "|" + tier + ":"
 }
 
-// parseLedgerField splits a ledger field into account, model, tier (empty
-// for the default tier's fields) and metric. Account IDs never contain '|';
-// the tier and metric are after the last one, and tiers never contain ':'.
-func parseLedgerField(f string) (account, model, tier, metric string, ok bool) {
+// parseLedgerField splits a ledger field into account, team (empty when not
+// recorded), model, tier (empty for the default tier's fields) and metric.
+// Account IDs never contain '|' or '@'; the tier and metric are after the
+// last '|', and tiers never contain ':'.
+func parseLedgerField(f string) (account, team, model, tier, metric string, ok bool) {
 	i := strings.IndexByte(f, '|')
 	j := strings.LastIndexByte(f, '|')
 	if i < 0 || j <= i {
-		return "", "", "", "", false
+		return "", "", "", "", "", false
 	}
 	metric = f[j+1:]
 	if k := strings.IndexByte(metric, ':'); k >= 0 {
 		if k == 0 {
-			return "", "", "", "", false
+			return "", "", "", "", "", false
 		}
 		tier, metric = metric[:k], metric[k+1:]
 	}
-	return f[:i], f[i+1 : j], tier, metric, true
+	account = f[:i]
+	if k := strings.IndexByte(account, '@'); k >= 0 {
+		raw := account[k+1:]
+		t, err := url.QueryUnescape(raw)
+		if err != nil || t == "" || url.QueryEscape(t) != raw {
+			return "", "", "", "", "", false
+		}
+		account, team = account[:k], t
+	}
+	return account, team, f[i+1 : j], tier, metric, true
 }

@@ -61,6 +61,9 @@ type Request struct {
 	// Tier is the pricing tier recorded in the ledger
 	// (bedrock.RequestOptions.PricingTier); empty or "default" is the default tier.
 	Tier string
+	// Team is the account's team when the call is made, recorded in the
+	// ledger so moving the account later does not move its past usage.
+	Team string
 }
 
 // Reservation is an admitted request's hold on its caps, to be settled or

@@ -206,7 +206,7 @@ func testSettleIdempotent(t *testing.T, c redis.UniversalClient) {
 	}
 	got := ledgerRow(t, l, r.Month, ent, acct, "m")
 	want := LedgerRow{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "default", Requests: 1,
-		InputTokens: 40, OutputTokens: 20, CacheReadTokens: 5, CacheWriteTokens: 3}
+		InputTokens: 40, OutputTokens: 20, CacheReadTokens: 5, CacheWriteTokens: 3, CountedTokens: 60}
 	if got != want {
 		t.Errorf("ledger %+v, want %+v", got, want)
 	}
@@ -673,6 +673,8 @@ func testNoScriptRecovery(t *testing.T, c redis.UniversalClient) {
 
 // Each pricing tier has its own ledger lines; lines written before tiers
 // existed (no tier in the field) read as the default tier and add up with it.
+// Each team the account had at call time has its own lines too, and the
+// tokens charged to the caps (counted) are recorded.
 func testLedgerTiers(t *testing.T, c redis.UniversalClient) {
 	l := newTestLimiter(t, c, Options{})
 	ent := entName(t)
@@ -691,6 +693,17 @@ func testLedgerTiers(t *testing.T, c redis.UniversalClient) {
 			t.Fatal(err)
 		}
 	}
+	// The team at call time has its own lines: the account moved from dev
+	// to ops, and a settle without a count (count: output, no output).
+	for _, tc := range []struct {
+		team    string
+		counted int64
+	}{{"dev", 7}, {"dev", 0}, {"R&D | ops", 9}} {
+		r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Team: tc.team, Tokens: 5})
+		if err := l.Settle(ctx, r, tc.counted, bedrock.Usage{InputTokens: 100, CacheReadTokens: 300}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Tokens: 5})
 	if err := l.Release(ctx, r); err != nil {
 		t.Fatal(err)
@@ -705,10 +718,12 @@ func testLedgerTiers(t *testing.T, c redis.UniversalClient) {
 		t.Fatal(err)
 	}
 	want := []LedgerRow{
-		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "default", Requests: 3, InputTokens: 11, OutputTokens: 22},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "default", Requests: 3, InputTokens: 11, OutputTokens: 22, CountedTokens: 33},
 		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Errors: 1},
-		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority", Requests: 1, InputTokens: 100, OutputTokens: 200},
-		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority+optimized", Requests: 1, InputTokens: 1000, OutputTokens: 2000},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Team: "R&D | ops", Requests: 1, InputTokens: 100, CacheReadTokens: 300, CountedTokens: 9},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "flex", Team: "dev", Requests: 2, InputTokens: 200, CacheReadTokens: 600, CountedTokens: 7},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority", Requests: 1, InputTokens: 100, OutputTokens: 200, CountedTokens: 300},
+		{Month: r.Month, Entitlement: ent, Account: acct, Model: "m", Tier: "priority+optimized", Requests: 1, InputTokens: 1000, OutputTokens: 2000, CountedTokens: 3000},
 	}
 	if !slices.Equal(rows, want) {
 		t.Fatalf("ledger\n%+v\nwant\n%+v", rows, want)

@@ -10,7 +10,8 @@
 -- 2 id, 3 kind ('s' settle, 'r' release, 'o' orphan; a settle may be followed
 -- by 'e': usage estimated, and 'x': the call failed mid-stream; both are
 -- counted in the ledger),
--- 4 counted, 5 ledger field prefix "<account>|<model>|", 6 input, 7 output,
+-- 4 counted (also added to the ledger's 'counted'), 5 ledger field prefix
+-- "<account>[@<team>]|<model>|[<tier>:]", 6 input, 7 output,
 -- 8 cache_read, 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms,
 -- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,
 -- 16 held ('1': a reservation was made in Redis), then per cap:
@@ -132,6 +133,9 @@ if settle then
     if v ~= 0 then
       redis.call('HINCRBY', ledger, p .. names[i], v)
     end
+  end
+  if counted ~= 0 then
+    redis.call('HINCRBY', ledger, p .. 'counted', counted)
   end
   if estimated then
     redis.call('HINCRBY', ledger, p .. 'estimated', 1)

@@ -72,10 +72,16 @@ type LedgerRow struct {
 	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
 	// Estimated counts the settled requests whose usage was estimated.
 	Estimated int64
+	// Team is the account's team when the calls were made; empty for lines
+	// written before teams were recorded.
+	Team string
+	// CountedTokens is what the caps were charged, per the entitlement's
+	// count rule; 0 for usage settled before it was recorded.
+	CountedTokens int64
 }
 
 // Ledger returns the month's ledger rows of the given entitlements, sorted by
-// entitlement, account and model.
+// entitlement, account, model, tier and team.
 func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []string) ([]LedgerRow, error) {
 	if _, ok := parseMonth(month, l.opts.Location); !ok {
 		return nil, fmt.Errorf("reading ledger: bad month %q (want YYYY-MM)", month)
@@ -93,11 +99,11 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	if _, err := pipe.Exec(cctx); err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
-	type rowKey struct{ ent, account, model, tier string }
+	type rowKey struct{ ent, account, team, model, tier string }
 	rows := map[rowKey]*LedgerRow{}
 	for i, e := range entitlements {
 		for f, v := range cmds[i].Val() {
-			account, model, tier, metric, ok := parseLedgerField(f)
+			account, team, model, tier, metric, ok := parseLedgerField(f)
 			n, err := strconv.ParseInt(v, 10, 64)
 			if !ok || err != nil {
 				l.log.Warn("skipping malformed ledger field", "entitlement", e, "field", f)
@@ -106,10 +112,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 			if tier == "" {
 				tier = bedrock.TierDefault
 			}
-			rk := rowKey{e, account, model, tier}
+			rk := rowKey{e, account, team, model, tier}
 			r := rows[rk]
 			if r == nil {
-				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier}
+				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier, Team: team}
 				rows[rk] = r
 			}
 			switch metric {
@@ -127,6 +133,8 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 				r.CacheReadTokens += n
 			case metricCacheWrite:
 				r.CacheWriteTokens += n
+			case metricCounted:
+				r.CountedTokens += n
 			}
 		}
 	}
@@ -145,7 +153,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		if a.Model != b.Model {
 			return a.Model < b.Model
 		}
-		return a.Tier < b.Tier
+		if a.Tier != b.Tier {
+			return a.Tier < b.Tier
+		}
+		return a.Team < b.Team
 	})
 	return out, nil
 }

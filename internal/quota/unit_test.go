@@ -119,22 +119,26 @@ func TestLedgerField(t *testing.T) {
 	t.Parallel()
 	const arn = "arn:aws:bedrock:us-east-1::foundation-model/x"
 	for _, tc := range []struct {
-		field                        string
-		account, model, tier, metric string
+		field                              string
+		account, team, model, tier, metric string
 	}{
-		{ledgerPrefix("222222222222", arn, "") + metricCacheRead, "222222222222", arn, "", metricCacheRead},
-		{ledgerPrefix("222222222222", arn, "priority") + metricInput, "222222222222", arn, "priority", metricInput},
-		{ledgerPrefix("222222222222", "m", "priority+optimized") + metricRequests, "222222222222", "m", "priority+optimized", metricRequests},
+		{ledgerPrefix("222222222222", "", arn, "") + metricCacheRead, "222222222222", "", arn, "", metricCacheRead},
+		{ledgerPrefix("222222222222", "", arn, "priority") + metricInput, "222222222222", "", arn, "priority", metricInput},
+		{ledgerPrefix("222222222222", "", "m", "priority+optimized") + metricRequests, "222222222222", "", "m", "priority+optimized", metricRequests},
+		// A team may hold any printable text, the separators included.
+		{ledgerPrefix("222222222222", "dev", "m", "") + metricCounted, "222222222222", "dev", "m", "", metricCounted},
+		{ledgerPrefix("222222222222", "R&D | a@b: c", arn, "flex") + metricOutput, "222222222222", "R&D | a@b: c", arn, "flex", metricOutput},
+		{ledgerPrefix("222222222222", "équipe", "m", "") + metricErrors, "222222222222", "équipe", "m", "", metricErrors},
 		// Written before tiers existed: the default tier.
-		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
+		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
 	} {
-		a, m, tier, metric, ok := parseLedgerField(tc.field)
-		if !ok || a != tc.account || m != tc.model || tier != tc.tier || metric != tc.metric {
-			t.Errorf("%q parsed %q %q %q %q %v", tc.field, a, m, tier, metric, ok)
+		a, team, m, tier, metric, ok := parseLedgerField(tc.field)
+		if !ok || a != tc.account || team != tc.team || m != tc.model || tier != tc.tier || metric != tc.metric {
+			t.Errorf("%q parsed %q %q %q %q %q %v", tc.field, a, team, m, tier, metric, ok)
 		}
 	}
-	for _, bad := range []string{"", "x", "a|b", "a|m|:input"} {
-		if _, _, _, _, ok := parseLedgerField(bad); ok {
+	for _, bad := range []string{"", "x", "a|b", "a|m|:input", "a@|m|input", "a@%zz|m|input", "a@%41|m|input"} {
+		if _, _, _, _, _, ok := parseLedgerField(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}
@@ -144,7 +148,7 @@ func TestLedgerField(t *testing.T) {
 // metrics by name, as Lua string literals; each must be one Ledger reads.
 func TestSettleScriptWritesLedgerMetrics(t *testing.T) {
 	t.Parallel()
-	for _, m := range []string{metricRequests, metricErrors, metricEstimated, metricInput, metricOutput, metricCacheRead, metricCacheWrite} {
+	for _, m := range []string{metricRequests, metricErrors, metricEstimated, metricInput, metricOutput, metricCacheRead, metricCacheWrite, metricCounted} {
 		if !strings.Contains(settleLua, "'"+m+"'") {
 			t.Errorf("settle.lua does not write the ledger metric '%s'", m)
 		}
@@ -154,17 +158,18 @@ func TestSettleScriptWritesLedgerMetrics(t *testing.T) {
 func FuzzParseLedgerField(f *testing.F) {
 	f.Add("222222222222|anthropic.claude|requests")
 	f.Add("222222222222|anthropic.claude|flex:requests")
+	f.Add("222222222222@a+b%7C|anthropic.claude|flex:requests")
 	f.Add("a||b")
 	f.Add("|||")
 	f.Fuzz(func(t *testing.T, s string) {
-		a, m, tier, metric, ok := parseLedgerField(s)
+		a, team, m, tier, metric, ok := parseLedgerField(s)
 		if !ok {
 			return
 		}
-		if strings.Contains(a, "|") || strings.Contains(metric, "|") || strings.ContainsAny(tier, "|:") {
-			t.Fatalf("%q split into %q %q %q %q", s, a, m, tier, metric)
+		if strings.ContainsAny(a, "|@") || strings.Contains(metric, "|") || strings.ContainsAny(tier, "|:") {
+			t.Fatalf("%q split into %q %q %q %q %q", s, a, team, m, tier, metric)
 		}
-		if ledgerPrefix(a, m, tier)+metric != s {
+		if ledgerPrefix(a, team, m, tier)+metric != s {
 			t.Fatalf("%q does not round-trip", s)
 		}
 	})

@@ -35,25 +35,35 @@ const (
 
 // CSVHeader is the usage report's CSV header (a public contract: finance tools
 // parse it). Columns added later come last, so earlier ones keep their positions.
-const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier"
+// A month's totals row has the month and every grouping column (team,
+// account, entitlement, model, tier) empty; a group row always has its
+// grouping column set, so neither can be taken for the other.
+const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier"
 
-// TotalMonth is the month column of the CSV totals row: a value no real
-// month (YYYY-MM) can take, so the row cannot be mistaken for a group.
-const TotalMonth = "total"
+// MaxMonths is the longest span one usage report covers.
+const MaxMonths = 24
 
 // UnknownTeam is the team of ledger accounts that are no longer in the
 // organization, so their usage is still reported.
 const UnknownTeam = "(unknown)"
+
+// UnknownModel groups ledger lines without a model (none are written so),
+// so a group row never has an empty grouping column.
+const UnknownModel = "(unknown)"
 
 // ErrInvalidQuery is wrapped by the errors that are the caller's fault (a
 // bad month or grouping, an unknown entitlement); the admin API answers them
 // with 400 and the error's message.
 var ErrInvalidQuery = errors.New("invalid query")
 
-// UsageQuery asks for one month's usage report, grouped one way.
+// UsageQuery asks for the usage report of one month, or of the months From
+// to To (at most MaxMonths), grouped one way.
 type UsageQuery struct {
-	Month   string // YYYY-MM; empty means the current month
-	GroupBy string // team, account, entitlement, model or tier; empty means team
+	Month string // YYYY-MM; empty (with From and To empty) means the current month in Location
+	// From and To, YYYY-MM, both or neither, not with Month: the months
+	// From to To, both included.
+	From, To string
+	GroupBy  string // team, account, entitlement, model or tier; empty means team
 }
 
 // LedgerRow is one line of the monthly usage ledger: the usage of one
@@ -65,6 +75,13 @@ type LedgerRow struct {
 	Requests, Errors, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens int64
 	// Estimated counts the settled requests whose usage was estimated.
 	Estimated int64
+	// Team is the account's team when the calls were made; empty for lines
+	// written before teams were recorded (the report then uses the team the
+	// account has now).
+	Team string
+	// CountedTokens is what the caps were charged, per the entitlement's
+	// count rule; 0 for usage settled before it was recorded.
+	CountedTokens int64
 }
 
 // LedgerReader reads the monthly usage ledger (the server adapts
@@ -177,15 +194,23 @@ func NewReports(opts ReportOptions) *Reports {
 	return &Reports{opts: opts}
 }
 
-// Report is one month's usage, grouped one way. It is the JSON document of
-// GET /admin/v1/usage and decodes from it.
+// Report is the usage of one month or of several, grouped one way. It is the
+// JSON document of GET /admin/v1/usage and decodes from it.
 type Report struct {
-	Month   string      `json:"month"`
-	GroupBy string      `json:"group_by"`
-	Rows    []ReportRow `json:"rows"`
-	// Totals sums every row; its grouping fields are empty.
+	// Month is the report's month; empty when it covers several: From to To.
+	Month   string `json:"month"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	GroupBy string `json:"group_by"`
+	// Rows are ordered by month, then by group; each carries its month.
+	Rows []ReportRow `json:"rows"`
+	// Totals sums every row; its grouping fields are empty, and so is its
+	// month when the report covers several.
 	Totals ReportRow `json:"totals"`
-	// Note says when the month has no usage at all.
+	// MonthTotals has one totals row per month (grouping fields empty) when
+	// the report covers several months, every month of the span included.
+	MonthTotals []ReportRow `json:"month_totals,omitempty"`
+	// Note says when the report has no usage at all.
 	Note string `json:"note,omitempty"`
 	// UnpricedModels lists models with usage but no price; they cost 0.
 	UnpricedModels []string `json:"unpriced_models,omitempty"`
@@ -194,6 +219,7 @@ type Report struct {
 // ReportRow is one group's usage. Only the field of the grouping is set
 // (AccountName goes with Account).
 type ReportRow struct {
+	Month       string `json:"month,omitempty"`
 	Team        string `json:"team,omitempty"`
 	Account     string `json:"account,omitempty"`
 	AccountName string `json:"account_name,omitempty"`
@@ -203,7 +229,7 @@ type ReportRow struct {
 	Tier string `json:"tier,omitempty"`
 	// Requests counts settled requests; Errors counts admitted requests whose
 	// upstream call failed (before the response: no charge; mid-stream: also
-	// settled, so in Requests too); not part of the CSV. EstimatedRequests
+	// settled, so in Requests too). EstimatedRequests
 	// counts settled requests whose usage Bedrock did not report: their tokens
 	// are the input estimate plus the output seen.
 	Requests          int64 `json:"requests"`
@@ -214,8 +240,12 @@ type ReportRow struct {
 	CacheReadTokens   int64 `json:"cache_read_tokens"`
 	CacheWriteTokens  int64 `json:"cache_write_tokens"`
 	// TotalTokens is the sum of the four token types.
-	TotalTokens int64      `json:"total_tokens"`
-	CostUSD     usd.Micros `json:"cost_usd"`
+	TotalTokens int64 `json:"total_tokens"`
+	// CountedTokens is what the monthly caps were charged, per each
+	// entitlement's count rule (total: input+output, no cache tokens; input;
+	// output); 0 for usage settled before gateways recorded it.
+	CountedTokens int64      `json:"counted_tokens"`
+	CostUSD       usd.Micros `json:"cost_usd"`
 }
 
 func (r *ReportRow) add(o ReportRow) {
@@ -227,18 +257,18 @@ func (r *ReportRow) add(o ReportRow) {
 	r.CacheReadTokens += o.CacheReadTokens
 	r.CacheWriteTokens += o.CacheWriteTokens
 	r.TotalTokens += o.TotalTokens
+	r.CountedTokens += o.CountedTokens
 	r.CostUSD += o.CostUSD
 }
 
-// Usage builds the report of q.Month grouped by q.GroupBy. Bad arguments
-// give errors wrapping ErrInvalidQuery.
+// Usage builds the report of q.Month, or of q.From to q.To, grouped by
+// q.GroupBy. Bad arguments give errors wrapping ErrInvalidQuery.
 func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
-	month, groupBy := q.Month, q.GroupBy
-	if month == "" {
-		month = r.opts.Now().In(r.opts.Location).Format("2006-01")
-	} else if t, err := time.Parse("2006-01", month); err != nil || t.Format("2006-01") != month {
-		return nil, fmt.Errorf("%w: month %q must be YYYY-MM", ErrInvalidQuery, month)
+	months, err := r.months(q)
+	if err != nil {
+		return nil, err
 	}
+	groupBy := q.GroupBy
 	if groupBy == "" {
 		groupBy = GroupByTeam
 	}
@@ -251,15 +281,67 @@ func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, err := r.entitlementNames(ctx, snap, month)
+	var lines []LedgerRow
+	for _, month := range months {
+		names, err := r.entitlementNames(ctx, snap, month)
+		if err != nil {
+			return nil, err
+		}
+		ls, err := r.opts.Ledger.Ledger(ctx, month, names)
+		if err != nil {
+			return nil, fmt.Errorf("building usage report: %w", err)
+		}
+		for _, l := range ls {
+			l.Month = month
+			lines = append(lines, l)
+		}
+	}
+	return r.build(snap, months, groupBy, lines), nil
+}
+
+// months lists the months q asks for, oldest first.
+func (r *Reports) months(q UsageQuery) ([]string, error) {
+	parse := func(name, v string) (time.Time, error) {
+		t, err := time.Parse("2006-01", v)
+		if err != nil || t.Format("2006-01") != v {
+			return time.Time{}, fmt.Errorf("%w: %s %q must be YYYY-MM", ErrInvalidQuery, name, v)
+		}
+		return t, nil
+	}
+	switch {
+	case q.From == "" && q.To == "":
+		if q.Month == "" {
+			// The gateway's zone, as quota decides months: not the caller's.
+			return []string{r.opts.Now().In(r.opts.Location).Format("2006-01")}, nil
+		}
+		if _, err := parse("month", q.Month); err != nil {
+			return nil, err
+		}
+		return []string{q.Month}, nil
+	case q.Month != "":
+		return nil, fmt.Errorf("%w: give month, or from and to, not both", ErrInvalidQuery)
+	case q.From == "" || q.To == "":
+		return nil, fmt.Errorf("%w: from and to go together", ErrInvalidQuery)
+	}
+	from, err := parse("from", q.From)
 	if err != nil {
 		return nil, err
 	}
-	lines, err := r.opts.Ledger.Ledger(ctx, month, names)
+	to, err := parse("to", q.To)
 	if err != nil {
-		return nil, fmt.Errorf("building usage report: %w", err)
+		return nil, err
 	}
-	return r.build(snap, month, groupBy, lines), nil
+	if to.Before(from) {
+		return nil, fmt.Errorf("%w: from %s is after to %s", ErrInvalidQuery, q.From, q.To)
+	}
+	var out []string
+	for m := from; !m.After(to); m = m.AddDate(0, 1, 0) {
+		if len(out) == MaxMonths {
+			return nil, fmt.Errorf("%w: from %s to %s spans more than %d months", ErrInvalidQuery, q.From, q.To, MaxMonths)
+		}
+		out = append(out, m.Format("2006-01"))
+	}
+	return out, nil
 }
 
 func (r *Reports) snapshot() (Snapshot, error) {
@@ -291,10 +373,15 @@ func (r *Reports) entitlementNames(ctx context.Context, snap Snapshot, month str
 	return slices.Compact(names), nil
 }
 
-type groupKey struct{ team, account, entitlement, model, tier string }
+type groupKey struct{ month, team, account, entitlement, model, tier string }
 
-func (r *Reports) build(snap Snapshot, month, groupBy string, lines []LedgerRow) *Report {
-	rep := &Report{Month: month, GroupBy: groupBy, Rows: []ReportRow{}}
+// build groups lines (each of one of months, oldest first) by groupBy.
+func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []LedgerRow) *Report {
+	rep := &Report{GroupBy: groupBy, Rows: []ReportRow{}}
+	monthTotals := make(map[string]*ReportRow, len(months))
+	for _, m := range months {
+		monthTotals[m] = &ReportRow{Month: m}
+	}
 	groups := map[groupKey]*ReportRow{}
 	unpriced := map[string]bool{}
 	for _, l := range lines {
@@ -307,28 +394,34 @@ func (r *Reports) build(snap Snapshot, month, groupBy string, lines []LedgerRow)
 			Requests: l.Requests, Errors: l.Errors, EstimatedRequests: l.Estimated,
 			InputTokens: l.InputTokens, OutputTokens: l.OutputTokens,
 			CacheReadTokens: l.CacheReadTokens, CacheWriteTokens: l.CacheWriteTokens,
-			TotalTokens: l.InputTokens + l.OutputTokens + l.CacheReadTokens + l.CacheWriteTokens,
-			CostUSD:     cost,
+			TotalTokens:   l.InputTokens + l.OutputTokens + l.CacheReadTokens + l.CacheWriteTokens,
+			CountedTokens: l.CountedTokens,
+			CostUSD:       cost,
 		}
-		var k groupKey
+		k := groupKey{month: l.Month}
 		switch groupBy {
 		case GroupByTeam:
-			k.team = UnknownTeam
-			if a, ok := snapAccount(snap, l.Account); ok {
-				k.team = a.Team
+			// The team recorded with the calls: moving an account later does
+			// not move its past usage. Older lines have none: the team now.
+			k.team = l.Team
+			if k.team == "" {
+				k.team = UnknownTeam
+				if a, ok := snapAccount(snap, l.Account); ok {
+					k.team = a.Team
+				}
 			}
 		case GroupByAccount:
 			k.account = l.Account
 		case GroupByEntitlement:
 			k.entitlement = l.Entitlement
 		case GroupByModel:
-			k.model = l.Model
+			k.model = cmp.Or(l.Model, UnknownModel)
 		case GroupByTier:
 			k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
 		}
 		g := groups[k]
 		if g == nil {
-			g = &ReportRow{Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier}
+			g = &ReportRow{Month: k.month, Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier}
 			if a, ok := snapAccount(snap, k.account); ok && k.account != "" {
 				g.AccountName = a.Name
 			}
@@ -336,19 +429,33 @@ func (r *Reports) build(snap Snapshot, month, groupBy string, lines []LedgerRow)
 		}
 		g.add(line)
 		rep.Totals.add(line)
+		if mt := monthTotals[l.Month]; mt != nil {
+			mt.add(line)
+		}
 	}
 	for _, g := range groups {
 		rep.Rows = append(rep.Rows, *g)
 	}
+	span := months[0]
+	if len(months) == 1 {
+		rep.Month = months[0]
+		rep.Totals.Month = months[0]
+	} else {
+		rep.From, rep.To = months[0], months[len(months)-1]
+		span += ".." + rep.To
+		for _, m := range months {
+			rep.MonthTotals = append(rep.MonthTotals, *monthTotals[m])
+		}
+	}
 	slices.SortFunc(rep.Rows, func(a, b ReportRow) int {
-		return cmpStrings(a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model, a.Tier, b.Tier)
+		return cmpStrings(a.Month, b.Month, a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model, a.Tier, b.Tier)
 	})
 	for m := range unpriced {
 		rep.UnpricedModels = append(rep.UnpricedModels, m)
 	}
 	slices.Sort(rep.UnpricedModels)
 	if len(lines) == 0 {
-		rep.Note = "no usage recorded for " + month
+		rep.Note = "no usage recorded for " + span
 	}
 	return rep
 }
@@ -385,21 +492,33 @@ func cmpStrings(pairs ...string) int {
 	return 0
 }
 
-// WriteCSV writes rep with the header CSVHeader, one row per group in the
-// report's order, then a totals row whose month column is TotalMonth and
-// whose grouping columns are empty. Columns not in the grouping are empty.
+// WriteCSV writes rep with the header CSVHeader: for each month of the
+// report, its group rows in the report's order, then the month's totals row
+// (the month, every grouping column empty). Columns not in the grouping are
+// empty.
 func WriteCSV(w io.Writer, rep *Report) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(strings.Split(CSVHeader, ",")); err != nil {
 		return fmt.Errorf("writing usage CSV: %w", err)
 	}
-	for _, row := range rep.Rows {
-		if err := cw.Write(csvRecord(rep.Month, row)); err != nil {
+	totals := rep.MonthTotals
+	if len(totals) == 0 {
+		totals = []ReportRow{rep.Totals}
+	}
+	rows := rep.Rows
+	for _, t := range totals {
+		for len(rows) > 0 && rows[0].Month <= t.Month {
+			if err := cw.Write(csvRecord(rows[0])); err != nil {
+				return fmt.Errorf("writing usage CSV: %w", err)
+			}
+			rows = rows[1:]
+		}
+		if err := cw.Write(csvRecord(ReportRow{Month: t.Month, Requests: t.Requests, Errors: t.Errors,
+			EstimatedRequests: t.EstimatedRequests, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens,
+			CacheReadTokens: t.CacheReadTokens, CacheWriteTokens: t.CacheWriteTokens, TotalTokens: t.TotalTokens,
+			CountedTokens: t.CountedTokens, CostUSD: t.CostUSD})); err != nil {
 			return fmt.Errorf("writing usage CSV: %w", err)
 		}
-	}
-	if err := cw.Write(csvRecord(TotalMonth, rep.Totals)); err != nil {
-		return fmt.Errorf("writing usage CSV: %w", err)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
@@ -408,10 +527,10 @@ func WriteCSV(w io.Writer, rep *Report) error {
 	return nil
 }
 
-func csvRecord(month string, r ReportRow) []string {
+func csvRecord(r ReportRow) []string {
 	i := strconv.FormatInt
-	return []string{month, r.Team, r.Account, r.Entitlement, r.Model,
+	return []string{r.Month, r.Team, r.Account, r.Entitlement, r.Model,
 		i(r.Requests, 10), i(r.InputTokens, 10), i(r.OutputTokens, 10),
 		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String(),
-		i(r.EstimatedRequests, 10), r.Tier}
+		i(r.Errors, 10), i(r.CountedTokens, 10), i(r.EstimatedRequests, 10), r.Tier}
 }

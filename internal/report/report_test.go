@@ -145,15 +145,15 @@ const haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 func testLedgerRows() []LedgerRow {
 	return []LedgerRow{
 		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku,
-			Requests: 10, Errors: 1, InputTokens: 1_000_000, OutputTokens: 250_000, CacheReadTokens: 3, CacheWriteTokens: 7},
+			Requests: 10, Errors: 1, InputTokens: 1_000_000, OutputTokens: 250_000, CacheReadTokens: 3, CacheWriteTokens: 7, CountedTokens: 1_250_000},
 		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku,
-			Requests: 2, InputTokens: 1, OutputTokens: 1},
+			Requests: 2, InputTokens: 1, OutputTokens: 1, CountedTokens: 2},
 		{Month: "2026-10", Entitlement: "copy", Account: "333333333333", Model: "amazon.nova-lite-v1:0",
-			Requests: 5, InputTokens: 12_345, OutputTokens: 678},
+			Requests: 5, InputTokens: 12_345, OutputTokens: 678, CountedTokens: 12_345}, // count: input
 		{Month: "2026-10", Entitlement: "copy", Account: "111111111111", Model: "amazon.nova-lite-v1:0",
-			Requests: 1, InputTokens: 100, OutputTokens: 100},
+			Requests: 1, InputTokens: 100, OutputTokens: 100, CountedTokens: 100},
 		// Usage of an account that has since left the organization, through a
-		// model nobody priced.
+		// model nobody priced, settled before counted tokens were recorded.
 		{Month: "2026-10", Entitlement: "copy", Account: "999999999999", Model: "cohere.command-r-v1:0",
 			Requests: 1, InputTokens: 40, OutputTokens: 2},
 		// Another month: never in the October report.
@@ -203,37 +203,37 @@ func TestUsageCSV(t *testing.T) {
 		by   string
 		want string
 	}{
-		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0,
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
+		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
 `},
-		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,0,
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
+		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
 `},
-		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,
-2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,0,
-2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0,
-2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
+		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,100,0,
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
+2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,0,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
 `},
-		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,
-2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,0,
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
+		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
 `},
-		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0,
-2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0,
-2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,0,
-total,,,,,19,1012486,250781,3,7,1263277,1.800945,0,
+		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0,12445,0,
+2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0,0,0,
+2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
 `},
 	}
 	for _, tt := range tests {
@@ -269,8 +269,11 @@ func TestUsageJSONRoundTripAndTotals(t *testing.T) {
 		if back.GroupBy != by || back.Month != "2026-10" || back.Note != "" {
 			t.Errorf("by %s: header fields %+v", by, back)
 		}
-		var sum ReportRow
+		sum := ReportRow{Month: "2026-10"}
 		for _, row := range back.Rows {
+			if row.Month != "2026-10" {
+				t.Errorf("by %s: row of month %q", by, row.Month)
+			}
 			sum.add(row)
 		}
 		if sum != back.Totals {
@@ -300,7 +303,8 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 	ledger := &fakeLedger{rows: testLedgerRows()}
 	r := newTestReports(t, ledger)
 	got := csvOf(t, r, "2026-11", "model")
-	want := CSVHeader + "\ntotal,,,,,0,0,0,0,0,0,0.000000,0,\n"
+	// The totals row keeps its month; every grouping column is empty.
+	want := CSVHeader + "\n2026-11,,,,,0,0,0,0,0,0,0.000000,0,0,0,\n"
 	if got != want {
 		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
 	}
@@ -333,7 +337,7 @@ func TestUsageExtraEntitlements(t *testing.T) {
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
 	})
 	got := csvOf(t, r, "2026-10", "entitlement")
-	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0,\n") {
+	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0,0,0,\n") {
 		t.Errorf("deleted entitlement missing:\n%s", got)
 	}
 	r = NewReports(ReportOptions{
@@ -378,13 +382,13 @@ func TestRenderTable(t *testing.T) {
 	}
 	want := `Usage for 2026-10 by account
 
-ACCOUNT       NAME         REQUESTS  ERRORS  ESTIMATED    INPUT  OUTPUT  CACHE READ  CACHE WRITE  TOTAL TOKENS  COST USD
-111111111111  hub                 1       0          0      100     100           0            0           200  0.000030
-222222222222  support-bot        10       1          0  1000000  250000           3            7       1250010  1.800007
-333333333333  ds-lab              7       0          0    12346     679           0            0         13025  0.000908
-999999999999                      1       0          0       40       2           0            0            42  0.000000
-------------------------------------------------------------------------------------------------------------------------
-TOTAL                            19       1          0  1012486  250781           3            7       1263277  1.800945
+ACCOUNT       NAME         REQUESTS  ERRORS  ESTIMATED    INPUT  OUTPUT  CACHE READ  CACHE WRITE  TOTAL TOKENS  COUNTED  COST USD
+111111111111  hub                 1       0          0      100     100           0            0           200      100  0.000030
+222222222222  support-bot        10       1          0  1000000  250000           3            7       1250010  1250000  1.800007
+333333333333  ds-lab              7       0          0    12346     679           0            0         13025    12347  0.000908
+999999999999                      1       0          0       40       2           0            0            42        0  0.000000
+---------------------------------------------------------------------------------------------------------------------------------
+TOTAL                            19       1          0  1012486  250781           3            7       1263277  1262447  1.800945
 
 No price configured (counted at 0 USD): cohere.command-r-v1:0
 `
@@ -451,11 +455,11 @@ prices:
 	}
 	snap := testSnapshot(t)
 	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap }, Prices: priceTable{prices}})
-	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,estimated_requests,tier
-2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,default
-2026-10,,,,,1,5,0,0,0,5,0.000000,0,flex
-2026-10,,,,,2,1000000,1000000,0,0,2000000,7.000000,0,priority
-total,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,
+	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
+2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,0,0,default
+2026-10,,,,,1,5,0,0,0,5,0.000000,0,0,0,flex
+2026-10,,,,,2,1000000,1000000,0,0,2000000,7.000000,0,0,0,priority
+2026-10,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,0,0,
 `
 	if got := csvOf(t, r, "2026-10", "tier"); got != want {
 		t.Errorf("CSV by tier:\n%s\nwant:\n%s", got, want)
@@ -471,5 +475,107 @@ total,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,
 	rep, _ = r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "tier"})
 	if err := RenderTable(&table, rep); err != nil || !strings.Contains(table.String(), "priority") || !strings.HasPrefix(table.String(), "Usage for 2026-10 by tier") {
 		t.Errorf("table: %v\n%s", err, table.String())
+	}
+}
+
+// Usage is reported under the team recorded with the calls, not the team the
+// account has now; lines written before teams were recorded fall back to it.
+func TestUsageTeamAtCallTime(t *testing.T) {
+	t.Parallel()
+	rows := []LedgerRow{
+		// 222222222222 is in Development now; it was in "support" before.
+		{Month: "2026-10", Entitlement: "copy", Account: "222222222222", Model: "m", Team: "support", Requests: 1, InputTokens: 10},
+		{Month: "2026-10", Entitlement: "copy", Account: "222222222222", Model: "m", Team: "Development", Requests: 2, InputTokens: 20},
+		{Month: "2026-10", Entitlement: "copy", Account: "222222222222", Model: "m", Requests: 4, InputTokens: 40},
+		// An account gone from the organization keeps its recorded team.
+		{Month: "2026-10", Entitlement: "copy", Account: "999999999999", Model: "m", Team: "former", Requests: 8, InputTokens: 80},
+	}
+	snap := testSnapshot(t)
+	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap }})
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: "team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, row := range rep.Rows {
+		got[row.Team] = row.Requests
+	}
+	want := map[string]int64{"support": 1, "Development": 6, "former": 8}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("requests by team %v, want %v", got, want)
+	}
+}
+
+// --from/--to: rows of every month, each month closed by its totals row;
+// the span is checked.
+func TestUsageMonthRange(t *testing.T) {
+	t.Parallel()
+	ledger := &fakeLedger{rows: testLedgerRows()}
+	r := newTestReports(t, ledger)
+	rep, err := r.Usage(context.Background(), UsageQuery{From: "2026-08", To: "2026-10", GroupBy: "entitlement"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Month != "" || rep.From != "2026-08" || rep.To != "2026-10" || len(rep.MonthTotals) != 3 ||
+		rep.Totals.Requests != 19+99 || rep.Totals.Month != "" {
+		t.Errorf("range report %+v", rep)
+	}
+	var b strings.Builder
+	if err := WriteCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	want := CSVHeader + `
+2026-08,,,,,0,0,0,0,0,0,0.000000,0,0,0,
+2026-09,,,copy,,99,99,0,0,0,99,0.000006,0,0,0,
+2026-09,,,,,99,99,0,0,0,99,0.000006,0,0,0,
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+`
+	if b.String() != want {
+		t.Errorf("range CSV:\n%s\nwant:\n%s", b.String(), want)
+	}
+	var table strings.Builder
+	if err := RenderTable(&table, rep); err != nil || !strings.HasPrefix(table.String(), "Usage for 2026-08 to 2026-10 by entitlement\n\nMONTH    ENTITLEMENT") {
+		t.Errorf("range table: %v\n%s", err, table.String())
+	}
+	// JSON round trip keeps the span and the months' totals.
+	js, _ := json.Marshal(rep)
+	var back Report
+	if err := json.Unmarshal(js, &back); err != nil || back.From != "2026-08" || back.To != "2026-10" || len(back.MonthTotals) != 3 {
+		t.Errorf("range JSON %v: %s", err, js)
+	}
+	// 24 months is the most.
+	if _, err := r.Usage(context.Background(), UsageQuery{From: "2024-11", To: "2026-10"}); err != nil {
+		t.Errorf("24 months: %v", err)
+	}
+	for _, q := range []UsageQuery{
+		{From: "2024-10", To: "2026-10"}, // 25 months
+		{From: "2026-10", To: "2026-09"},
+		{From: "2026-10"},
+		{To: "2026-10"},
+		{Month: "2026-10", From: "2026-10", To: "2026-10"},
+		{From: "2026-1", To: "2026-10"},
+		{From: "2026-01", To: "2026-13"},
+	} {
+		if _, err := r.Usage(context.Background(), q); !errors.Is(err, ErrInvalidQuery) {
+			t.Errorf("%+v: %v, want ErrInvalidQuery", q, err)
+		}
+	}
+}
+
+// Without a month the report is of the current month in the configured
+// zone, not in UTC.
+func TestUsageDefaultMonthInZone(t *testing.T) {
+	t.Parallel()
+	snap := testSnapshot(t)
+	r := NewReports(ReportOptions{
+		Ledger: &fakeLedger{}, Snapshot: func() Snapshot { return snap },
+		Now:      func() time.Time { return time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC) },
+		Location: time.FixedZone("UTC-5", -5*3600),
+	})
+	rep, err := r.Usage(context.Background(), UsageQuery{})
+	if err != nil || rep.Month != "2026-10" {
+		t.Errorf("default month: %v %+v, want 2026-10", err, rep)
 	}
 }

@@ -7,21 +7,27 @@ import (
 	"strings"
 )
 
-// RenderTable writes rep as an aligned text table for people: the grouping
-// column(s), then the counts and cost, a TOTAL line, and the report's notes
-// (an empty month, unpriced models).
+// RenderTable writes rep as an aligned text table for people: the month
+// when the report covers several, the grouping column(s), then the counts and
+// cost, a TOTAL line, and the report's notes (an empty month, unpriced
+// models).
 func RenderTable(w io.Writer, rep *Report) error {
-	head := []string{strings.ToUpper(rep.GroupBy)}
+	months := rep.Month == "" && rep.From != ""
+	var head []string
+	if months {
+		head = append(head, "MONTH")
+	}
+	head = append(head, strings.ToUpper(rep.GroupBy))
 	if rep.GroupBy == GroupByAccount {
 		head = append(head, "NAME")
 	}
-	head = append(head, "REQUESTS", "ERRORS", "ESTIMATED", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "TOTAL TOKENS", "COST USD")
-	textCols := len(head) - 9
+	head = append(head, "REQUESTS", "ERRORS", "ESTIMATED", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "TOTAL TOKENS", "COUNTED", "COST USD")
+	textCols := len(head) - 10
 	cells := [][]string{head}
 	for _, r := range rep.Rows {
-		cells = append(cells, tableRow(rep.GroupBy, r))
+		cells = append(cells, tableRow(months, rep.GroupBy, r))
 	}
-	total := tableRow(rep.GroupBy, rep.Totals)
+	total := tableRow(months, rep.GroupBy, rep.Totals)
 	total[0] = "TOTAL"
 	widths := make([]int, len(head))
 	for _, row := range append(cells, total) {
@@ -30,7 +36,11 @@ func RenderTable(w io.Writer, rep *Report) error {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Usage for %s by %s\n\n", rep.Month, rep.GroupBy)
+	span := rep.Month
+	if months {
+		span = rep.From + " to " + rep.To
+	}
+	fmt.Fprintf(&b, "Usage for %s by %s\n\n", span, rep.GroupBy)
 	line := func(row []string) {
 		for i, c := range row {
 			if i > 0 {
@@ -67,8 +77,11 @@ func RenderTable(w io.Writer, rep *Report) error {
 	return err
 }
 
-func tableRow(groupBy string, r ReportRow) []string {
+func tableRow(months bool, groupBy string, r ReportRow) []string {
 	var row []string
+	if months {
+		row = append(row, r.Month)
+	}
 	switch groupBy {
 	case GroupByTeam:
 		row = append(row, r.Team)
@@ -83,5 +96,5 @@ func tableRow(groupBy string, r ReportRow) []string {
 	}
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	return append(row, i(r.Requests), i(r.Errors), i(r.EstimatedRequests), i(r.InputTokens), i(r.OutputTokens),
-		i(r.CacheReadTokens), i(r.CacheWriteTokens), i(r.TotalTokens), r.CostUSD.String())
+		i(r.CacheReadTokens), i(r.CacheWriteTokens), i(r.TotalTokens), i(r.CountedTokens), r.CostUSD.String())
 }

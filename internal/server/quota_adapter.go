@@ -49,6 +49,7 @@ func (q *limiterQuota) Reserve(ctx context.Context, req proxy.QuotaRequest) (pro
 		Tokens:            req.Tokens,
 		FailOpen:          e.Limits.OnStoreUnavailable == state.FailOpen,
 		Tier:              req.Tier,
+		Team:              d.Account.Team, // the ledger keeps the team at call time
 	})
 	if err != nil {
 		return nil, q.rejection(e.Name, err)

@@ -199,7 +199,7 @@ func TestReconciliation(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if lines[0] != report.CSVHeader ||
-		!strings.HasPrefix(lines[len(lines)-1], "total,") || len(lines) != 5 {
+		!strings.HasPrefix(lines[len(lines)-1], month+",,,,,") || len(lines) != 5 {
 		t.Errorf("CSV report:\n%s", out.String())
 	}
 	wantTotal := fmt.Sprintf(",%d,%d,%d,%d,%d,", want.InputTokens, want.OutputTokens, want.CacheReadTokens, want.CacheWriteTokens,

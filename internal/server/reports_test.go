@@ -11,6 +11,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -140,19 +141,19 @@ prices:
 	// 300*0.8 + 10*4 = 280 µ$: 0.001320. The command-r line is unpriced.
 	tests := []struct{ by, want string }{
 		{"entitlement", report.CSVHeader + "\n" +
-			month + ",,,copy,,2,1000007,0,0,0,1000007,0.060000,0,\n" +
-			month + ",,,deleted-one,,1,0,1000000,0,0,1000000,0.240000,0,\n" +
-			month + ",,,support-llm,,2,600,210,5,0,815,0.001320,0,\n" +
-			"total,,,,,5,1000607,1000210,5,0,2000822,0.301320,0,\n"},
+			month + ",,,copy,,2,1000007,0,0,0,1000007,0.060000,0,1000007,0,\n" +
+			month + ",,,deleted-one,,1,0,1000000,0,0,1000000,0.240000,0,1000000,0,\n" +
+			month + ",,,support-llm,,2,600,210,5,0,815,0.001320,0,810,0,\n" +
+			month + ",,,,,5,1000607,1000210,5,0,2000822,0.301320,0,2000817,0,\n"},
 		{"team", report.CSVHeader + "\n" +
-			month + ",(unknown),,,,1,7,0,0,0,7,0.000000,0,\n" +
-			month + ",Development,,,,1,300,200,5,0,505,0.001040,0,\n" +
-			month + ",data-science,,,,2,1000300,10,0,0,1000310,0.060280,0,\n" +
-			month + ",platform,,,,1,0,1000000,0,0,1000000,0.240000,0,\n" +
-			"total,,,,,5,1000607,1000210,5,0,2000822,0.301320,0,\n"},
+			month + ",(unknown),,,,1,7,0,0,0,7,0.000000,0,7,0,\n" +
+			month + ",Development,,,,1,300,200,5,0,505,0.001040,0,500,0,\n" +
+			month + ",data-science,,,,2,1000300,10,0,0,1000310,0.060280,0,1000310,0,\n" +
+			month + ",platform,,,,1,0,1000000,0,0,1000000,0.240000,0,1000000,0,\n" +
+			month + ",,,,,5,1000607,1000210,5,0,2000822,0.301320,0,2000817,0,\n"},
 		{"tier", report.CSVHeader + "\n" +
-			month + ",,,,,5,1000607,1000210,5,0,2000822,0.301320,0,default\n" +
-			"total,,,,,5,1000607,1000210,5,0,2000822,0.301320,0,\n"},
+			month + ",,,,,5,1000607,1000210,5,0,2000822,0.301320,0,2000817,0,default\n" +
+			month + ",,,,,5,1000607,1000210,5,0,2000822,0.301320,0,2000817,0,\n"},
 	}
 	for _, tt := range tests {
 		if got := csvOf(tt.by); got != tt.want {
@@ -201,5 +202,81 @@ func TestReportCapLevels(t *testing.T) {
 		if r != string(q) {
 			t.Errorf("report level %q, quota level %q", r, q)
 		}
+	}
+}
+
+// TestReportTeamAtCallTime: usage is reported under the team the account had
+// when the call was made (the proxy's quota adapter records it with the
+// call), so moving the account to another team does not move its past usage;
+// and counted_tokens is what the caps were charged (count: total leaves
+// cache tokens out), next to total_tokens, which has them.
+func TestReportTeamAtCallTime(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	lim, err := quota.New(quota.Options{Client: client, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Cleanup(func() { _ = lim.Close(ctx) })
+	adapter := &proxy.LimiterQuota{Limiter: lim}
+
+	build := func(yaml string) *authz.Snapshot {
+		t.Helper()
+		st, err := state.Parse([]byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Normalize()
+		if err := st.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := authz.Build(st, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	before := build(reportsStateYAML)
+	// 222222222222 moves from its OU's team (Development) to "support".
+	after := build(strings.Replace(reportsStateYAML, "unit: ou-ab12-dev00001}", "unit: ou-ab12-dev00001, team: support}", 1))
+	current := before
+	call := func(u bedrock.Usage) {
+		t.Helper()
+		d, err := current.Authorize("222222222222", bedrock.OpConverse, "copy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := adapter.Reserve(ctx, proxy.QuotaRequest{Decision: d, Tokens: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Settle(ctx, u.InputTokens+u.OutputTokens, u)
+	}
+	call(bedrock.Usage{InputTokens: 4, OutputTokens: 3, CacheReadTokens: 300})
+	current = after
+	call(bedrock.Usage{InputTokens: 40, OutputTokens: 30})
+	if err := lim.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	reports := newReports(lim, func() *authz.Snapshot { return current }, nil, nil, client)
+	rep, err := reports.Usage(ctx, report.UsageQuery{GroupBy: report.GroupByTeam})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := report.WriteCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Month
+	want := report.CSVHeader + "\n" +
+		m + ",Development,,,,1,4,3,300,0,307,0.000000,0,7,0,\n" +
+		m + ",support,,,,1,40,30,0,0,70,0.000000,0,70,0,\n" +
+		m + ",,,,,2,44,33,300,0,377,0.000000,0,77,0,\n"
+	if b.String() != want {
+		t.Errorf("CSV by team:\n%s\nwant:\n%s", b.String(), want)
 	}
 }

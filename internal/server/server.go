@@ -177,6 +177,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("opening state store: %w", err)
 	}
+	if err := s.checkTimeZone(ctx, loc); err != nil {
+		return nil, err
+	}
 	if cfg.Bootstrap != "" {
 		if err := s.bootstrap(ctx, cfg.Bootstrap, deps.LookupEnv); err != nil {
 			return nil, err
@@ -670,4 +673,24 @@ func (s *Server) watchQuotaRemaining(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// checkTimeZone refuses to start with a --time-zone other than the one the
+// store's replicas count months in (recorded by the first), unless
+// --time-zone-change says to replace it. A store that cannot be read now is
+// not a reason to refuse: the replica starts, as it does without its state.
+func (s *Server) checkTimeZone(ctx context.Context, loc *time.Location) error {
+	zone := loc.String() // "" and "UTC" are one zone
+	prev, err := s.store.CheckTimeZone(ctx, zone, s.cfg.TimeZoneChange)
+	var mismatch *store.TimeZoneMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return err
+	case err != nil:
+		s.log.Warn("could not check --time-zone against the state store", "time_zone", zone, "error", err)
+	case s.cfg.TimeZoneChange && prev != "" && prev != zone:
+		s.log.Warn("--time-zone-change: the store's time zone is changed; restart every other replica with the same --time-zone",
+			"from", prev, "to", zone)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@
 //	<prefix>:{state}:credentials   hash: ID -> JSON of state.Credential
 //	<prefix>:{state}:revoked       set: "access_key_id:<ID>" and "api_key_sha256:<hex>", never shrinks
 //	<prefix>:{state}:marker        JSON of Marker, set once when the store is first written
+//	<prefix>:{state}:time_zone     the --time-zone of the replicas (CheckTimeZone)
 //	<prefix>:{state}:audit         stream of AuditEntry
 //	<prefix>:{state}:changes       pub/sub channel carrying the new version
 package store
@@ -84,6 +85,7 @@ type Store struct {
 
 type keys struct {
 	version, org, entitlements, credentials, audit, revoked, marker string
+	timeZone                                                        string
 }
 
 // New returns a Store; it does not touch Redis.
@@ -127,6 +129,7 @@ func New(opts Options) (*Store, error) {
 		audit:        base + "audit",
 		revoked:      base + "revoked",
 		marker:       base + "marker",
+		timeZone:     base + "time_zone",
 	}
 	s.channel = base + "changes"
 	return s, nil
