@@ -221,7 +221,7 @@ func TestReportTeamAtCallTime(t *testing.T) {
 	}
 	ctx := context.Background()
 	t.Cleanup(func() { _ = lim.Close(ctx) })
-	adapter := &proxy.LimiterQuota{Limiter: lim}
+	adapter := &limiterQuota{Limiter: lim}
 
 	build := func(yaml string) *authz.Snapshot {
 		t.Helper()
