@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -169,14 +168,4 @@ func credentialsRevoke(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "revoked credential %s\n", id)
 	}
 	return nil
-}
-
-// printJSONValue writes v as indented JSON.
-func printJSONValue(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
 }
