@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bedrock-gateway/gateway/internal/suggest"
 )
 
 // Problem is one thing wrong in a state document, where the user wrote it:
@@ -173,38 +175,11 @@ func sortedKeys(m map[string]reflect.Type) []string {
 
 // closest is the valid key nearest to key when it is near enough to be a typo.
 func closest(key string, valid map[string]reflect.Type) string {
-	best, bestD := "", 1<<30
+	names := make([]string, 0, len(valid))
 	for v := range valid {
-		d := editDistance(strings.ToLower(key), v)
-		if d < bestD || (d == bestD && v < best) {
-			best, bestD = v, d
-		}
+		names = append(names, v)
 	}
-	if bestD <= max(2, len(key)/3) {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(key, names)
 }
 
 // typeErrorLine matches one of yaml.v3's TypeError messages.
