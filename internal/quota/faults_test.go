@@ -26,9 +26,9 @@ func refreshOnce(t *testing.T, l *Limiter, clk *fakeClock) {
 // testRefreshHoldsLongCall: a call that outlives the reservation TTL keeps its
 // reservation while it runs, so a cap stays strict, and its settlement finds it.
 func testRefreshHoldsLongCall(t *testing.T, c redis.UniversalClient) {
-	clk := &fakeClock{}
-	var expired atomic.Int64
 	const ttl = time.Minute
+	clk := &fakeClock{only: ttl / 3} // the refresher's timer only
+	var expired atomic.Int64
 	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(clk), OnReservationExpired: func(string) { expired.Add(1) }})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 3000, 3000, 0))
@@ -68,9 +68,9 @@ func testRefreshHoldsLongCall(t *testing.T, c redis.UniversalClient) {
 // replica stalled past the TTL) is not brought back by a later refresh; the
 // settlement still charges the usage and reports the expiry.
 func testRefreshNeverResurrects(t *testing.T, c redis.UniversalClient) {
-	clk := &fakeClock{}
-	var expired atomic.Int64
 	const ttl = time.Minute
+	clk := &fakeClock{only: ttl / 3} // the refresher's timer only
+	var expired atomic.Int64
 	l := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(clk), OnReservationExpired: func(string) { expired.Add(1) }})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 1000, 0, 1000))
@@ -106,7 +106,7 @@ func testRefreshNeverResurrects(t *testing.T, c redis.UniversalClient) {
 // without waiting for a request to purge it.
 func testStatusIgnoresExpired(t *testing.T, c redis.UniversalClient) {
 	const ttl = 30 * time.Second
-	crashed := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(&fakeClock{})}) // never refreshes
+	crashed := newTestLimiter(t, c, Options{ReservationTTL: ttl, Clock: fakeTimers(&fakeClock{only: ttl / 3})}) // never refreshes
 	l := newTestLimiter(t, c, Options{ReservationTTL: ttl})
 	ent := entName(t)
 	caps := effectiveCaps(threeCaps(ent, 1000, 1000, 1000))

@@ -197,6 +197,12 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Duration
 	waiters []*fakeTimer
+	// only, when set, is the one timer duration the fake clock drives;
+	// timers of other durations run on real time. A refresh test drives the
+	// refresher alone: the worker's probe and backoff must still run, or a
+	// transient Redis error on a loaded machine would stall the worker on a
+	// timer the test never advances.
+	only time.Duration
 }
 
 type fakeTimer struct {
@@ -205,6 +211,10 @@ type fakeTimer struct {
 }
 
 func (f *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
+	if f.only != 0 && d != f.only {
+		t := time.NewTimer(d)
+		return t.C, func() { t.Stop() }
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := &fakeTimer{at: f.now + d, d: d, c: make(chan time.Time, 1)}

@@ -262,6 +262,8 @@ type Limiter struct {
 	// detects it): cap counters restarted at zero cannot be trusted, so
 	// admission runs as when Redis is unreachable.
 	wiped atomic.Bool
+	// healthMisses counts consecutive failed health pings (the worker's only).
+	healthMisses int
 	wake  chan struct{} // tells an idle worker to start probing
 	// inflightDegraded counts fail-open admissions not yet settled, so that
 	// degraded admissions never outgrow the queue that must hold their usage.

@@ -127,11 +127,16 @@ func (l *Limiter) probe() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
 	defer cancel()
 	if err := l.client.Ping(ctx).Err(); err != nil {
-		if isUnreachable(err) {
+		// A healthy replica takes two missed pings in a row for an outage:
+		// one slow answer on a starved CPU is not one. (Calls with traffic
+		// mark it down at their first failure anyway.)
+		l.healthMisses++
+		if isUnreachable(err) && (!l.healthy.Load() || l.healthMisses >= 2) {
 			l.markDown("probe", err)
 		}
 		return
 	}
+	l.healthMisses = 0
 	if l.healthy.Load() {
 		return
 	}
