@@ -85,9 +85,10 @@ type Options struct {
 	GatewayID string
 	// Region is the STS region to sign for; default the aws.Config's region.
 	Region string
-	// STSEndpoint overrides the STS URL (a VPC endpoint, a simulator), for
-	// example "https://sts.eu-west-1.amazonaws.com". The gateway accepts only
-	// AWS STS hosts and the origin of its own --sts-endpoint.
+	// STSEndpoint overrides the STS endpoint (a VPC endpoint, a simulator):
+	// an origin, scheme, host and optional port, no path, for example
+	// "https://sts.eu-west-1.amazonaws.com". The gateway accepts only AWS STS
+	// hosts and exactly the origin of its own --sts-endpoint.
 	STSEndpoint string
 	// UseFIPS selects the FIPS STS endpoint of Region (ignored with STSEndpoint).
 	UseFIPS bool
@@ -156,10 +157,12 @@ func mint(ctx context.Context, cfg aws.Config, opts Options) (string, time.Time,
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("minting IAM token: STS endpoint: %w", err)
 	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		// The gateway accepts only the root of an origin.
 		return "", time.Time{}, fmt.Errorf("minting IAM token: STS endpoint %q: want an http(s) origin", endpoint)
 	}
-	u.Path, u.RawPath, u.Fragment = "/", "", ""
+	u.Path = "/"
 	u.RawQuery = url.Values{
 		"Action":        {"GetCallerIdentity"},
 		"Version":       {"2011-06-15"},

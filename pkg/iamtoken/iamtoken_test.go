@@ -145,6 +145,8 @@ func TestMintErrors(t *testing.T) {
 		{name: "no credentials", cfg: aws.Config{Region: "eu-west-1"}, opts: Options{GatewayID: "g"}},
 		{name: "credentials fail", cfg: aws.Config{Region: "eu-west-1", Credentials: failing}, opts: Options{GatewayID: "g"}},
 		{name: "endpoint not http", cfg: testConfig(""), opts: Options{GatewayID: "g", STSEndpoint: "ftp://sts.example"}},
+		{name: "endpoint with path", cfg: testConfig(""), opts: Options{GatewayID: "g", STSEndpoint: "https://sts.example/sts"}},
+		{name: "endpoint with query", cfg: testConfig(""), opts: Options{GatewayID: "g", STSEndpoint: "https://sts.example/?a=b"}},
 		{name: "endpoint without host", cfg: testConfig(""), opts: Options{GatewayID: "g", STSEndpoint: "https://"}},
 	}
 	for _, tt := range tests {
