@@ -353,3 +353,16 @@ func TestSTSLeavesBedrockAlone(t *testing.T) {
 		t.Errorf("GET /foundation-models: %d, %d observed", resp.StatusCode, len(s.Requests()))
 	}
 }
+
+// TestHelpListsSTSIdentities: `gateway sim --help` documents every built-in identity.
+func TestHelpListsSTSIdentities(t *testing.T) {
+	t.Parallel()
+	h := Help()
+	for _, id := range Identities() {
+		for _, want := range []string{id.Arn, id.AccessKeyID, id.SecretAccessKey, id.SessionToken} {
+			if !strings.Contains(h, want) {
+				t.Errorf("help does not mention %q", want)
+			}
+		}
+	}
+}
