@@ -27,7 +27,7 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	faultRate := fs.Float64("fault-rate", 0, "probability (0..1) of injecting --fault")
 	seed := fs.Int64("seed", 1, "seed of fault decisions")
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator. The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
+		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator (and an STS GetCallerIdentity stand-in, see below). The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(env.Stderr, "\n%s\n", sim.Help())
 	}

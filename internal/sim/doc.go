@@ -43,4 +43,17 @@
 // with http.ErrAbortHandler, so an HTTP/1.1 body ends without its final chunk: a proxy
 // reading it gets io.ErrUnexpectedEOF, while the Go SDK takes that for the end of the
 // stream (it maps io.ErrUnexpectedEOF to io.EOF), so only the missing metadata shows.
+//
+// # STS
+//
+// Requests to "/" with an Action (query, or a form POST) go to an STS stand-in
+// (sts.go) that answers GetCallerIdentity in the AWS Query protocol, so IAM
+// identity tokens (presigned GetCallerIdentity URLs) can be minted and checked
+// without AWS. It verifies SigV4 for service "sts", from the Authorization header or
+// a presigned query (authn.ParseSigV4), against Identities(): one IAM user and one
+// assumed-role session (whose requests must carry its fixed session token) in each
+// member account of the example organization. Like STS it accepts a signature 15
+// minutes either side of its clock and a presigned URL for at most 15 minutes
+// (less when X-Amz-Expires says so). STS calls are not Bedrock requests: they are
+// not in Requests() and Options.Verify does not apply to them.
 package sim

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Help describes the simulator's behaviour for `gateway sim --help`.
@@ -42,5 +44,27 @@ Faults:
 
 Async invocations are kept in memory: InProgress until the first GetAsyncInvoke, then
 Completed.
+
+STS: GetCallerIdentity (AWS Query protocol: POST form or GET query to "/", with
+Action=GetCallerIdentity) answers who signed the request, so IAM identity tokens
+(presigned GetCallerIdentity URLs) can be minted and checked locally. SigV4 for
+service "sts", in the Authorization header or presigned in the query, is verified
+against these built-in identities (simulator only, secrets public):
+` + stsHelp() + `Refusals: unknown key or wrong session token 403 InvalidClientTokenId; bad
+signature, or signed more than 15 minutes ago (presigned: X-Amz-Expires, at most
+15 minutes) or ahead, 403 SignatureDoesNotMatch; malformed signature 400.
 `
+}
+
+// stsHelp lists the built-in STS identities, one block each.
+func stsHelp() string {
+	var b strings.Builder
+	for _, id := range Identities() {
+		fmt.Fprintf(&b, "  %s\n    AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s", id.Arn, id.AccessKeyID, id.SecretAccessKey)
+		if id.SessionToken != "" {
+			fmt.Fprintf(&b, "\n    AWS_SESSION_TOKEN=%s", id.SessionToken)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -146,10 +146,14 @@ func (s *Simulator) Reset() {
 // maxBody is Bedrock's body limit (25,000,000 bytes) plus room for JSON framing.
 const maxBody = 26 << 20
 
-// ServeHTTP answers one Bedrock request. A "reset" fault hijacks and closes an
+// ServeHTTP answers one Bedrock request (or an STS call, see sts.go). A "reset" fault hijacks and closes an
 // HTTP/1 connection, or aborts the handler with http.ErrAbortHandler (HTTP/2, and
 // streams after their first events), so it needs a real server, not a recorder.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isSTS(r) {
+		s.serveSTS(w, r) // the STS stand-in (sts.go): not a Bedrock request, not observed
+		return
+	}
 	c := &call{s: s, w: w, r: r, start: time.Now(), requestID: newRequestID()}
 	c.rec = s.observe(rawPath(r), r.URL.RawQuery, r.Header.Clone())
 	defer c.finish()
