@@ -264,7 +264,7 @@ type Limiter struct {
 	wiped atomic.Bool
 	// healthMisses counts consecutive failed health pings (the worker's only).
 	healthMisses int
-	wake  chan struct{} // tells an idle worker to start probing
+	wake         chan struct{} // tells an idle worker to start probing
 	// inflightDegraded counts fail-open admissions not yet settled, so that
 	// degraded admissions never outgrow the queue that must hold their usage.
 	inflightDegraded atomic.Int64
