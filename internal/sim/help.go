@@ -42,5 +42,13 @@ Faults:
 
 Async invocations are kept in memory: InProgress until the first GetAsyncInvoke, then
 Completed.
+
+AWS Organizations (JSON 1.1, X-Amz-Target: AWSOrganizationsV20161128.<Operation>,
+signed for service organizations in us-east-1 with the hub key): DescribeOrganization,
+ListRoots, ListOrganizationalUnitsForParent, ListAccountsForParent, ListTagsForResource,
+DescribeAccount and ListParents, from the organization of --organization FILE (a state
+file; without it: AWSOrganizationsNotInUseException). The hub is the management
+account, listed under the root; every account is ACTIVE and tagged team=<team> when
+the file names its team. Pages hold at most 20 (MaxResults), NextToken continues.
 `
 }

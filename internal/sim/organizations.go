@@ -58,6 +58,31 @@ type Organization struct {
 	Tags map[string]map[string]string
 }
 
+// OrganizationFromState is what `gateway sim --organization` serves for a
+// state file's organization: every account ACTIVE and, when the state names
+// its team, tagged team=<team> (the tag `gateway org sync` reads by default),
+// so a sync against the simulator gives back the file's teams.
+func OrganizationFromState(o state.Organization) *Organization {
+	org := &Organization{Organization: o, Tags: map[string]map[string]string{}}
+	for _, a := range o.Accounts {
+		if a.Team != "" {
+			org.Tags[a.ID] = map[string]string{"team": a.Team}
+		}
+	}
+	return org
+}
+
+// Check reports what would make o unservable (bad IDs, unknown parents, cycles,
+// duplicates, states or tags of unknown resources): the error SetOrganization
+// would return.
+func (o *Organization) Check() error {
+	if o == nil {
+		return nil
+	}
+	_, err := newOrgIndex(o)
+	return err
+}
+
 // orgIndex is an Organization prepared for lookups; it is immutable once built.
 type orgIndex struct {
 	org      *Organization

@@ -655,3 +655,35 @@ func TestOrganizationsBadRequests(t *testing.T) {
 		})
 	}
 }
+
+// `gateway sim --organization` serves a state file's organization with its
+// teams as team tags.
+func TestOrganizationFromState(t *testing.T) {
+	t.Parallel()
+	st, err := state.LoadFile("../../deploy/examples/state.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := OrganizationFromState(st.Organization)
+	if err := org.Check(); err != nil {
+		t.Fatal(err)
+	}
+	_, srv := orgServer(t, org)
+	c := orgClient(srv, orgTestKey, orgTestSecret, "us-east-1")
+	for _, a := range st.Organization.Accounts {
+		out, err := c.ListTagsForResource(t.Context(), &organizations.ListTagsForResourceInput{ResourceId: aws.String(a.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(tagLines(out.Tags)); got != "[team="+a.Team+"]" {
+			t.Errorf("%s: tags %s, want team=%s", a.ID, got, a.Team)
+		}
+	}
+	out, err := c.ListAccountsForParent(t.Context(), &organizations.ListAccountsForParentInput{ParentId: aws.String(st.Organization.Root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := accountLines(out.Accounts); len(got) != 1 || !strings.HasPrefix(got[0], "111111111111 hub ACTIVE ACTIVE CREATED") {
+		t.Errorf("root accounts: %q (the hub, listed once)", got)
+	}
+}
