@@ -50,5 +50,8 @@ DescribeAccount and ListParents, from the organization of --organization FILE (a
 file; without it: AWSOrganizationsNotInUseException). The hub is the management
 account, listed under the root; every account is ACTIVE and tagged team=<team> when
 the file names its team. Pages hold at most 20 (MaxResults), NextToken continues.
+Faults (X-Sim-Fault, --fault at --fault-rate) strike these calls too: throttle is
+400 TooManyRequestsException (which the SDKs retry), unavailable 503 and the others 500
+ServiceException, reset drops the connection.
 `
 }

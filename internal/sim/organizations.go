@@ -336,7 +336,14 @@ func (s *Simulator) serveOrganizations(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("sim: Options.Organization is invalid", "err", xErr)
 	}
 
-	out, err := s.orgAnswer(r, op, x, xErr)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrgBody))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			writeOrgJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"__type": "SerializationException", "message": "The request body is too large."})
+		}
+		return // or the client went away mid-body
+	}
+	out, err := s.orgAnswer(r, body, op, x, xErr)
 	if err != nil {
 		oe, ok := errors.AsType[*orgError](err)
 		if !ok {
@@ -364,11 +371,7 @@ func writeOrgJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-func (s *Simulator) orgAnswer(r *http.Request, op string, x *orgIndex, xErr error) (any, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxOrgBody))
-	if err != nil {
-		return nil, &orgError{status: http.StatusRequestEntityTooLarge, typ: "SerializationException", msg: "The request body is too large."}
-	}
+func (s *Simulator) orgAnswer(r *http.Request, body []byte, op string, x *orgIndex, xErr error) (any, error) {
 	if s.opts.VerifyOrganizations != nil {
 		if err := s.opts.VerifyOrganizations(r, body); err != nil {
 			if oe, ok := errors.AsType[*orgError](err); ok {
@@ -377,6 +380,15 @@ func (s *Simulator) orgAnswer(r *http.Request, op string, x *orgIndex, xErr erro
 			return nil, &orgError{status: http.StatusBadRequest, typ: "InvalidSignatureException",
 				msg: "The request signature we calculated does not match the signature you provided."}
 		}
+	}
+	if fault, err := s.orgFault(r); err != nil || fault != "" {
+		if err != nil {
+			return nil, err
+		}
+		if fault == FaultReset {
+			panic(http.ErrAbortHandler) // the connection is dropped without a response
+		}
+		return nil, orgFaultError(fault)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
 		return nil, &orgError{status: http.StatusBadRequest, typ: "SerializationException", msg: "Content-Type must be application/x-amz-json-1.1."}
@@ -399,6 +411,37 @@ func (s *Simulator) orgAnswer(r *http.Request, op string, x *orgIndex, xErr erro
 			msg: "Your account is not a member of an organization."}
 	}
 	return handler(x, &in)
+}
+
+// orgFault is the fault to inject into an Organizations call: X-Sim-Fault, or
+// Options.Fault at Options.FaultRate, as for Bedrock calls.
+func (s *Simulator) orgFault(r *http.Request) (string, error) {
+	if v := r.Header.Get(HeaderFault); v != "" {
+		if !ValidFault(v) {
+			return "", orgInvalid("INVALID_ENUM", HeaderFault+" must be one of "+strings.Join(Faults(), ", ")+".")
+		}
+		return v, nil
+	}
+	if s.opts.FaultRate > 0 && s.roll() < s.opts.FaultRate {
+		if !ValidFault(s.opts.Fault) {
+			return FaultInternal, nil
+		}
+		return s.opts.Fault, nil
+	}
+	return "", nil
+}
+
+// orgFaultError is how Organizations answers a fault: throttling is its
+// TooManyRequestsException (which the SDKs retry), the rest ServiceException.
+func orgFaultError(fault string) *orgError {
+	switch fault {
+	case FaultThrottle:
+		return &orgError{status: http.StatusBadRequest, typ: "TooManyRequestsException",
+			msg: "You have sent too many requests in too short a period of time. The quota helps protect against denial-of-service attacks. Try again later."}
+	case FaultUnavailable:
+		return &orgError{status: http.StatusServiceUnavailable, typ: "ServiceException", msg: "AWS Organizations can't complete your request because of an internal service error. Try again later."}
+	}
+	return &orgError{status: http.StatusInternalServerError, typ: "ServiceException", msg: "AWS Organizations can't complete your request because of an internal service error. Try again later."}
 }
 
 var orgOps = map[string]func(*orgIndex, *orgRequest) (any, error){

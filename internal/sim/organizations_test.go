@@ -8,10 +8,13 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/organizations/types"
@@ -500,19 +503,36 @@ func TestOrganizationsLargeWalk(t *testing.T) {
 			}
 		}
 	}
-	// The sync reads every account's tags: so does this walk.
+	// The sync reads every account's tags: so does this walk, four at a time
+	// (which also has the race detector watch concurrent calls).
 	teams := map[string]int{}
-	for _, a := range org.Accounts {
-		out, err := c.ListTagsForResource(ctx, &organizations.ListTagsForResourceInput{ResourceId: aws.String(a.ID)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls++
-		if len(out.Tags) != 1 || *out.Tags[0].Value != org.Tags[a.ID]["team"] {
-			t.Fatalf("tags of %s: %v", a.ID, tagLines(out.Tags))
-		}
-		teams[*out.Tags[0].Value]++
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ids := make(chan string)
+	for range 4 {
+		wg.Go(func() {
+			for id := range ids {
+				out, err := c.ListTagsForResource(ctx, &organizations.ListTagsForResourceInput{ResourceId: aws.String(id)})
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				if len(out.Tags) != 1 || *out.Tags[0].Value != org.Tags[id]["team"] {
+					t.Errorf("tags of %s: %v", id, tagLines(out.Tags))
+					continue
+				}
+				mu.Lock()
+				teams[*out.Tags[0].Value]++
+				calls++
+				mu.Unlock()
+			}
+		})
 	}
+	for _, a := range org.Accounts {
+		ids <- a.ID
+	}
+	close(ids)
+	wg.Wait()
 	t.Logf("walked %d OUs and %d accounts (tags included) in %d calls, %v", len(org.Units), len(org.Accounts)+1, calls, time.Since(start))
 	if maxDepth != 5 {
 		t.Errorf("deepest OU path has %d OUs, want 5", maxDepth)
@@ -624,13 +644,20 @@ func TestOrganizationsBadRequests(t *testing.T) {
 		srv               *httptest.Server
 		contentType, body string
 		auth, wantType    string
+		fault             string // X-Sim-Fault
+		wantStatus        int    // 0: 400
 	}{
-		{"unsigned", signed, "application/x-amz-json-1.1", "{}", "", "MissingAuthenticationTokenException"},
-		{"malformed authorization", signed, "application/x-amz-json-1.1", "{}", "AWS4-HMAC-SHA256 Credential=x", "IncompleteSignatureException"},
-		{"two authorizations", signed, "application/x-amz-json-1.1", "{}", "AWS4-HMAC-SHA256 a, b, c", "IncompleteSignatureException"},
-		{"not JSON", unsigned, "application/x-amz-json-1.1", "{", "", "SerializationException"},
-		{"wrong content type", unsigned, "application/json", "{}", "", "SerializationException"},
-		{"ParentId not a string", unsigned, "application/x-amz-json-1.1", `{"ParentId":1}`, "", "SerializationException"},
+		{"unsigned", signed, "application/x-amz-json-1.1", "{}", "", "MissingAuthenticationTokenException", "", 0},
+		{"malformed authorization", signed, "application/x-amz-json-1.1", "{}", "AWS4-HMAC-SHA256 Credential=x", "IncompleteSignatureException", "", 0},
+		{"two authorizations", signed, "application/x-amz-json-1.1", "{}", "AWS4-HMAC-SHA256 a, b, c", "IncompleteSignatureException", "", 0},
+		{"not JSON", unsigned, "application/x-amz-json-1.1", "{", "", "SerializationException", "", 0},
+		{"wrong content type", unsigned, "application/json", "{}", "", "SerializationException", "", 0},
+		{"ParentId not a string", unsigned, "application/x-amz-json-1.1", `{"ParentId":1}`, "", "SerializationException", "", 0},
+		{"fault throttle", unsigned, "application/x-amz-json-1.1", "{}", "", "TooManyRequestsException", FaultThrottle, 0},
+		{"fault unavailable", unsigned, "application/x-amz-json-1.1", "{}", "", "ServiceException", FaultUnavailable, 503},
+		{"fault internal", unsigned, "application/x-amz-json-1.1", "{}", "", "ServiceException", FaultInternal, 500},
+		{"unknown fault", unsigned, "application/x-amz-json-1.1", "{}", "", "InvalidInputException", "nope", 0},
+		{"fault after the signature check", signed, "application/x-amz-json-1.1", "{}", "", "MissingAuthenticationTokenException", FaultThrottle, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tc.srv.URL+"/", strings.NewReader(tc.body))
@@ -642,13 +669,19 @@ func TestOrganizationsBadRequests(t *testing.T) {
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
 			}
+			if tc.fault != "" {
+				req.Header.Set(HeaderFault, tc.fault)
+			}
+			if tc.wantStatus == 0 {
+				tc.wantStatus = http.StatusBadRequest
+			}
 			resp, err := tc.srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"__type":"`+tc.wantType+`"`) ||
+			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(body), `"__type":"`+tc.wantType+`"`) ||
 				resp.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
 				t.Errorf("status %d, body %s", resp.StatusCode, body)
 			}
@@ -685,5 +718,56 @@ func TestOrganizationFromState(t *testing.T) {
 	}
 	if got := accountLines(out.Accounts); len(got) != 1 || !strings.HasPrefix(got[0], "111111111111 hub ACTIVE ACTIVE CREATED") {
 		t.Errorf("root accounts: %q (the hub, listed once)", got)
+	}
+}
+
+// Throttled Organizations calls are TooManyRequestsException, which the
+// official client's retryer retries.
+func TestOrganizationsThrottling(t *testing.T) {
+	t.Parallel()
+	noDelay := func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		o.RateLimiter = ratelimit.None
+	}
+	for _, tc := range []struct {
+		name      string
+		rate      float64
+		attempts  int
+		wantErr   string
+		wantCalls int // 0: not checked
+	}{
+		{"always throttled: every attempt made, then the error", 1, 4, "TooManyRequestsException", 4},
+		{"often throttled: retries get through", 0.5, 40, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := New(Options{Organization: smallOrg(), FaultRate: tc.rate, Fault: FaultThrottle, Seed: 7})
+			srv := httptest.NewServer(s)
+			t.Cleanup(srv.Close)
+			c := organizations.New(orgClient(srv, orgTestKey, orgTestSecret, "us-east-1").Options(), func(o *organizations.Options) {
+				o.Retryer = retry.NewStandard(noDelay, func(o *retry.StandardOptions) { o.MaxAttempts = tc.attempts })
+			})
+			var got []string
+			p := organizations.NewListAccountsForParentPaginator(c, &organizations.ListAccountsForParentInput{ParentId: aws.String("r-ex12"), MaxResults: aws.Int32(1)})
+			var err error
+			for p.HasMorePages() && err == nil {
+				var out *organizations.ListAccountsForParentOutput
+				if out, err = p.NextPage(t.Context()); err == nil {
+					for _, a := range out.Accounts {
+						got = append(got, *a.Id)
+					}
+				}
+			}
+			if tc.wantErr != "" {
+				if ae, ok := errors.AsType[smithy.APIError](err); !ok || ae.ErrorCode() != tc.wantErr {
+					t.Fatalf("got %v, want %s", err, tc.wantErr)
+				}
+			} else if err != nil || fmt.Sprint(got) != "[111111111111 555555555555]" {
+				t.Fatalf("got %v, %v", got, err)
+			}
+			if n := s.OrganizationsCalls()["ListAccountsForParent"]; tc.wantCalls != 0 && n != tc.wantCalls {
+				t.Errorf("%d calls, want %d", n, tc.wantCalls)
+			}
+		})
 	}
 }
