@@ -47,6 +47,8 @@ func TestCommands(t *testing.T) {
 		{args: []string{"help"}, out: "Usage: gateway"},
 		{args: []string{"serve", "-h"}},
 		{args: []string{"sim", "-h"}},
+		{args: []string{"sim", "--organization", "no-such-file.yaml"}, wantErr: true, exitCode: 1},
+		{args: []string{"sim", "--organization", "../../deploy/examples/model-max-output.yaml"}, wantErr: true, exitCode: 1},
 		{args: []string{"config", "reference"}, out: "--redis-url"},
 		{args: []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh"}, wantErr: true, exitCode: 1},
 		{args: []string{"config", "validate", "--bootstrap", "../../deploy/examples/state.yaml"}, out: "configuration is valid"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
 func runSim(ctx context.Context, args []string, env Env) error {
@@ -26,6 +27,7 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	fault := fs.String("fault", "", "fault to inject at --fault-rate: throttle|internal|unavailable|timeout|model-error|midstream|reset")
 	faultRate := fs.Float64("fault-rate", 0, "probability (0..1) of injecting --fault")
 	seed := fs.Int64("seed", 1, "seed of fault decisions")
+	orgFile := fs.String("organization", "", "state file whose organization the AWS Organizations API serves (empty: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator (and an STS GetCallerIdentity stand-in, see below). The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -40,6 +42,16 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	opts := sim.Options{Latency: *latency, FirstEvent: *firstEvent, EventDelay: *eventDelay, OutputTokens: *outputTokens,
 		Fault: *fault, FaultRate: *faultRate, Seed: *seed, Logger: log}
+	if *orgFile != "" {
+		st, err := state.LoadFile(*orgFile)
+		if err != nil {
+			return err
+		}
+		opts.Organization = sim.OrganizationFromState(st.Organization)
+		if err := opts.Organization.Check(); err != nil {
+			return fmt.Errorf("--organization %s: %w", *orgFile, err) // refuse at start, not at the first call
+		}
+	}
 	if *akid != "" {
 		secret := env.Getenv("GATEWAY_SIM_SECRET_ACCESS_KEY")
 		if secret == "" {
@@ -52,6 +64,8 @@ func runSim(ctx context.Context, args []string, env Env) error {
 		v := authn.NewVerifier(authn.Options{})
 		opts.Verify = func(r *http.Request, body []byte) error { return authn.VerifyStatic(v, r, body, lookup) }
 		opts.VerifyStream = authn.StreamVerifier(v, lookup)
+		opts.VerifyOrganizations = sim.NewSigV4Check(sim.SigV4Check{Service: "organizations", Region: "us-east-1",
+			Secrets: map[string]string{*akid: secret}})
 	} else {
 		log.Warn("no --hub-access-key-id: signatures are not verified")
 	}

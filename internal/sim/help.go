@@ -53,6 +53,17 @@ against these built-in identities (simulator only, secrets public):
 ` + stsHelp() + `Refusals: unknown key or wrong session token 403 InvalidClientTokenId; bad
 signature, or signed more than 15 minutes ago (presigned: X-Amz-Expires, at most
 15 minutes) or ahead, 403 SignatureDoesNotMatch; malformed signature 400.
+
+AWS Organizations (JSON 1.1, X-Amz-Target: AWSOrganizationsV20161128.<Operation>,
+signed for service organizations in us-east-1 with the hub key): DescribeOrganization,
+ListRoots, ListOrganizationalUnitsForParent, ListAccountsForParent, ListTagsForResource,
+DescribeAccount and ListParents, from the organization of --organization FILE (a state
+file; without it: AWSOrganizationsNotInUseException). The hub is the management
+account, listed under the root; every account is ACTIVE and tagged team=<team> when
+the file names its team. Pages hold at most 20 (MaxResults), NextToken continues.
+Faults (X-Sim-Fault, --fault at --fault-rate) strike these calls too: throttle is
+400 TooManyRequestsException (which the SDKs retry), unavailable 503 and the others 500
+ServiceException, reset drops the connection.
 `
 }
 

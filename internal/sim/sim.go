@@ -57,6 +57,17 @@ type Options struct {
 	// (k = 0, 1, 2, ...) of a request, exception frames included. It may block: tests
 	// use it to prove a proxy forwards event k before event k+1 exists.
 	OnEvent func(r *http.Request, k int)
+
+	// Organization is what the Organizations API stand-in serves
+	// (organizations.go); nil answers AWSOrganizationsNotInUseException. An
+	// invalid one makes every Organizations call fail with ServiceException
+	// (SetOrganization reports the error instead).
+	Organization *Organization
+	// VerifyOrganizations checks the SigV4 signature of an Organizations call
+	// (service organizations; see NewSigV4Check); nil means no check. An error
+	// made by OrganizationsError is answered as it says, any other as
+	// InvalidSignatureException.
+	VerifyOrganizations func(r *http.Request, body []byte) error
 }
 
 // Observed is one request as the simulator saw it and answered it.
@@ -85,6 +96,9 @@ type Simulator struct {
 	totals   bedrock.Usage
 	gen      uint64 // bumped by Reset so late reports of earlier requests are dropped
 	async    asyncStore
+	org      *orgIndex      // the Organizations stand-in's organization; nil: none
+	orgErr   error          // why Options.Organization could not be served
+	orgCalls map[string]int // Organizations calls per operation
 }
 
 // record is an Observed being filled in by its handler.
@@ -103,12 +117,14 @@ func New(opts Options) *Simulator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	seed := uint64(opts.Seed)
-	return &Simulator{
+	s := &Simulator{
 		opts:  opts,
 		log:   log,
 		rng:   mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		async: newAsyncStore(),
 	}
+	s.org, s.orgErr = newOrgIndex(opts.Organization)
+	return s
 }
 
 // Requests returns a copy of every request observed since New or the last Reset, in
@@ -133,7 +149,8 @@ func (s *Simulator) Totals() bedrock.Usage {
 	return s.totals
 }
 
-// Reset forgets observed requests, totals and async invocations.
+// Reset forgets observed requests, totals, async invocations and the counts of
+// Organizations calls.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,6 +158,7 @@ func (s *Simulator) Reset() {
 	s.totals = bedrock.Usage{}
 	s.gen++
 	s.async = newAsyncStore()
+	s.orgCalls = nil
 }
 
 // maxBody is Bedrock's body limit (25,000,000 bytes) plus room for JSON framing.
@@ -150,6 +168,10 @@ const maxBody = 26 << 20
 // HTTP/1 connection, or aborts the handler with http.ErrAbortHandler (HTTP/2, and
 // streams after their first events), so it needs a real server, not a recorder.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isOrganizations(r) {
+		s.serveOrganizations(w, r) // not a Bedrock call: not in Requests or Totals
+		return
+	}
 	if isSTS(r) {
 		s.serveSTS(w, r) // the STS stand-in (sts.go): not a Bedrock request, not observed
 		return
