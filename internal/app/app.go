@@ -56,6 +56,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
   usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier)
   audit        the audit log
+  org          sync: read AWS Organizations, show (--apply: write) the difference
 
 Output: -o, --output table|json|yaml|csv on every admin verb that prints (table by
 default; csv for rows; export writes yaml or json). Every command and subcommand takes

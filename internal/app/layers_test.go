@@ -26,6 +26,7 @@ func TestLayers(t *testing.T) {
 		{"internal/proxy", []string{"internal/admin", "internal/store"}},
 		{"internal/metering", []string{"internal/admin", "internal/store"}},
 		{"internal/cli", []string{"internal/quota", "internal/authz", "internal/store"}},
+		{"internal/orgsync", []string{"internal/admin", "internal/store", "internal/quota", "internal/authz", "internal/proxy", "internal/cli"}},
 		{"internal/report", []string{"internal/quota", "internal/authz", "internal/store", "internal/metering", "internal/admin"}},
 	}
 	for _, tt := range tests {

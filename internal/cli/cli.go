@@ -74,6 +74,7 @@ func commands() []command {
 		{"export", "write the whole state as a state file", runExport},
 		{"usage", "the monthly usage report", runUsage},
 		{"quota", "each monthly cap: limit, used, reserved, remaining, reset", runQuota},
+		{"org", "sync the organization from AWS Organizations", runOrg},
 	}
 }
 
