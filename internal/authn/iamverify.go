@@ -25,7 +25,13 @@ const KindIAM = "iam"
 
 // DefaultGatewayID is the gateway id used when --gateway-id is not set: it
 // derives from the organization id, so every replica of one gateway agrees.
-func DefaultGatewayID(orgID string) string { return "bgw-" + orgID }
+// Empty without an organization id: no token is then accepted.
+func DefaultGatewayID(orgID string) string {
+	if orgID == "" {
+		return ""
+	}
+	return "bgw-" + orgID
+}
 
 // Defaults of IAMVerifierOptions.
 const (
