@@ -221,11 +221,13 @@ func (e *iamEntry) result() (*Credential, error) {
 // fly verifies one token for every caller waiting on f, and caches the
 // answer unless it is STS being unavailable.
 func (v *IAMVerifier) fly(ctx context.Context, key [32]byte, token, gatewayID string, f *iamFlight) {
-	cred, expires, err := v.verify(ctx, token, gatewayID)
+	cred, expires, err, fromSTS := v.verify(ctx, token, gatewayID)
 	f.cred, f.err = cred, err
 	v.mu.Lock()
 	delete(v.flights, key)
-	if err == nil || err.Type == "UnrecognizedClientException" {
+	// Only STS's answers are cached: a malformed token is refused again
+	// cheaply, and must not evict verified identities from the cache.
+	if fromSTS {
 		v.store(key, cred, err, expires)
 	}
 	v.mu.Unlock()
@@ -254,16 +256,17 @@ func (v *IAMVerifier) store(key [32]byte, cred *Credential, err *bedrock.Error, 
 }
 
 // verify checks the token's shape, then asks STS. The expiry returned bounds
-// how long the answer may be cached (the token's own expiry).
-func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (*Credential, time.Time, *bedrock.Error) {
+// how long the answer may be cached (the token's own expiry); fromSTS says the
+// answer is STS's (an identity or a refusal), which may be cached.
+func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (_ *Credential, _ time.Time, _ *bedrock.Error, fromSTS bool) {
 	req, err := ParseIAMToken(token, IAMTokenOptions{GatewayID: gatewayID, AllowedOrigin: v.opts.STSEndpoint, Now: v.opts.Now})
 	if err != nil {
 		v.opts.Logger.Debug("IAM identity token refused", "reason", err.Error())
 		var be *bedrock.Error
 		if errors.As(err, &be) {
-			return nil, time.Time{}, be
+			return nil, time.Time{}, be, false
 		}
-		return nil, time.Time{}, errInvalidToken()
+		return nil, time.Time{}, errInvalidToken(), false
 	}
 	// Bound what unverified tokens cost: a flood of distinct tokens gets
 	// 503s, not an unbounded number of STS calls.
@@ -271,7 +274,7 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (*Cre
 	case v.sem <- struct{}{}:
 		defer func() { <-v.sem }()
 	default:
-		return nil, time.Time{}, bedrock.Unavailable("Too many IAM identities are being verified at once. Please retry.")
+		return nil, time.Time{}, bedrock.Unavailable("Too many IAM identities are being verified at once. Please retry."), false
 	}
 	// Other callers may be waiting on this call: the first caller leaving
 	// must not cancel it (the client's Timeout bounds it).
@@ -280,10 +283,10 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (*Cre
 		var be *bedrock.Error
 		if errors.As(err, &be) {
 			v.opts.Logger.Debug("IAM identity refused by STS", "access_key_id", req.AccessKeyID, "reason", err.Error())
-			return nil, time.Time{}, be
+			return nil, req.Expires, be, true
 		}
 		v.opts.Logger.Warn("STS unavailable for IAM identity verification", "error", err)
-		return nil, time.Time{}, bedrock.Unavailable("The gateway cannot verify IAM identities now (STS unavailable). Please retry.")
+		return nil, time.Time{}, bedrock.Unavailable("The gateway cannot verify IAM identities now (STS unavailable). Please retry."), false
 	}
 	return &Credential{
 		ID:        id.UserID,
@@ -291,7 +294,7 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (*Cre
 		Label:     id.Arn,
 		Kind:      KindIAM,
 		ExpiresAt: req.Expires,
-	}, req.Expires, nil
+	}, req.Expires, nil, true
 }
 
 type stsIdentity struct {

@@ -188,6 +188,17 @@ func TestIAMVerifierLRUBound(t *testing.T) {
 	if n := s.STSCalls(); n != 3 {
 		t.Fatalf("STS calls = %d, want 3 (a evicted by b)", n)
 	}
+	// Malformed tokens are not cached: they do not evict a verified identity.
+	for i := range 3 {
+		_, err := v.Verify(context.Background(), iamtoken.Prefix+strings.Repeat("A", i+1), testGatewayID)
+		wantBedrockError(t, err, "UnrecognizedClientException")
+	}
+	if _, err := v.Verify(context.Background(), a, testGatewayID); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.STSCalls(); n != 3 {
+		t.Fatalf("STS calls = %d, want 3 (a still cached)", n)
+	}
 }
 
 // stsStandIn is an STS origin answering with handler, for failures the
