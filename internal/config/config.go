@@ -61,6 +61,10 @@ type Serve struct {
 	UsageStreamMaxLen   int64
 	TrustedProxyHeaders bool
 	ModelMaxOutputFile  string
+	IAMIdentity         bool
+	GatewayID           string
+	STSEndpoint         string
+	IAMIdentityCacheTTL time.Duration
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -135,6 +139,10 @@ func (c *Serve) Settings() []Setting {
 		{"usage-stream-max-len", "0", "when > 0, also append one event per request to a Redis Stream of about this length", false, &c.UsageStreamMaxLen},
 		{"trusted-proxy-headers", "false", "trust X-Forwarded-For for the client address in logs", false, &c.TrustedProxyHeaders},
 		{"model-max-output-file", "", "YAML mapping of model ID to its maximum output tokens, adding to or replacing the built-in table that strict estimates reserve for requests naming no maximum", false, &c.ModelMaxOutputFile},
+		{"iam-identity", "false", "accept IAM identity tokens (bearer bgw-iam-v1.…: a presigned STS GetCallerIdentity, verified against STS) from callers with their own AWS identity; needs TLS or --behind-tls-proxy", false, &c.IAMIdentity},
+		{"gateway-id", "", "this gateway's id, the audience IAM identity tokens are minted for (default bgw-<organization id>)", false, &c.GatewayID},
+		{"sts-endpoint", "", "STS origin (scheme://host[:port], no path) accepted in IAM identity tokens besides the AWS STS hosts: a VPC endpoint or a simulator; http only here", false, &c.STSEndpoint},
+		{"iam-identity-cache-ttl", "5m", "how long a verified IAM identity is reused (never beyond its token's expiry)", false, &c.IAMIdentityCacheTTL},
 	}
 }
 
@@ -464,6 +472,12 @@ func (c *Serve) Validate() error {
 	if c.UsageStreamMaxLen < 0 {
 		bad("--usage-stream-max-len must not be negative")
 	}
+	if c.IAMIdentityCacheTTL <= 0 {
+		bad("--iam-identity-cache-ttl must be positive")
+	}
+	if c.STSEndpoint != "" && !isOrigin(c.STSEndpoint) {
+		bad("--sts-endpoint must be an origin: http:// or https://, a host, an optional port, no path, query or user")
+	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }
@@ -543,4 +557,12 @@ func Reference() string {
 		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", s.Name, s.Env(), s.Key(), def, strings.ReplaceAll(s.Help+secretNote(s), "|", "\\|"))
 	}
 	return b.String()
+}
+
+// isOrigin reports whether s is exactly scheme://host[:port] (a trailing
+// slash allowed): what IAM identity tokens are matched against.
+func isOrigin(s string) bool {
+	u, err := url.Parse(strings.TrimSuffix(s, "/"))
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.Path == "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.Opaque == ""
 }

@@ -344,3 +344,35 @@ func TestRequestBodySettings(t *testing.T) {
 		})
 	}
 }
+
+func TestIAMIdentitySettings(t *testing.T) {
+	t.Parallel()
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IAMIdentity || c.GatewayID != "" || c.STSEndpoint != "" || c.IAMIdentityCacheTTL != 5*time.Minute {
+		t.Fatalf("bad IAM identity defaults: %+v", c)
+	}
+	for _, tc := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"https://vpce-1.sts.us-east-1.vpce.amazonaws.com", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://127.0.0.1:8080/", true},
+		{"https://sts.example.com/path", false},
+		{"https://sts.example.com/?q", false},
+		{"https://user@sts.example.com", false},
+		{"ftp://sts.example.com", false},
+		{"sts.example.com", false},
+	} {
+		_, err := Load([]string{"--iam-identity", "--sts-endpoint", tc.endpoint}, env(nil), io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("--sts-endpoint %q: err = %v, want ok=%v", tc.endpoint, err, tc.ok)
+		}
+	}
+	if _, err := Load([]string{"--iam-identity-cache-ttl", "0s"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "iam-identity-cache-ttl") {
+		t.Fatalf("zero cache TTL: err = %v", err)
+	}
+}

@@ -93,6 +93,13 @@ type Options struct {
 	// the listener: bearer API keys are then accepted over plain HTTP, which
 	// otherwise refuses them (the key would have crossed the network in clear).
 	BehindTLSProxy bool
+	// IAMIdentity, when set, authenticates bearer IAM identity tokens
+	// (bgw-iam-v1.…) against STS in the Verifier's place; nil: such tokens
+	// are unknown API keys.
+	IAMIdentity *authn.IAMVerifier
+	// GatewayID is the audience of IAM identity tokens; default
+	// authn.DefaultGatewayID of the snapshot's organization id.
+	GatewayID string
 }
 
 // Handler serves the Bedrock Runtime API.
@@ -364,7 +371,7 @@ const deniedMessage = "You don't have access to the model with the specified mod
 // before its body costs anything), then, once a known key's body is read,
 // the signature over it.
 func (h *Handler) authenticate(w *responseWriter, r *http.Request, c *call, snap *authz.Snapshot, bidi bool) (*authn.Result, error) {
-	if err := h.opts.Verifier.Begin(r, snap, &c.pending); err != nil {
+	if err := h.begin(r, c, snap); err != nil {
 		return nil, err
 	}
 	if bidi {
@@ -376,6 +383,22 @@ func (h *Handler) authenticate(w *responseWriter, r *http.Request, c *call, snap
 	var hashHex [64]byte
 	hex.Encode(hashHex[:], c.bodyHash[:])
 	return h.opts.Verifier.Finish(r, &c.pending, string(hashHex[:]))
+}
+
+// begin runs the header checks of authentication: an IAM identity token is
+// verified (against STS, cached) when IAM identity is on, anything else by
+// the Verifier.
+func (h *Handler) begin(r *http.Request, c *call, snap *authz.Snapshot) error {
+	if h.opts.IAMIdentity != nil {
+		id := h.opts.GatewayID
+		if id == "" {
+			id = authn.DefaultGatewayID(snap.State().Organization.ID)
+		}
+		if handled, err := h.opts.IAMIdentity.Begin(r.Context(), r, id, &c.pending); handled {
+			return err
+		}
+	}
+	return h.opts.Verifier.Begin(r, snap, &c.pending)
 }
 
 // Request bodies are read into a buffer that grows as bytes arrive: a first

@@ -222,6 +222,10 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("parsing upstream endpoint: %w", err)
 	}
+	var iamVerifier *authn.IAMVerifier
+	if cfg.IAMIdentity {
+		iamVerifier = s.iamVerifier()
+	}
 	s.proxy, err = proxy.New(proxy.Options{
 		Upstream: u, Region: region, Credentials: creds,
 		// Entitlements naming another region go to that region's endpoint,
@@ -244,6 +248,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		BodyReadTimeout:      cfg.BodyReadTimeout,
 		MaxInflightBodyBytes: cfg.MaxInflightBody,
 		BehindTLSProxy:       cfg.BehindTLSProxy,
+		IAMIdentity:          iamVerifier,
+		GatewayID:            cfg.GatewayID,
 	})
 	if err != nil {
 		return nil, err
@@ -534,6 +540,39 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	default:
 		_, _ = io.WriteString(w, "ready\n")
 	}
+	if id := s.GatewayID(); s.cfg.IAMIdentity && id != "" {
+		_, _ = io.WriteString(w, "gateway id: "+id+"\n")
+	}
+}
+
+// GatewayID returns the audience of IAM identity tokens: --gateway-id, else
+// derived from the loaded organization's id (empty before a state loads).
+func (s *Server) GatewayID() string {
+	if s.cfg.GatewayID != "" {
+		return s.cfg.GatewayID
+	}
+	if snap := s.snap.Load(); snap != nil {
+		return authn.DefaultGatewayID(snap.State().Organization.ID)
+	}
+	return ""
+}
+
+// iamVerifier builds the IAM identity verifier. With --simulate and no
+// --sts-endpoint, the simulator (which serves STS too) is the STS endpoint,
+// so that `make run` users can try IAM identity locally.
+func (s *Server) iamVerifier() *authn.IAMVerifier {
+	endpoint := s.cfg.STSEndpoint
+	if endpoint == "" && s.cfg.Simulate {
+		endpoint = s.simURL
+	}
+	if s.cfg.TLSCert == "" && !s.cfg.BehindTLSProxy {
+		s.log.Warn("--iam-identity without TLS (--tls-cert) or --behind-tls-proxy: IAM identity tokens are bearer tokens, refused over plain HTTP")
+	}
+	return authn.NewIAMVerifier(authn.IAMVerifierOptions{
+		STSEndpoint: endpoint,
+		CacheTTL:    s.cfg.IAMIdentityCacheTTL,
+		Logger:      s.log,
+	})
 }
 
 // Run serves until ctx ends, then drains: it stops accepting, lets in-flight
@@ -557,6 +596,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- serve(s.data, s.dataLn) }()
 	go func() { errc <- serve(s.ops, s.opsLn) }()
 	s.log.Info("gateway serving", "data", s.DataAddr(), "tls", s.tls, "ops", s.OpsAddr())
+	if s.cfg.IAMIdentity {
+		s.log.Info("IAM identity tokens accepted", "gateway_id", s.GatewayID())
+	}
 
 	var runErr error
 	select {

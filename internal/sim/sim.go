@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
@@ -99,6 +100,7 @@ type Simulator struct {
 	org      *orgIndex      // the Organizations stand-in's organization; nil: none
 	orgErr   error          // why Options.Organization could not be served
 	orgCalls map[string]int // Organizations calls per operation
+	stsCalls atomic.Int64   // STS requests served (sts.go)
 }
 
 // record is an Observed being filled in by its handler.

@@ -119,8 +119,13 @@ func stsSignatureMismatch(msg string) *stsError {
 	return &stsError{http.StatusForbidden, "SignatureDoesNotMatch", msg}
 }
 
+// STSCalls returns how many STS requests the simulator has answered (any
+// outcome): tests of callers that cache STS answers count them.
+func (s *Simulator) STSCalls() int64 { return s.stsCalls.Load() }
+
 // serveSTS answers one STS request.
 func (s *Simulator) serveSTS(w http.ResponseWriter, r *http.Request) {
+	s.stsCalls.Add(1)
 	requestID := newRequestID()
 	w.Header().Set("X-Amzn-Requestid", requestID)
 	id, err := s.stsCall(w, r)
