@@ -22,7 +22,7 @@ func ExampleNewTokenProvider() {
 	}
 	client := bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) {
 		o.BaseEndpoint = aws.String("https://gateway.example.com")
-		o.BearerAuthTokenProvider = iamtoken.NewTokenProvider(cfg, iamtoken.Options{GatewayID: "o-abc123def4"})
+		o.BearerAuthTokenProvider = iamtoken.NewTokenProvider(cfg, iamtoken.Options{GatewayID: "bgw-o-abc123def4"})
 		// Without this, a client that also has AWS credentials signs SigV4.
 		o.AuthSchemePreference = []string{"httpBearerAuth"}
 	})
@@ -36,7 +36,7 @@ func ExampleMint() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	token, err := iamtoken.Mint(ctx, cfg, iamtoken.Options{GatewayID: "o-abc123def4"})
+	token, err := iamtoken.Mint(ctx, cfg, iamtoken.Options{GatewayID: "bgw-o-abc123def4"})
 	if err != nil {
 		log.Fatal(err)
 	}

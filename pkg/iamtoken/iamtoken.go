@@ -33,7 +33,7 @@
 //
 //	cfg, err := config.LoadDefaultConfig(ctx)
 //	...
-//	tp := iamtoken.NewTokenProvider(cfg, iamtoken.Options{GatewayID: "o-abc123def4"})
+//	tp := iamtoken.NewTokenProvider(cfg, iamtoken.Options{GatewayID: "bgw-o-abc123def4"})
 //	client := bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) {
 //		o.BaseEndpoint = aws.String("https://gateway.example.com")
 //		o.BearerAuthTokenProvider = tp
@@ -81,7 +81,8 @@ const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 // Options configure minting.
 type Options struct {
 	// GatewayID is the id of the gateway the token is for (its audience).
-	// Required: a member learns it from the gateway's operator.
+	// Required: a member learns it from the gateway's operator (the gateway logs
+	// it at start and shows it in /readyz; by default "bgw-" + the organization id).
 	GatewayID string
 	// Region is the STS region to sign for; default the aws.Config's region.
 	Region string
