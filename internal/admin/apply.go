@@ -17,8 +17,8 @@ type applyResponse struct {
 	Version uint64 `json:"version"`
 }
 
-// apply makes the store match a state file. Without prune it replaces the
-// organization (when the file has one) and upserts the file's entitlements
+// apply makes the store match a state file. It replaces the organization
+// when the file has one (never otherwise). Without prune it upserts the file's entitlements
 // (with their shares) and credentials, leaving the others alone; with prune the
 // store ends up exactly as the file says, except that revoked keys are never
 // forgotten (and pruned credentials' keys join them). Timestamps of unchanged items are
@@ -118,7 +118,10 @@ func checkResolved(file *state.State) error {
 // cur is not modified.
 func plan(cur, file *state.State, prune bool, now time.Time) (*state.State, []state.Change, error) {
 	next := &state.State{Organization: cloneOrg(file.Organization)}
-	if !prune && isZeroOrg(&file.Organization) {
+	// A file without an organization section never touches the organization,
+	// even with prune: org sync may own it, and prune is about the file's
+	// entitlements and credentials.
+	if isZeroOrg(&file.Organization) {
 		next.Organization = cloneOrg(cur.Organization)
 	}
 

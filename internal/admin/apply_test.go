@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -264,4 +265,38 @@ func TestApplyRevokedIsAUnion(t *testing.T) {
 	}
 	r = e.do(http.MethodPost, "/admin/v1/apply", "application/yaml", seedYAML+"revoked:\n  access_key_ids: [AKIAEXAMPLE]\n")
 	wantError(t, r, http.StatusBadRequest, codeValidationFailed)
+}
+
+// TestApplyWithoutOrganizationKeepsIt: once org sync has written the
+// organization (states included), applying a file with no organization
+// section, with or without prune, leaves the organization exactly as it is.
+func TestApplyWithoutOrganizationKeepsIt(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{"", "?prune=true", "?dry_run=true", "?prune=true&dry_run=true"} {
+		t.Run(q, func(t *testing.T) {
+			t.Parallel()
+			st := seedState(t)
+			st.Organization.Accounts[len(st.Organization.Accounts)-1].State = state.AccountSuspended
+			e := newEnv(t, st)
+			want := e.store.state().Organization
+			file := `entitlements:
+  - name: customer-support-llm
+    model: anthropic.claude-3-5-haiku-20241022-v1:0
+    shares:
+      - {target: "333333333333"}
+credentials:
+  - {account: "222222222222", kind: sigv4, label: local-dev, access_key_id: GWEXAMPLE00000000002}
+`
+			r, res := e.apply(q, file)
+			wantStatus(t, r, http.StatusOK)
+			for _, c := range res.Changes {
+				if c.Kind == state.KindOrganization || c.Kind == state.KindUnit || c.Kind == state.KindAccount {
+					t.Errorf("change %+v touches the organization", c)
+				}
+			}
+			if got := e.store.state().Organization; !reflect.DeepEqual(got, want) {
+				t.Errorf("organization after apply%s:\n%+v\nwant\n%+v", q, got, want)
+			}
+		})
+	}
 }

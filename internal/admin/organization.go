@@ -55,27 +55,8 @@ func (s *server) putOrganization(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var result state.Organization
-	_, _, err = s.update(r, "organization.replace", func(st *state.State) error {
-		removed := removedIDs(&st.Organization, &org)
-		st.Organization = cloneOrg(org)
-		var refs []reference
-		for _, id := range removed {
-			if rs := st.References(id); len(rs) > 0 {
-				refs = append(refs, reference{ID: id, ReferencedBy: rs})
-			}
-		}
-		if len(refs) > 0 && !force {
-			return &apiError{Status: http.StatusConflict, Code: codeConflict,
-				Message: "the new organization removes IDs still in use: " + describeRefs(refs) +
-					"; change those first, or repeat with ?force=true to also remove the shares, scope entries and credentials",
-				Details: refs}
-		}
-		if force {
-			if err := dropReferences(st, removed); err != nil {
-				return err
-			}
-		}
-		if err := validate(st, "the organization is invalid"); err != nil {
+	_, _, err = s.update(r, ActionReplaceOrganization, func(st *state.State) error {
+		if err := ReplaceOrganization(st, org, force); err != nil {
 			return err
 		}
 		result = cloneOrg(st.Organization)
@@ -86,6 +67,37 @@ func (s *server) putOrganization(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, organizationBody{Organization: nonNilOrg(result)})
 	return nil
+}
+
+// ActionReplaceOrganization is the audit action of a replaced organization.
+const ActionReplaceOrganization = "organization.replace"
+
+// ReplaceOrganization makes org st's organization, as PUT
+// /admin/v1/organization does (org sync in serve uses it inside its own
+// store.Update): removing an ID still in use is refused unless force, which
+// also drops the shares, scope entries and credentials naming it; the result
+// is validated.
+func ReplaceOrganization(st *state.State, org state.Organization, force bool) error {
+	removed := removedIDs(&st.Organization, &org)
+	st.Organization = cloneOrg(org)
+	var refs []reference
+	for _, id := range removed {
+		if rs := st.References(id); len(rs) > 0 {
+			refs = append(refs, reference{ID: id, ReferencedBy: rs})
+		}
+	}
+	if len(refs) > 0 && !force {
+		return &apiError{Status: http.StatusConflict, Code: codeConflict,
+			Message: "the new organization removes IDs still in use: " + describeRefs(refs) +
+				"; change those first, or repeat with ?force=true to also remove the shares, scope entries and credentials",
+			Details: refs}
+	}
+	if force {
+		if err := dropReferences(st, removed); err != nil {
+			return err
+		}
+	}
+	return validate(st, "the organization is invalid")
 }
 
 // removedIDs lists the IDs old has and new lacks: units, accounts, and the

@@ -27,6 +27,9 @@ const (
 	DenyOperationNotAllowed DenyReason = "operation_not_allowed"
 	DenyNotShared           DenyReason = "not_shared"
 	DenyOutsideScope        DenyReason = "outside_scope"
+	// DenyAccountInactive: the account is suspended or closed in AWS
+	// Organizations.
+	DenyAccountInactive DenyReason = "account_inactive"
 )
 
 // Denial is a denied authorization: to the caller an AccessDeniedException
@@ -92,6 +95,9 @@ func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) 
 	a := s.accounts[account]
 	if a == nil {
 		return Decision{}, denied(DenyUnknownAccount)
+	}
+	if a.Inactive {
+		return Decision{}, denied(DenyAccountInactive)
 	}
 	e := s.entitlements[modelID]
 	if e == nil {
@@ -232,7 +238,7 @@ func foundationModelResource(id string) (string, bool) {
 // it inside their scope), sorted by name: what GET /foundation-models shows.
 func (s *Snapshot) EntitlementsFor(account string) []*Entitlement {
 	a := s.accounts[account]
-	if a == nil {
+	if a == nil || a.Inactive {
 		return nil
 	}
 	idx := slices.Clone(s.byTarget[a.node])

@@ -42,6 +42,9 @@ type Account struct {
 	ID, Name, Unit string
 	// Team is the account's team, defaulting to the name of its OU, or "root".
 	Team string
+	// Inactive is set for an account AWS Organizations reports suspended or
+	// closed: it is denied everything, its record kept.
+	Inactive bool
 	// Path lists the OU IDs from the account's unit up to the top, then the root
 	// ID (when known), then the organization ID. Accounts of one unit share it:
 	// treat it as read-only.
@@ -301,7 +304,7 @@ func (b *builder) organization() error {
 		if _, dup := b.index[a.ID]; dup {
 			return fmt.Errorf("building snapshot: duplicate ID %s", a.ID)
 		}
-		acct := &Account{ID: a.ID, Name: a.Name, Unit: a.Unit, Team: a.Team, node: b.node(a.ID)}
+		acct := &Account{ID: a.ID, Name: a.Name, Unit: a.Unit, Team: a.Team, Inactive: !a.Active(), node: b.node(a.ID)}
 		if isTop(a.Unit, o.Root) {
 			acct.ancestors, acct.Path = b.top, b.topIDs
 			if acct.Team == "" {

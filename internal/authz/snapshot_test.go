@@ -490,3 +490,41 @@ func TestRevokedKeysAreUnknown(t *testing.T) {
 		})
 	}
 }
+
+// An account AWS Organizations reports suspended or closed is denied
+// everything at once, with the usual denial, while its record and shares stay.
+func TestInactiveAccountDenied(t *testing.T) {
+	t.Parallel()
+	for _, st := range []string{state.AccountSuspended, state.AccountClosed} {
+		t.Run(st, func(t *testing.T) {
+			t.Parallel()
+			fx := fixture()
+			for i := range fx.Organization.Accounts {
+				if fx.Organization.Accounts[i].ID == acctX {
+					fx.Organization.Accounts[i].State = st
+				}
+			}
+			snap := build(t, fx)
+			for _, model := range []string{"direct", "org-wide", "amazon.nova-lite-v1:0"} {
+				_, err := snap.Authorize(acctX, bedrock.OpConverse, model)
+				if got := ReasonOf(err); got != DenyAccountInactive {
+					t.Errorf("%s: reason %q (err %v), want %q", model, got, err, DenyAccountInactive)
+				}
+				var be *bedrock.Error
+				if !errors.As(err, &be) || be.Type != "AccessDeniedException" || be.Status != 403 || be.Message != deniedMessage {
+					t.Errorf("%s: denial = %#v, want the usual AccessDeniedException", model, be)
+				}
+			}
+			if ents := snap.EntitlementsFor(acctX); len(ents) != 0 {
+				t.Errorf("EntitlementsFor lists %d entitlements for an inactive account", len(ents))
+			}
+			if a, ok := snap.Account(acctX); !ok || !a.Inactive {
+				t.Errorf("Account(%s) = %+v, %v: the record must be kept, marked inactive", acctX, a, ok)
+			}
+			// Other accounts are unaffected.
+			if _, err := snap.Authorize(acctB, bedrock.OpConverse, "org-wide"); err != nil {
+				t.Errorf("active account denied: %v", err)
+			}
+		})
+	}
+}

@@ -167,7 +167,7 @@ func printOrgPlan(w io.Writer, res *orgSyncResult, apply bool) {
 		line(c)
 	}
 	if len(res.Inactive) > 0 {
-		fmt.Fprintln(w, "inactive accounts keep their records, shares and credentials: the sync does not remove their access yet")
+		fmt.Fprintln(w, "inactive accounts keep their records, shares and credentials; the gateway denies them every call (deny reason account_inactive) until AWS reports them ACTIVE again")
 	}
 	o := res.Organization
 	summary := fmt.Sprintf("organization %s: %s, %s", o.ID, plural(len(o.Units), "OU"), plural(len(o.Accounts), "account"))

@@ -94,7 +94,7 @@ func TestOrgSync(t *testing.T) {
 		"+ account 222222222222: ml-prod in ml (ou-ex12-mlteam01), team ml-research",
 		"+ account 111111111111: hub in root",
 		"! account 555555555555: sandbox: SUSPENDED",
-		"does not remove their access",
+		"denies them every call",
 		"not applied (run with --apply)")
 	if o := h.store.state().Organization; o.ID != "" {
 		t.Fatalf("dry run wrote %+v", o)
@@ -110,7 +110,7 @@ func TestOrgSync(t *testing.T) {
 		"111111111111": {ID: "111111111111", Name: "hub"},
 		"222222222222": {ID: "222222222222", Name: "ml-prod", Unit: "ou-ex12-mlteam01", Team: "ml-research"},
 		"444444444444": {ID: "444444444444", Name: "shop", Unit: "ou-ex12-retail01"},
-		"555555555555": {ID: "555555555555", Name: "sandbox"},
+		"555555555555": {ID: "555555555555", Name: "sandbox", State: state.AccountSuspended},
 	} {
 		if accts[id] != want {
 			t.Errorf("account %s = %+v, want %+v", id, accts[id], want)

@@ -65,6 +65,10 @@ type Serve struct {
 	GatewayID           string
 	STSEndpoint         string
 	IAMIdentityCacheTTL time.Duration
+	// Periodic org sync (gateway org sync --apply on one replica at a time).
+	OrgSyncInterval       time.Duration
+	OrganizationsEndpoint string
+	OrgSyncTeamTag        string
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -143,6 +147,9 @@ func (c *Serve) Settings() []Setting {
 		{"gateway-id", "", "this gateway's id, the audience IAM identity tokens are minted for (default bgw-<organization id>)", false, &c.GatewayID},
 		{"sts-endpoint", "", "STS origin (scheme://host[:port], no path) accepted in IAM identity tokens besides the AWS STS hosts: a VPC endpoint or a simulator; http only here", false, &c.STSEndpoint},
 		{"iam-identity-cache-ttl", "5m", "how long a verified IAM identity is reused (never beyond its token's expiry)", false, &c.IAMIdentityCacheTTL},
+		{"org-sync-interval", "0s", "when > 0, sync the organization from AWS Organizations this often (as gateway org sync --apply, never pruning), on one replica at a time", false, &c.OrgSyncInterval},
+		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
+		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
 	}
 }
 
@@ -474,6 +481,17 @@ func (c *Serve) Validate() error {
 	}
 	if c.IAMIdentityCacheTTL <= 0 {
 		bad("--iam-identity-cache-ttl must be positive")
+	}
+	if c.OrgSyncInterval < 0 {
+		bad("--org-sync-interval must not be negative")
+	}
+	if c.OrganizationsEndpoint != "" {
+		if u, err := url.Parse(c.OrganizationsEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad("--organizations-endpoint must be an http:// or https:// URL without user information")
+		}
+	}
+	if c.OrgSyncTeamTag == "" || len(c.OrgSyncTeamTag) > 128 {
+		bad("--org-sync-team-tag must be 1 to 128 characters")
 	}
 	if c.STSEndpoint != "" && !isOrigin(c.STSEndpoint) {
 		bad("--sts-endpoint must be an origin: http:// or https://, a host, an optional port, no path, query or user")

@@ -38,6 +38,21 @@ const DefaultTeamTag = "team"
 // AccountActive is the State of an account in good standing.
 const AccountActive = string(types.AccountStateActive)
 
+// AccountState maps an Organizations account State to the gateway's: ACTIVE
+// (and an empty answer, from older APIs) is active (""), SUSPENDED suspended,
+// and anything else (PENDING_CLOSURE, CLOSED, a state AWS adds later) closed,
+// so an account the gateway cannot vouch for loses access.
+func AccountState(aws string) string {
+	switch aws {
+	case "", AccountActive:
+		return ""
+	case string(types.AccountStateSuspended):
+		return state.AccountSuspended
+	default:
+		return state.AccountClosed
+	}
+}
+
 // maxAttempts bounds the SDK's retries of one call. Organizations throttles
 // hard (a few calls per second per account) and a large organization needs
 // thousands of calls, so a sync retries more than the SDK's default 3.
@@ -187,7 +202,7 @@ func Read(ctx context.Context, o Options) (*Snapshot, error) {
 					return nil, fmt.Errorf("listing the accounts of %s: %s listed twice", parent, id)
 				}
 				seen[id] = true
-				org.Accounts = append(org.Accounts, state.Account{ID: id, Name: aws.ToString(a.Name), Unit: inState(parent)})
+				org.Accounts = append(org.Accounts, state.Account{ID: id, Name: aws.ToString(a.Name), Unit: inState(parent), State: AccountState(string(a.State))})
 				snap.States[id] = string(a.State)
 			}
 		}

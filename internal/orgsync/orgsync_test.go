@@ -107,3 +107,52 @@ func TestReadRetriesThrottling(t *testing.T) {
 		t.Errorf("%d calls answered for %d distinct calls, want each throttled once and retried", calls, len(throttled))
 	}
 }
+
+// TestSyncAccountStates: AWS's account State reaches the planned organization
+// (suspended and closed lose access), is listed as a change and as inactive,
+// and an account back to ACTIVE is active again.
+func TestSyncAccountStates(t *testing.T) {
+	t.Parallel()
+	base := state.Organization{ID: "o-exampleorg1", Root: "r-ex12", HubAccount: "111111111111",
+		Accounts: []state.Account{
+			{ID: "222222222222", Name: "s"}, {ID: "333333333333", Name: "c"},
+			{ID: "444444444444", Name: "p"}, {ID: "555555555555", Name: "back", State: state.AccountSuspended},
+		}}
+	org := &sim.Organization{Organization: base, States: map[string]string{
+		"222222222222": sim.AccountSuspended, "333333333333": sim.AccountClosed, "444444444444": "PENDING_CLOSURE"}}
+	srv := httptest.NewServer(sim.New(sim.Options{Organization: org}))
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAORGSYNCTEST00001", "secret", "")}
+	snap, err := Read(t.Context(), Options{Client: NewClient(cfg, srv.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlan(base, snap, PlanOptions{})
+	want := map[string]string{"111111111111": "", "222222222222": state.AccountSuspended,
+		"333333333333": state.AccountClosed, "444444444444": state.AccountClosed, "555555555555": ""}
+	for _, a := range p.Organization.Accounts {
+		if w, ok := want[a.ID]; !ok || a.State != w {
+			t.Errorf("account %s state %q, want %q", a.ID, a.State, w)
+		}
+	}
+	changes := map[string]string{}
+	for _, c := range p.Changes {
+		changes[c.ID] = c.Detail
+	}
+	for id, d := range map[string]string{"222222222222": "state active -> suspended", "333333333333": "state active -> closed",
+		"555555555555": "state suspended -> active"} {
+		if changes[id] != d {
+			t.Errorf("change of %s = %q, want %q", id, changes[id], d)
+		}
+	}
+	var inactive []string
+	for _, c := range p.Inactive {
+		inactive = append(inactive, c.ID)
+	}
+	if !slices.Equal(inactive, []string{"222222222222", "333333333333", "444444444444"}) {
+		t.Errorf("inactive %v", inactive)
+	}
+	if err := (&state.State{Organization: p.Organization}).Validate(); err != nil {
+		t.Errorf("planned organization invalid: %v", err)
+	}
+}

@@ -202,6 +202,9 @@ func NewPlan(cur state.Organization, snap *Snapshot, o PlanOptions) *Plan {
 		if old.Team != a.Team {
 			d = append(d, "team "+fromTo(old.Team, a.Team))
 		}
+		if stateName(old.State) != stateName(a.State) {
+			d = append(d, "state "+fromTo(stateName(old.State), stateName(a.State)))
+		}
 		if len(d) > 0 {
 			add(OpUpdate, "account", a.ID, strings.Join(d, "; "))
 		}
@@ -218,6 +221,13 @@ func NewPlan(cur state.Organization, snap *Snapshot, o PlanOptions) *Plan {
 		}
 	}
 	return p
+}
+
+func stateName(s string) string {
+	if s == "" {
+		return state.AccountActive
+	}
+	return s
 }
 
 func fromTo(from, to string) string {

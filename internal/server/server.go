@@ -33,6 +33,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
+	"github.com/bedrock-gateway/gateway/internal/orgsync"
 	"github.com/bedrock-gateway/gateway/internal/proxy"
 	"github.com/bedrock-gateway/gateway/internal/quota"
 	"github.com/bedrock-gateway/gateway/internal/report"
@@ -73,6 +74,7 @@ type Server struct {
 	data, ops      *http.Server
 	dataLn, opsLn  net.Listener
 	simURL         string
+	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
@@ -221,6 +223,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return nil, fmt.Errorf("parsing upstream endpoint: %w", err)
+	}
+	if s.orgSync, err = s.newOrgSync(region, creds); err != nil {
+		return nil, err
 	}
 	var iamVerifier *authn.IAMVerifier
 	if cfg.IAMIdentity {
@@ -591,6 +596,10 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.watchQuotaRemaining(degradedCtx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchPersistence(degradedCtx) }()
+	if s.orgSync != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.orgSync.Run(degradedCtx) }()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()

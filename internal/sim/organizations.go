@@ -59,14 +59,21 @@ type Organization struct {
 }
 
 // OrganizationFromState is what `gateway sim --organization` serves for a
-// state file's organization: every account ACTIVE and, when the state names
-// its team, tagged team=<team> (the tag `gateway org sync` reads by default),
-// so a sync against the simulator gives back the file's teams.
+// state file's organization: every account in its state's State (ACTIVE
+// unless the file says suspended or closed) and, when the state names its
+// team, tagged team=<team> (the tag `gateway org sync` reads by default), so
+// a sync against the simulator gives back the file's teams and states.
 func OrganizationFromState(o state.Organization) *Organization {
-	org := &Organization{Organization: o, Tags: map[string]map[string]string{}}
+	org := &Organization{Organization: o, Tags: map[string]map[string]string{}, States: map[string]string{}}
 	for _, a := range o.Accounts {
 		if a.Team != "" {
 			org.Tags[a.ID] = map[string]string{"team": a.Team}
+		}
+		switch a.State {
+		case state.AccountSuspended:
+			org.States[a.ID] = AccountSuspended
+		case state.AccountClosed:
+			org.States[a.ID] = AccountClosed
 		}
 	}
 	return org

@@ -697,7 +697,13 @@ func TestOrganizationFromState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The last account is suspended in the file, so in the simulator too.
+	suspended := &st.Organization.Accounts[len(st.Organization.Accounts)-1]
+	suspended.State = state.AccountSuspended
 	org := OrganizationFromState(st.Organization)
+	if got := org.States[suspended.ID]; got != AccountSuspended {
+		t.Errorf("state of %s: %q, want %s", suspended.ID, got, AccountSuspended)
+	}
 	if err := org.Check(); err != nil {
 		t.Fatal(err)
 	}

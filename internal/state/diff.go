@@ -206,6 +206,9 @@ func describeAccount(a *Account) string {
 	if a.Team != "" {
 		d += ", team " + strconv.Quote(a.Team)
 	}
+	if !a.Active() {
+		d += ", " + a.State
+	}
 	return d
 }
 

@@ -38,7 +38,21 @@ type Account struct {
 	Name string `yaml:"name" json:"name"`
 	Unit string `yaml:"unit,omitempty" json:"unit,omitempty"`
 	Team string `yaml:"team,omitempty" json:"team,omitempty"`
+	// State is the account's standing in AWS Organizations (org sync sets
+	// it): active (empty) or suspended or closed, which lose access at once
+	// while the record, its shares and credentials are kept.
+	State string `yaml:"state,omitempty" json:"state,omitempty"`
 }
+
+// Account states.
+const (
+	AccountActive    = "active"
+	AccountSuspended = "suspended"
+	AccountClosed    = "closed"
+)
+
+// Active reports whether the account may call the gateway.
+func (a *Account) Active() bool { return a.State == "" || a.State == AccountActive }
 
 // Entitlement states.
 const (

@@ -229,6 +229,11 @@ func (v *validator) account(i int, a *Account) {
 	}
 	v.checkName(item, "name", a.Name, maxNameLen, true)
 	v.checkName(item, "team", a.Team, maxTeamLen, false)
+	switch a.State {
+	case "", AccountActive, AccountSuspended, AccountClosed:
+	default:
+		v.add(item, "state %q is not active, suspended or closed", a.State)
+	}
 	switch {
 	case a.Unit == "" || v.isRootRef(a.Unit):
 	case IsRootID(a.Unit):

@@ -148,6 +148,7 @@ func TestValidateRules(t *testing.T) {
 			"credentials[1] (notebook): account " + acctOth + " is not one of the accounts"}},
 		{"account name missing", func(s *State) { s.Organization.Accounts[1].Name = "" }, []string{"organization.accounts[1] (" + acctLeaf + "): name is missing"}},
 		{"team too long", func(s *State) { s.Organization.Accounts[1].Team = strings.Repeat("t", 65) }, []string{"team is longer than 64"}},
+		{"account state unknown", func(s *State) { s.Organization.Accounts[1].State = "SUSPENDED" }, []string{`state "SUSPENDED" is not active, suspended or closed`}},
 		{"account unit missing", func(s *State) { s.Organization.Accounts[1].Unit = "ou-root-nothere1" }, []string{"organization.accounts[1] (" + acctLeaf + "): unit ou-root-nothere1 is not one of the units"}},
 		{"account other root", func(s *State) { s.Organization.Accounts[1].Unit = "r-else" }, []string{"unit r-else is not the organization root r-root"}},
 		{"roots disagree", func(s *State) { s.Organization.Root = ""; s.Organization.Accounts[0].Unit = "r-else" }, []string{"organization.accounts[0] (" + acctHub + "): unit r-else is not the organization root r-root"}},
