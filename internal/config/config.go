@@ -65,6 +65,7 @@ type Serve struct {
 	GatewayID           string
 	STSEndpoint         string
 	IAMIdentityCacheTTL time.Duration
+	TLSSelfSigned       bool
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -143,6 +144,7 @@ func (c *Serve) Settings() []Setting {
 		{"gateway-id", "", "this gateway's id, the audience IAM identity tokens are minted for (default bgw-<organization id>)", false, &c.GatewayID},
 		{"sts-endpoint", "", "STS origin (scheme://host[:port], no path) accepted in IAM identity tokens besides the AWS STS hosts: a VPC endpoint or a simulator; http only here", false, &c.STSEndpoint},
 		{"iam-identity-cache-ttl", "5m", "how long a verified IAM identity is reused (never beyond its token's expiry)", false, &c.IAMIdentityCacheTTL},
+		{"tls-self-signed", "false", "with --simulate only: serve TLS with a CA and a certificate for 127.0.0.1 and localhost generated at start into a temporary directory (the CA file's path is printed), so that bearer tokens work locally (make run)", false, &c.TLSSelfSigned},
 	}
 }
 
@@ -404,6 +406,10 @@ func (c *Serve) Validate() error {
 				break
 			}
 		}
+	}
+	if c.TLSSelfSigned && (!c.Simulate || c.TLSCert != "") {
+		// A generated certificate is trusted by nothing but the demo: never in production.
+		bad("--tls-self-signed needs --simulate and excludes --tls-cert")
 	}
 	if c.Simulate && c.UpstreamEndpoint != "" {
 		bad("--simulate and --upstream-endpoint exclude each other")
