@@ -118,6 +118,11 @@ func awsConfig(ctx context.Context, env Env, region string) (aws.Config, error) 
 // out the environment's static keys (an explicit profile wins over them, as
 // in the SDK's own chain).
 func awsConfigWith(ctx context.Context, env Env, region string, envKeys bool, opts ...func(*config.LoadOptions) error) (aws.Config, error) {
+	if region == "" {
+		// As the SDK reads it, but from the command's environment; without a
+		// region the SDK would ask the EC2 instance metadata service.
+		region = env.Getenv("AWS_REGION")
+	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}

@@ -196,3 +196,35 @@ func TestTokenHelp(t *testing.T) {
 		t.Errorf("-h offers --admin-url, which token does not use:\n%s", stderr)
 	}
 }
+
+// The region comes from --region, else AWS_REGION of the command's
+// environment (never a guess from the instance metadata service).
+func TestTokenRegion(t *testing.T) {
+	t.Parallel()
+	id := sim.Identities()[0]
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{"flag", map[string]string{"AWS_REGION": "eu-west-1"}, []string{"--region", "ap-south-1"}, "ap-south-1"},
+		{"environment", map[string]string{"AWS_REGION": "eu-west-1"}, nil, "eu-west-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, _, err := runTokenCmd(t, identityVars(id, tt.vars), append([]string{"--gateway-id", "bgw-x", "--sts-endpoint", "http://127.0.0.1:1"}, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := authn.ParseIAMToken(strings.TrimSpace(out), authn.IAMTokenOptions{GatewayID: "bgw-x", AllowedOrigin: "http://127.0.0.1:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Region != tt.want {
+				t.Errorf("signed for %q, want %q", req.Region, tt.want)
+			}
+		})
+	}
+}
