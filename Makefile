@@ -10,12 +10,13 @@ GOTESTFLAGS ?=
 LISTEN     ?= 127.0.0.1:8080
 OPS_LISTEN ?= 127.0.0.1:9090
 
-## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization)
+## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization), over TLS with a generated certificate, IAM identity tokens on
 # The admin token goes through the environment: a flag would show in ps.
 run:
 	GATEWAY_ADMIN_TOKEN=dev=dev-admin-token-change-me \
 	$(GO) run ./cmd/gateway serve --simulate --bootstrap deploy/examples/state.yaml \
 		--prices-file deploy/examples/prices.yaml \
+		--iam-identity --tls-self-signed \
 		--listen $(LISTEN) --ops-listen $(OPS_LISTEN) --log-format text
 
 ## test: the whole suite with the race detector

@@ -58,6 +58,9 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   audit        the audit log
   org          sync: read AWS Organizations, show (--apply: write) the difference
 
+Member:
+  token        mint an IAM identity token (AWS credential chain; --gateway-id or GATEWAY_ID, --export)
+
 Output: -o, --output table|json|yaml|csv on every admin verb that prints (table by
 default; csv for rows; export writes yaml or json). Every command and subcommand takes
 -h for its usage, e.g. gateway entitlements update -h.

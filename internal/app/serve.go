@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/server"
+	"github.com/bedrock-gateway/gateway/internal/sim"
 )
 
 func newLogger(cfg *config.Serve, env Env) *slog.Logger {
@@ -50,6 +52,21 @@ func serve(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer shutdownTracing()
+	var devCerts *devTLS
+	if cfg.TLSSelfSigned {
+		dir, err := os.MkdirTemp("", "bedrock-gateway-tls-")
+		if err != nil {
+			return fmt.Errorf("--tls-self-signed: %w", err)
+		}
+		// A new pair at every start: nothing to keep, nothing to leak.
+		defer os.RemoveAll(dir)
+		certs, err := generateDevTLS(dir, time.Now())
+		if err != nil {
+			return fmt.Errorf("--tls-self-signed: %w", err)
+		}
+		devCerts = &certs
+		cfg.TLSCert, cfg.TLSKey = certs.CertFile, certs.KeyFile
+	}
 	srv, err := server.New(ctx, cfg, server.Deps{Logger: log, LookupEnv: env.LookupEnv, Tracer: tracer})
 	if err != nil {
 		return err
@@ -67,7 +84,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 		case <-t.C:
 		}
 	}
-	printReady(env, cfg, srv)
+	printReady(env, cfg, srv, devCerts)
 	return <-done
 }
 
@@ -92,13 +109,20 @@ func setupTracing(ctx context.Context, env Env) (trace.Tracer, func(), error) {
 	return tp.Tracer(name), func() { _ = tp.Shutdown(context.Background()) }, nil
 }
 
-func printReady(env Env, cfg *config.Serve, srv *server.Server) {
+func printReady(env Env, cfg *config.Serve, srv *server.Server, devCerts *devTLS) {
 	scheme := "http"
 	if srv.TLS() {
 		scheme = "https"
 	}
 	endpoint := scheme + "://" + localAddr(srv.DataAddr())
 	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on http://%s).\n", endpoint, localAddr(srv.OpsAddr()))
+	// caEnv is what a client needs to trust a generated certificate: the
+	// AWS SDKs and the AWS CLI read AWS_CA_BUNDLE.
+	caEnv := ""
+	if devCerts != nil {
+		fmt.Fprintf(env.Stdout, "TLS with a certificate generated for this run (--tls-self-signed); clients trust its CA file: AWS_CA_BUNDLE=%s\n", devCerts.CAFile)
+		caEnv = " AWS_CA_BUNDLE=" + devCerts.CAFile
+	}
 	if cfg.Simulate {
 		fmt.Fprintf(env.Stdout, "Other addresses: --listen and --ops-listen (with make: make run LISTEN=127.0.0.1:18080 OPS_LISTEN=127.0.0.1:19090); an address without a host, such as :8080, listens on every interface.\n")
 	}
@@ -110,16 +134,44 @@ func printReady(env Env, cfg *config.Serve, srv *server.Server) {
 	fmt.Fprintf(env.Stdout, `
 Try it (a Go program using the official AWS SDK, credentials of the example account %s):
 
-  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1%s \
     go run ./examples/converse -endpoint %s -model %s "Hello from a member account"
 
 or with the AWS CLI, if installed:
 
-  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1%s \
     aws bedrock-runtime converse --endpoint-url %s --model-id %s \
     --messages '[{"role":"user","content":[{"text":"Hello"}]}]'
 
-`, cred.Account, cred.AccessKeyID, cred.Secret, endpoint, model, cred.AccessKeyID, cred.Secret, endpoint, model)
+`, cred.Account, cred.AccessKeyID, cred.Secret, caEnv, endpoint, model, cred.AccessKeyID, cred.Secret, caEnv, endpoint, model)
+	printIAMDemo(env, cfg, srv, cred.Account, model, endpoint, caEnv)
+}
+
+// printIAMDemo shows, with --simulate and --iam-identity over TLS, a call
+// with an IAM identity token minted for a built-in identity of the
+// simulator's STS (gateway sim -h lists them) in the example account.
+func printIAMDemo(env Env, cfg *config.Serve, srv *server.Server, account, model, endpoint, caEnv string) {
+	if !cfg.Simulate || !cfg.IAMIdentity || !srv.TLS() || srv.GatewayID() == "" {
+		return
+	}
+	stsEndpoint := cfg.STSEndpoint
+	if stsEndpoint == "" {
+		stsEndpoint = srv.SimulatorURL()
+	}
+	for _, id := range sim.Identities() {
+		if id.Account != account || id.SessionToken != "" {
+			continue // an IAM user: no session token to copy
+		}
+		fmt.Fprintf(env.Stdout, `or with an AWS identity instead of a gateway-issued key: mint an IAM identity token (here as
+the simulator's IAM user %s), then call with it as a bearer token:
+
+  eval "$(AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+    go run ./cmd/gateway token --gateway-id %s --sts-endpoint %s --export)"
+  AWS_REGION=us-east-1%s go run ./examples/converse -endpoint %s -model %s "Hello from my IAM identity"
+
+`, id.Arn, id.AccessKeyID, id.SecretAccessKey, srv.GatewayID(), stsEndpoint, caEnv, endpoint, model)
+		return
+	}
 }
 
 // localAddr turns a wildcard listen address into one a local client can dial.

@@ -1,7 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go/auth/bearer"
 
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -155,17 +160,55 @@ func TestMakeRun(t *testing.T) {
 		}
 		return nil
 	})
-	client := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(m[3]), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(m[1], m[2], ""), Retryer: aws.NopRetryer{}})
-	for i := 0; i < 3; i++ {
+	// make run serves TLS with a generated certificate; the banner names
+	// its CA file, as AWS_CA_BUNDLE in the printed commands.
+	if !strings.HasPrefix(m[3], "https://") {
+		t.Fatalf("make run serves %s, want https", m[3])
+	}
+	caRe := regexp.MustCompile(`AWS_CA_BUNDLE=(\S+)`)
+	ca := caRe.FindStringSubmatch(out.String())
+	if ca == nil {
+		t.Fatalf("no CA file in the ready message:\n%s", out.String())
+	}
+	httpClient := caClient(t, ca[1])
+	converse := func(client *bedrockruntime.Client) error {
 		resp, err := client.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(m[4]),
 			Messages: []brtypes.Message{{Role: brtypes.ConversationRoleUser, Content: []brtypes.ContentBlock{&brtypes.ContentBlockMemberText{Value: "Hello"}}}}})
-		if err != nil {
+		if err == nil && aws.ToInt32(resp.Usage.OutputTokens) == 0 {
+			err = errors.New("no usage")
+		}
+		return err
+	}
+	client := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(m[3]), Region: "us-east-1", HTTPClient: httpClient,
+		Credentials: credentials.NewStaticCredentialsProvider(m[1], m[2], ""), Retryer: aws.NopRetryer{}})
+	for i := 0; i < 3; i++ {
+		if err := converse(client); err != nil {
 			t.Fatalf("the printed call failed: %v", err)
 		}
-		if aws.ToInt32(resp.Usage.OutputTokens) == 0 {
-			t.Fatal("no usage")
-		}
+	}
+
+	// The IAM identity demo: the printed gateway token command mints a token
+	// for a simulator identity, and the printed call with it succeeds.
+	iamRe := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+) AWS_REGION=us-east-1 \\\n\s+go run ./cmd/gateway (token .*--export)\)"\n\s+AWS_REGION=us-east-1 AWS_CA_BUNDLE=\S+ go run ./examples/converse -endpoint (\S+) -model (\S+)`)
+	iam := iamRe.FindStringSubmatch(out.String())
+	if iam == nil {
+		t.Fatalf("no IAM identity demo in the ready message:\n%s", out.String())
+	}
+	var tokOut bytes.Buffer
+	tokEnv := map[string]string{"AWS_ACCESS_KEY_ID": iam[1], "AWS_SECRET_ACCESS_KEY": iam[2], "AWS_REGION": "us-east-1"}
+	if err := Main(context.Background(), strings.Fields(iam[3]), Env{Stdout: &tokOut, Stderr: io.Discard,
+		Getenv: func(k string) string { return tokEnv[k] }}); err != nil {
+		t.Fatalf("the printed gateway token failed: %v", err)
+	}
+	tok, ok := strings.CutPrefix(strings.TrimSpace(tokOut.String()), "export AWS_BEARER_TOKEN_BEDROCK=")
+	if !ok {
+		t.Fatalf("gateway token --export printed %q", tokOut.String())
+	}
+	bearerClient := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(iam[4]), Region: "us-east-1", HTTPClient: httpClient,
+		BearerAuthTokenProvider: bearer.StaticTokenProvider{Token: bearer.Token{Value: tok}},
+		AuthSchemePreference:    []string{"httpBearerAuth"}, Retryer: aws.NopRetryer{}})
+	if err := converse(bearerClient); err != nil {
+		t.Fatalf("the printed call with an IAM identity token failed: %v", err)
 	}
 	if !strings.Contains(out.String(), "make run LISTEN=") {
 		t.Errorf("the ready message does not say how to choose other ports:\n%s", out.String())
@@ -186,7 +229,7 @@ func TestMakeRun(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), "development,,,,3,") {
+		if !strings.Contains(string(b), "development,,,,4,") {
 			return fmt.Errorf("report:\n%s", b)
 		}
 		return nil
@@ -253,4 +296,21 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// caClient is an HTTP client trusting only the CA in caFile.
+func caClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }

@@ -75,6 +75,7 @@ func commands() []command {
 		{"usage", "the monthly usage report", runUsage},
 		{"quota", "each monthly cap: limit, used, reserved, remaining, reset", runQuota},
 		{"org", "sync the organization from AWS Organizations", runOrg},
+		{"token", "mint an IAM identity token for the gateway", runToken},
 	}
 }
 

@@ -111,11 +111,22 @@ func runOrgSync(ctx context.Context, args []string, env Env) error {
 // command's environment are used first, as the SDK's own chain would, so a
 // caller that passes its environment explicitly (tests) is honoured.
 func awsConfig(ctx context.Context, env Env, region string) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
+	return awsConfigWith(ctx, env, region, true)
+}
+
+// awsConfigWith is awsConfig with more load options; envKeys false leaves
+// out the environment's static keys (an explicit profile wins over them, as
+// in the SDK's own chain).
+func awsConfigWith(ctx context.Context, env Env, region string, envKeys bool, opts ...func(*config.LoadOptions) error) (aws.Config, error) {
+	if region == "" {
+		// As the SDK reads it, but from the command's environment; without a
+		// region the SDK would ask the EC2 instance metadata service.
+		region = env.Getenv("AWS_REGION")
+	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
-	if id, secret := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+	if id, secret := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY"); envKeys && id != "" && secret != "" {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(id, secret, env.Getenv("AWS_SESSION_TOKEN"))))
 	}

@@ -69,6 +69,7 @@ type Serve struct {
 	OrgSyncInterval       time.Duration
 	OrganizationsEndpoint string
 	OrgSyncTeamTag        string
+	TLSSelfSigned         bool
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -150,6 +151,7 @@ func (c *Serve) Settings() []Setting {
 		{"org-sync-interval", "0s", "when > 0, sync the organization from AWS Organizations this often (as gateway org sync --apply, never pruning), on one replica at a time", false, &c.OrgSyncInterval},
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
+		{"tls-self-signed", "false", "with --simulate only: serve TLS with a CA and a certificate for 127.0.0.1 and localhost generated at start into a temporary directory (the CA file's path is printed), so that bearer tokens work locally (make run)", false, &c.TLSSelfSigned},
 	}
 }
 
@@ -411,6 +413,10 @@ func (c *Serve) Validate() error {
 				break
 			}
 		}
+	}
+	if c.TLSSelfSigned && (!c.Simulate || c.TLSCert != "") {
+		// A generated certificate is trusted by nothing but the demo: never in production.
+		bad("--tls-self-signed needs --simulate and excludes --tls-cert")
 	}
 	if c.Simulate && c.UpstreamEndpoint != "" {
 		bad("--simulate and --upstream-endpoint exclude each other")

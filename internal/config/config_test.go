@@ -376,3 +376,26 @@ func TestIAMIdentitySettings(t *testing.T) {
 		t.Fatalf("zero cache TTL: err = %v", err)
 	}
 }
+
+// TestTLSSelfSigned: a generated certificate is for the simulator demo only.
+func TestTLSSelfSigned(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+	}{
+		{"with simulate", []string{"--simulate", "--tls-self-signed"}, false},
+		{"without simulate", []string{"--upstream-endpoint", "http://127.0.0.1:9", "--tls-self-signed"}, true},
+		{"with a certificate", []string{"--simulate", "--tls-self-signed", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(tt.args, env(nil), io.Discard)
+			if got := err != nil && strings.Contains(err.Error(), "--tls-self-signed"); got != tt.wantErr {
+				t.Errorf("Load(%q) = %v, want an --tls-self-signed error: %v", tt.args, err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,10 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +21,7 @@ import (
 	"github.com/aws/smithy-go/auth/bearer"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
+	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 	"github.com/bedrock-gateway/gateway/pkg/iamtoken"
 )
@@ -154,4 +161,82 @@ func TestIAMIdentityWithSDK(t *testing.T) {
 			t.Fatalf("got %q (%v), want UnrecognizedClientException", got, err)
 		}
 	})
+}
+
+// TestIAMIdentityJavaScriptRecipe runs the README's JavaScript minting recipe
+// (its js block, verbatim) with the official AWS SDK for JavaScript v3: a
+// token minted by @smithy/signature-v4 for a simulator identity, sent by the
+// client's token provider over TLS, is accepted; the provider is asked once
+// for two calls. Skips without node and npm, as TestJavaScriptSDK does.
+func TestIAMIdentityJavaScriptRecipe(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("installs the JavaScript SDK")
+	}
+	node := prereq.Program(t, "node", "apt-get install nodejs")
+	npm := prereq.Program(t, "npm", "apt-get install npm")
+	dir := jsModules(t, npm)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```js\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 || !strings.Contains(block, "export async function mintToken") {
+		t.Fatal("README has no JavaScript minting recipe (a js block exporting mintToken)")
+	}
+	// Unique names: the module directory is shared between test runs; the
+	// files must be in it for node to resolve the SDK's packages.
+	mint, err := os.CreateTemp(dir, "mint-*.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(mint.Name()) })
+	if _, err := mint.WriteString(block); err != nil {
+		t.Fatal(err)
+	}
+	mint.Close()
+	script, err := os.ReadFile(filepath.Join(dir, "iamtoken.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := strings.TrimSuffix(mint.Name(), ".mjs") + "-run.mjs"
+	script = []byte(strings.Replace(string(script), `"./mint.mjs"`, strconv.Quote("./"+filepath.Base(mint.Name())), 1))
+	if err := os.WriteFile(runner, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(runner) })
+
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	certFile, keyFile, _ := selfSignedCert(t, t.TempDir(), "gw")
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: iamState,
+		args: []string{"--tls-cert", certFile, "--tls-key", keyFile, "--iam-identity", "--sts-endpoint", up.srv.URL}})
+	id := simIdentity(t, ":assumed-role/support-bot/sim")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, runner)
+	cmd.Dir = dir
+	// Only what the recipe needs: the credential chain must find these keys,
+	// not a profile or instance role of the machine.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_EC2_METADATA_DISABLED=true",
+		"NODE_EXTRA_CA_CERTS=" + certFile, "NODE_NO_WARNINGS=1",
+		"AWS_ACCESS_KEY_ID=" + id.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + id.SecretAccessKey, "AWS_SESSION_TOKEN=" + id.SessionToken,
+		"GATEWAY_ENDPOINT=" + g.endpoint(), "GATEWAY_ID=" + g.GatewayID(), "STS_ENDPOINT=" + up.srv.URL, "MODEL=direct"}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	var res struct {
+		Error        string
+		Mints        int
+		OutputTokens int
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("node printed %q: %v", out.String(), err)
+	}
+	if res.Error != "" || res.OutputTokens != 12 || res.Mints != 1 {
+		t.Fatalf("JavaScript recipe: %+v\n%s", res, errOut.String())
+	}
 }

@@ -113,5 +113,12 @@ func jsModules(t *testing.T, npm string) string {
 	if err := os.WriteFile(filepath.Join(dir, "interop.mjs"), script, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	iam, err := os.ReadFile("testdata/js/iamtoken.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "iamtoken.mjs"), iam, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
