@@ -176,6 +176,7 @@ func (s *State) Clone() *State {
 		Credentials:  slices.Clone(s.Credentials),
 		Revoked:      s.Revoked.clone(),
 	}
+	c.DeniedPrincipals = slices.Clone(s.DeniedPrincipals)
 	for i := range c.Entitlements {
 		e := &c.Entitlements[i]
 		e.Scope = slices.Clone(e.Scope)
@@ -184,6 +185,9 @@ func (s *State) Clone() *State {
 		e.ServiceTiers = slices.Clone(e.ServiceTiers)
 		e.Guardrails = slices.Clone(e.Guardrails)
 		e.Shares = slices.Clone(e.Shares)
+		for j := range e.Shares {
+			e.Shares[j].Principals = slices.Clone(e.Shares[j].Principals)
+		}
 		e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	}
 	for i := range c.Credentials {
