@@ -26,6 +26,9 @@ func (s *State) Normalize() {
 	if s.Organization.Root == "" {
 		s.Organization.Root = s.referencedRoot()
 	}
+	// The deny list is a set: sorted, as the store returns it.
+	slices.Sort(s.DeniedPrincipals)
+	s.DeniedPrincipals = slices.Compact(s.DeniedPrincipals)
 	for i := range s.Entitlements {
 		e := &s.Entitlements[i]
 		if e.State == "" {
