@@ -2,7 +2,12 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/smithy-go/auth/bearer"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -54,4 +59,37 @@ func TestIAMPrincipalsWithSDK(t *testing.T) {
 			}
 		})
 	}
+	t.Run("gateway-issued key never matches a share naming principals", func(t *testing.T) {
+		var issued struct {
+			APIKey string `json:"api_key"`
+		}
+		if code := g.admin(t, "POST", "/admin/v1/credentials", map[string]any{"account": "222222222222", "kind": "api_key", "label": "nb"}, &issued); code != http.StatusCreated {
+			t.Fatalf("issuing API key: %d", code)
+		}
+		c := g.client(t, "", "", func(o *bedrockruntime.Options) {
+			o.HTTPClient = sim.SDKHTTPClient(tr)
+			o.BearerAuthTokenProvider = bearer.StaticTokenProvider{Token: bearer.Token{Value: issued.APIKey}}
+			o.AuthSchemePreference = []string{"httpBearerAuth"}
+		})
+		if _, err := converse(ctx, c, "bots-only", 5); errCode(err) != "AccessDeniedException" {
+			t.Fatalf("got %v, want AccessDeniedException", err)
+		}
+	})
+
+	t.Run("deny list edited through the admin API is in force on return", func(t *testing.T) {
+		const pattern = "arn:aws:iam::222222222222:role/support-bot"
+		bot := iamClient(g, tr, simIdentity(t, ":assumed-role/support-bot/sim"), mint)
+		if code := g.admin(t, "POST", "/admin/v1/denied-principals", map[string]string{"principal": pattern}, nil); code != http.StatusOK {
+			t.Fatalf("deny: %d", code)
+		}
+		if _, err := converse(ctx, bot, "bots-only", 5); errCode(err) != "UnrecognizedClientException" {
+			t.Fatalf("denied role: got %v, want UnrecognizedClientException", err)
+		}
+		if code := g.admin(t, "DELETE", "/admin/v1/denied-principals/"+url.PathEscape(pattern), nil, nil); code != http.StatusNoContent {
+			t.Fatalf("allow: %d", code)
+		}
+		if _, err := converse(ctx, bot, "bots-only", 5); err != nil {
+			t.Fatalf("allowed again: %v", err)
+		}
+	})
 }
