@@ -178,3 +178,32 @@ denied_principals: ["arn:aws:iam::222222222222:user/mallory"]
 		t.Error("Clone shares principal slices with the original")
 	}
 }
+
+// FuzzMatchPrincipal: no input panics, a valid pattern without wildcards
+// matches itself, and "*" as the name matches every principal of its kind.
+func FuzzMatchPrincipal(f *testing.F) {
+	f.Add("arn:aws:iam::222222222222:role/support-*", "arn:aws:sts::222222222222:assumed-role/support-eu/s")
+	f.Add("arn:aws:iam::222222222222:user/a*b*c", "arn:aws:iam::222222222222:user/path/aXbYc")
+	f.Add("arn:aws:iam::222222222222:role/**", "arn:aws:iam::222222222222:role/")
+	f.Fuzz(func(t *testing.T, pattern, arn string) {
+		got := MatchPrincipal(pattern, arn)
+		if CheckPrincipalPattern(pattern) != nil {
+			return
+		}
+		if !strings.Contains(pattern, "*") && !MatchPrincipal(pattern, pattern) {
+			t.Fatalf("%q does not match itself", pattern)
+		}
+		p, ok := ParsePrincipal(arn)
+		if !ok {
+			if got {
+				t.Fatalf("%q matched the non-principal %q", pattern, arn)
+			}
+			return
+		}
+		pat, _ := ParsePrincipal(pattern)
+		star := "arn:" + pat.Partition + ":iam::" + pat.Account + ":" + pat.Kind + "/*"
+		if want := p.Partition == pat.Partition && p.Account == pat.Account && p.Kind == pat.Kind; MatchPrincipal(star, arn) != want {
+			t.Fatalf("%q vs %q: star match %v, want %v", star, arn, !want, want)
+		}
+	})
+}
