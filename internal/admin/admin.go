@@ -145,6 +145,9 @@ func (s *server) routes() {
 	s.handle(p+"/apply", methods{http.MethodPost: s.apply})
 	s.handle(p+"/usage", methods{http.MethodGet: s.getUsage})
 	s.handle(p+"/export", methods{http.MethodGet: s.exportState})
+	s.handle(p+"/denied-principals", methods{http.MethodGet: s.listDeniedPrincipals, http.MethodPost: s.denyPrincipal})
+	// A pattern is an ARN: it holds slashes.
+	s.handle(p+"/denied-principals/{pattern...}", methods{http.MethodDelete: s.allowPrincipal})
 	s.mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no such admin endpoint: %s", r.URL.Path)
 	}))

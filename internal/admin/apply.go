@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -187,6 +188,15 @@ func plan(cur, file *state.State, prune bool, now time.Time) (*state.State, []st
 	// revoked can never be applied back, and validation says so by name.
 	next.Revoked = file.Clone().Revoked
 	next.Carry(cur)
+	// The principal deny list is kept, like other items, unless pruned.
+	next.DeniedPrincipals = slices.Clone(file.DeniedPrincipals)
+	if !prune {
+		for _, p := range cur.DeniedPrincipals {
+			if !slices.Contains(next.DeniedPrincipals, p) {
+				next.DeniedPrincipals = append(next.DeniedPrincipals, p)
+			}
+		}
+	}
 
 	next.Normalize()
 	// An entitlement the file changes gets a new updated_at; one it repeats

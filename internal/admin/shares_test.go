@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -208,10 +209,10 @@ func TestAddSharesJSON(t *testing.T) {
 	r.decode(t, &got)
 	want := []state.Share{{Target: "ou-ab12-dev00001"}, {Target: "333333333333", MonthlyTokens: 2000000},
 		{Target: "444444444444", MonthlyTokens: 100}, {Target: "ou-ab12-mkt00001", MonthlyTokens: 100}}
-	if got.Entitlement != "customer-support-llm" || !slices.Equal(got.Shares, want) {
+	if got.Entitlement != "customer-support-llm" || !reflect.DeepEqual(got.Shares, want) {
 		t.Fatalf("response %+v", got)
 	}
-	if s := sharesOf(t, e, "customer-support-llm"); !slices.Equal(s, want) {
+	if s := sharesOf(t, e, "customer-support-llm"); !reflect.DeepEqual(s, want) {
 		t.Fatalf("stored %+v", s)
 	}
 	v := e.store.ver()
@@ -350,7 +351,7 @@ func TestAddSharesCSV(t *testing.T) {
 	r := e.do(http.MethodPost, "/admin/v1/entitlements/dev-only/shares?monthly_tokens=9", "text/csv", csv)
 	wantStatus(t, r, http.StatusOK)
 	want := []state.Share{{Target: "222222222222", MonthlyTokens: 50}, {Target: "ou-ab12-web00001", MonthlyTokens: 9}}
-	if s := sharesOf(t, e, "dev-only"); !slices.Equal(s, want) {
+	if s := sharesOf(t, e, "dev-only"); !reflect.DeepEqual(s, want) {
 		t.Fatalf("stored %+v", s)
 	}
 	wantError(t, e.do(http.MethodPost, "/admin/v1/entitlements/dev-only/shares?monthly_tokens=x", "text/csv", csv),
@@ -361,7 +362,7 @@ func TestRemoveShare(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t))
 	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/entitlements/customer-support-llm/shares/333333333333", "", ""), http.StatusNoContent)
-	if s := sharesOf(t, e, "customer-support-llm"); !slices.Equal(s, []state.Share{{Target: "ou-ab12-dev00001"}}) {
+	if s := sharesOf(t, e, "customer-support-llm"); !reflect.DeepEqual(s, []state.Share{{Target: "ou-ab12-dev00001"}}) {
 		t.Fatalf("stored %+v", s)
 	}
 	wantError(t, e.do(http.MethodDelete, "/admin/v1/entitlements/customer-support-llm/shares/333333333333", "", ""), http.StatusNotFound, codeNotFound)

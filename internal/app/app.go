@@ -53,6 +53,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   entitlements list | get NAME | create | update NAME | delete NAME
   shares       add | remove ENTITLEMENT TARGET... [--csv FILE] | list ENTITLEMENT
   credentials  issue | list | revoke
+  principals   deny | allow PATTERN... | list: IAM roles and users refused outright
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
   usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier)
   audit        the audit log

@@ -81,17 +81,40 @@ type Decision struct {
 // Every denial is the same *bedrock.Error AccessDeniedException. Authorize is
 // small enough to inline, so when the caller keeps the Decision local it
 // allocates nothing; Decide returns it by value.
-func (s *Snapshot) Authorize(account string, op bedrock.Operation, modelID string) (*Decision, error) {
-	d, err := s.Decide(account, op, modelID)
-	if err != nil {
-		return nil, err
+func (s *Snapshot) Authorize(account string, op bedrock.Operation, modelID string) (dp *Decision, err error) {
+	var d Decision
+	if d, err = s.Decide(account, op, modelID); err == nil {
+		dp = &d
 	}
-	return &d, nil
+	return dp, err
+}
+
+// AuthorizeAs is Authorize for a caller with an IAM principal (its user,
+// role or assumed-role ARN; empty for gateway-issued credentials): the share
+// covering the account must also admit the principal when it names
+// principals. Authorize is AuthorizeAs with no principal. Unlike Authorize it
+// is too large to inline: a caller that keeps the Decision local uses DecideAs,
+// which never allocates when access is granted.
+func (s *Snapshot) AuthorizeAs(account, principal string, op bedrock.Operation, modelID string) (dp *Decision, err error) {
+	var d Decision
+	if d, err = s.DecideAs(account, principal, op, modelID); err == nil {
+		dp = &d
+	}
+	return dp, err
 }
 
 // Decide is Authorize returning the Decision by value: it never allocates when
 // access is granted.
+//
+// It is kept out of line so that Authorize stays small enough to inline.
+//
+//go:noinline
 func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) (Decision, error) {
+	return s.DecideAs(account, "", op, modelID)
+}
+
+// DecideAs is AuthorizeAs returning the Decision by value.
+func (s *Snapshot) DecideAs(account, principal string, op bedrock.Operation, modelID string) (Decision, error) {
 	a := s.accounts[account]
 	if a == nil {
 		return Decision{}, denied(DenyUnknownAccount)
@@ -106,7 +129,7 @@ func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) 
 		}
 	}
 	if e == nil {
-		return s.decideUpstream(a, op, modelID)
+		return s.decideUpstream(a, newCaller(principal), op, modelID)
 	}
 	switch {
 	case !e.active:
@@ -114,21 +137,23 @@ func (s *Snapshot) Decide(account string, op bedrock.Operation, modelID string) 
 	case !e.Allows(op):
 		return Decision{}, denied(DenyOperationNotAllowed)
 	}
-	sh, ok := s.covering(e, a)
+	sh, ok := s.covering(e, a, newCaller(principal))
 	if !ok {
 		return Decision{}, denied(s.uncovered(e, a))
 	}
 	return Decision{Entitlement: e, Account: a, Share: sh, UpstreamModel: e.Model}, nil
 }
 
-// covering finds the most specific share of e that covers a: a walk over the
-// account's precomputed ancestors, one map lookup per level.
-func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
+// covering finds the most specific share of e that covers a and admits the
+// caller: a walk over the account's precomputed ancestors, one map lookup per
+// level. A share naming principals the caller is not among is passed over,
+// so a broader share of the whole account still applies.
+func (s *Snapshot) covering(e *Entitlement, a *Account, c caller) (state.Share, bool) {
 	if len(e.shares) == 0 {
 		return state.Share{}, false
 	}
 	if e.mayShare(a.node) {
-		if tokens, ok := e.shares[a.node]; ok {
+		if tokens, ok := e.shares[a.node]; ok && e.admits(a.node, c) {
 			return state.Share{Target: a.ID, MonthlyTokens: tokens}, true
 		}
 	}
@@ -136,7 +161,7 @@ func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
 		if !e.mayShare(n) {
 			continue
 		}
-		if tokens, ok := e.shares[n]; ok {
+		if tokens, ok := e.shares[n]; ok && e.admits(n, c) {
 			return state.Share{Target: s.nodes[n], MonthlyTokens: tokens}, true
 		}
 	}
@@ -144,8 +169,14 @@ func (s *Snapshot) covering(e *Entitlement, a *Account) (state.Share, bool) {
 }
 
 // uncovered tells why no share of e covers a: the account lies outside the
-// entitlement's scope, or inside it with no share covering it.
+// entitlement's scope, or inside it with no share covering it, or covered by
+// shares none of which admits the caller's principal.
 func (s *Snapshot) uncovered(e *Entitlement, a *Account) DenyReason {
+	if e.principals != nil {
+		if _, ok := s.covering(e, a, caller{any: true}); ok {
+			return DenyPrincipalNotMatched
+		}
+	}
 	if e.scope == nil || e.scope[a.node] {
 		return DenyNotShared
 	}
@@ -159,7 +190,7 @@ func (s *Snapshot) uncovered(e *Entitlement, a *Account) DenyReason {
 
 // decideUpstream resolves an upstream model ID or ARN to the one entitlement
 // with that model which the account may use for op.
-func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID string) (Decision, error) {
+func (s *Snapshot) decideUpstream(a *Account, c caller, op bedrock.Operation, modelID string) (Decision, error) {
 	var (
 		found *Entitlement
 		share state.Share
@@ -170,7 +201,7 @@ func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID stri
 		if !e.active || !e.Allows(op) {
 			continue
 		}
-		if sh, ok := s.covering(e, a); ok {
+		if sh, ok := s.covering(e, a, c); ok {
 			if n == 0 {
 				found, share = e, sh
 			}
@@ -189,7 +220,7 @@ func (s *Snapshot) decideUpstream(a *Account, op bedrock.Operation, modelID stri
 	names := make([]string, 0, n)
 	for _, e := range candidates { // already sorted by name
 		if e.active && e.Allows(op) {
-			if _, ok := s.covering(e, a); ok {
+			if _, ok := s.covering(e, a, c); ok {
 				names = append(names, e.Name)
 			}
 		}
@@ -234,8 +265,28 @@ func foundationModelResource(id string) (string, bool) {
 	return res, true
 }
 
+// EntitlementsAs is EntitlementsFor narrowed to the entitlements whose
+// covering share admits the caller's principal (empty for gateway-issued
+// credentials).
+func (s *Snapshot) EntitlementsAs(account, principal string) []*Entitlement {
+	list := s.EntitlementsFor(account)
+	a := s.accounts[account]
+	if a == nil {
+		return list
+	}
+	c := newCaller(principal)
+	out := list[:0]
+	for _, e := range list {
+		if _, ok := s.covering(e, a, c); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // EntitlementsFor lists the entitlements account may use (active and shared with
 // it inside their scope), sorted by name: what GET /foundation-models shows.
+// It ignores share principals: see EntitlementsAs.
 func (s *Snapshot) EntitlementsFor(account string) []*Entitlement {
 	a := s.accounts[account]
 	if a == nil || a.Inactive {

@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -225,7 +226,7 @@ func TestSnapshotMatchesOracle(t *testing.T) {
 			}
 			want, ok := o.decide(acct, op, e.Name)
 			d, err := snap.Decide(acct, op, e.Name)
-			if ok != (err == nil) || (ok && (d.Share != want || d.Entitlement.Name != e.Name)) {
+			if ok != (err == nil) || (ok && (!reflect.DeepEqual(d.Share, want) || d.Entitlement.Name != e.Name)) {
 				t.Fatalf("Decide(%s, %s, %s) = %+v, %v; oracle %+v, %v", acct, op, e.Name, d.Share, err, want, ok)
 			}
 			if ok {

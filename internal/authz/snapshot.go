@@ -35,6 +35,9 @@ type Snapshot struct {
 
 	byAccessKey map[string]*authn.Credential
 	byKeyHash   map[[32]byte]*authn.Credential
+
+	// denied are the principal deny list's patterns, parsed once.
+	denied []state.Principal
 }
 
 // Account is a member account as decisions see it.
@@ -69,6 +72,10 @@ type Entitlement struct {
 	// outside the scope are dropped at build time, so a share that covers an
 	// account also proves the account is inside the scope.
 	shares map[uint32]int64
+	// principals maps the share targets whose share names principals to
+	// their parsed patterns; nil when no share does (the common case costs
+	// one nil check).
+	principals map[uint32][]state.Principal
 	// scope is the scope as a node set (nil: the whole organization), kept
 	// only to tell a denial's reason in the log.
 	scope map[uint32]bool
@@ -211,6 +218,13 @@ func Build(st *state.State, version uint64) (*Snapshot, error) {
 	}
 	if err := b.credentials(); err != nil {
 		return nil, err
+	}
+	for _, p := range st.DeniedPrincipals {
+		pr, ok := state.ParsePrincipal(p)
+		if !ok {
+			return nil, fmt.Errorf("building snapshot: malformed denied principal %q", p)
+		}
+		b.s.denied = append(b.s.denied, pr)
 	}
 	return b.s, nil
 }
@@ -428,6 +442,9 @@ func (b *builder) entitlements() error {
 				b.s.byTarget[n] = append(b.s.byTarget[n], e.index)
 			}
 			e.shares[n] = sh.MonthlyTokens
+			if err := e.addPrincipals(n, sh.Principals); err != nil {
+				return err
+			}
 		}
 		e.buildFilter()
 		b.s.entitlements[e.Name] = e

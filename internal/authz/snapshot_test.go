@@ -164,11 +164,11 @@ func TestAuthorize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Authorize: %v", err)
 			}
-			if d.Entitlement.Name != tt.wantEnt || d.Share != tt.wantShare || d.Account.ID != tt.account || d.UpstreamModel != d.Entitlement.Model {
+			if d.Entitlement.Name != tt.wantEnt || !reflect.DeepEqual(d.Share, tt.wantShare) || d.Account.ID != tt.account || d.UpstreamModel != d.Entitlement.Model {
 				t.Errorf("Authorize = {%s %s %+v %s}, want {%s %s %+v}", d.Entitlement.Name, d.Account.ID, d.Share, d.UpstreamModel, tt.wantEnt, tt.account, tt.wantShare)
 			}
 			byValue, err := snap.Decide(tt.account, tt.op, tt.model)
-			if err != nil || byValue != *d {
+			if err != nil || !reflect.DeepEqual(byValue, *d) {
 				t.Errorf("Decide = %+v, %v; Authorize = %+v", byValue, err, *d)
 			}
 		})

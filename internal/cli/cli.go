@@ -70,6 +70,7 @@ func commands() []command {
 		{"entitlements", "list | get | create | update | delete managed entitlements", runEntitlements},
 		{"shares", "add | remove | list the shares of an entitlement", runShares},
 		{"credentials", "issue | list | revoke member credentials", runCredentials},
+		{"principals", "deny | allow | list IAM principals on the deny list", runPrincipals},
 		{"audit", "show the audit log", runAudit},
 		{"export", "write the whole state as a state file", runExport},
 		{"usage", "the monthly usage report", runUsage},

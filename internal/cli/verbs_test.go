@@ -39,6 +39,9 @@ var verbs = []struct {
 	{[]string{"credentials", "issue"}, true},
 	{[]string{"credentials", "list"}, true},
 	{[]string{"credentials", "revoke"}, false},
+	{[]string{"principals", "deny"}, false},
+	{[]string{"principals", "allow"}, false},
+	{[]string{"principals", "list"}, true},
 }
 
 // TestEveryVerbHelp: -h and --help print the verb's own usage on stderr and

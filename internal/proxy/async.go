@@ -23,7 +23,7 @@ func (h *Handler) authorizeAsyncStart(c *call, snap *authz.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	d, err := snap.Authorize(c.account.ID, c.route.Op, req.ModelID)
+	d, err := snap.AuthorizeAs(c.account.ID, c.principal(), c.route.Op, req.ModelID)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (h *Handler) listModels(w *responseWriter, r *http.Request, c *call, snap *
 	byInference := strings.ToUpper(q.Get("byInferenceType"))
 	byCustomization := q.Get("byCustomizationType")
 	summaries := []modelSummary{}
-	for _, e := range snap.EntitlementsFor(c.account.ID) {
+	for _, e := range snap.EntitlementsAs(c.account.ID, c.principal()) {
 		s := h.summary(e)
 		if byProvider != "" && strings.ToLower(s.ProviderName) != byProvider {
 			continue
@@ -87,7 +87,7 @@ func (h *Handler) getModel(w *responseWriter, c *call, snap *authz.Snapshot) err
 	if i := strings.Index(id, ":foundation-model/"); i >= 0 && strings.HasPrefix(id, "arn:") {
 		id = id[i+len(":foundation-model/"):]
 	}
-	for _, e := range snap.EntitlementsFor(c.account.ID) {
+	for _, e := range snap.EntitlementsAs(c.account.ID, c.principal()) {
 		if e.Name == id {
 			w.Header().Set("X-Gateway-Entitlement", e.Name)
 			return writeJSON(w, c, map[string]any{"modelDetails": h.summary(e)})

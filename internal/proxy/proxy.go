@@ -296,6 +296,12 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return bedrock.BadSignature("UNSIGNED-PAYLOAD is accepted only over HTTPS.")
 	}
 	c.cred = res.Credential
+	if snap.PrincipalDenied(c.principal()) {
+		// The deny list is the emergency stop for an IAM role or user: it
+		// refuses like a revoked key, before anything else is looked at.
+		c.denyReason = "principal_denied"
+		return bedrock.Unrecognized("The security token included in the request is invalid.")
+	}
 	acct, ok := snap.Account(c.cred.Account)
 	if !ok {
 		// The credential's account left the organization: treat it like an unknown key.
@@ -342,11 +348,11 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 		return h.authorizeAsyncStart(c, snap)
 	case bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes:
 		// These name no model: the caller needs an entitlement that allows the operation.
-		for _, e := range snap.EntitlementsFor(c.account.ID) {
+		for _, e := range snap.EntitlementsAs(c.account.ID, c.principal()) {
 			// ApplyGuardrail names its guardrail: only an entitlement that
 			// lists it can carry the call.
 			if e.Allows(c.route.Op) && (c.route.Op != bedrock.OpApplyGuardrail || e.AllowsGuardrail(c.route.GuardrailID)) {
-				d, err := snap.Authorize(c.account.ID, c.route.Op, e.Name)
+				d, err := snap.AuthorizeAs(c.account.ID, c.principal(), c.route.Op, e.Name)
 				if err == nil {
 					c.decision = d
 					return nil
@@ -356,7 +362,7 @@ func (h *Handler) authorize(c *call, snap *authz.Snapshot) error {
 		c.denyReason = "no_entitlement_allows_operation"
 		return bedrock.AccessDenied(deniedMessage)
 	}
-	d, err := snap.Authorize(c.account.ID, c.route.Op, c.route.ModelID)
+	d, err := snap.AuthorizeAs(c.account.ID, c.principal(), c.route.Op, c.route.ModelID)
 	if err != nil {
 		return err
 	}

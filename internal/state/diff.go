@@ -67,6 +67,7 @@ func Diff(old, new *State) []Change {
 		func(c *Credential) string { return credentialID(c) }, describeCredential,
 		map[string]bool{"created_at": true})
 	out = diffRevoked(out, &old.Revoked, &new.Revoked)
+	out = diffDeniedPrincipals(out, old.DeniedPrincipals, new.DeniedPrincipals)
 	return out
 }
 
@@ -169,8 +170,10 @@ func diffShares(old, new []Entitlement) []Change {
 			out = append(out, Change{KindShare, OpCreate, id, shareDetail(sb)})
 		case !inB:
 			out = append(out, Change{KindShare, OpDelete, id, shareDetail(sa)})
-		case sa != sb:
+		case sa.MonthlyTokens != sb.MonthlyTokens:
 			out = append(out, Change{KindShare, OpUpdate, id, fmt.Sprintf("monthly_tokens: %s -> %s", tokens(sa.MonthlyTokens), tokens(sb.MonthlyTokens))})
+		case !slices.Equal(sa.Principals, sb.Principals):
+			out = append(out, Change{KindShare, OpUpdate, id, principalsChange(sa.Principals, sb.Principals)})
 		}
 	}
 	return out

@@ -26,6 +26,9 @@ func (s *State) Normalize() {
 	if s.Organization.Root == "" {
 		s.Organization.Root = s.referencedRoot()
 	}
+	// The deny list is a set: sorted, as the store returns it.
+	slices.Sort(s.DeniedPrincipals)
+	s.DeniedPrincipals = slices.Compact(s.DeniedPrincipals)
 	for i := range s.Entitlements {
 		e := &s.Entitlements[i]
 		if e.State == "" {
@@ -176,6 +179,7 @@ func (s *State) Clone() *State {
 		Credentials:  slices.Clone(s.Credentials),
 		Revoked:      s.Revoked.clone(),
 	}
+	c.DeniedPrincipals = slices.Clone(s.DeniedPrincipals)
 	for i := range c.Entitlements {
 		e := &c.Entitlements[i]
 		e.Scope = slices.Clone(e.Scope)
@@ -184,6 +188,9 @@ func (s *State) Clone() *State {
 		e.ServiceTiers = slices.Clone(e.ServiceTiers)
 		e.Guardrails = slices.Clone(e.Guardrails)
 		e.Shares = slices.Clone(e.Shares)
+		for j := range e.Shares {
+			e.Shares[j].Principals = slices.Clone(e.Shares[j].Principals)
+		}
 		e.Limits.AlertThresholds = slices.Clone(e.Limits.AlertThresholds)
 	}
 	for i := range c.Credentials {

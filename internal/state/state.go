@@ -13,6 +13,10 @@ type State struct {
 	Credentials  []Credential  `yaml:"credentials,omitempty" json:"credentials"`
 	// Revoked keys are never accepted again (see Revoked).
 	Revoked Revoked `yaml:"revoked,omitempty" json:"revoked,omitzero"`
+	// DeniedPrincipals are IAM principal patterns (as in Share.Principals)
+	// refused before anything else, like a revoked key: the emergency stop
+	// for a member's IAM role or user.
+	DeniedPrincipals []string `yaml:"denied_principals,omitempty" json:"denied_principals,omitempty"`
 }
 
 // Organization is the AWS Organization tree the hub shares into.
@@ -123,6 +127,11 @@ type Limits struct {
 type Share struct {
 	Target        string `yaml:"target" json:"target"`
 	MonthlyTokens int64  `yaml:"monthly_tokens,omitempty" json:"monthly_tokens,omitempty"`
+	// Principals narrows the share to IAM roles or users of the covered
+	// accounts (arn:aws:iam::ACCT:role/NAME or user/NAME, * in the name);
+	// empty means every caller of the accounts. Gateway-issued credentials
+	// never match a share that names principals.
+	Principals []string `yaml:"principals,omitempty" json:"principals,omitempty"`
 }
 
 // Credential kinds.

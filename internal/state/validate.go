@@ -33,6 +33,7 @@ const (
 func (s *State) Validate() error {
 	v := newValidator(s)
 	v.revoked()
+	v.deniedPrincipals()
 	if s.isEmpty() {
 		return errors.Join(v.errs...)
 	}
@@ -410,6 +411,7 @@ func (v *validator) entitlement(item string, e *Entitlement) {
 		if sh.MonthlyTokens < 0 {
 			v.add(item, "share %s: monthly_tokens must not be negative", sh.Target)
 		}
+		v.sharePrincipals(item, sh)
 	}
 }
 
@@ -629,5 +631,50 @@ func (v *validator) credential(item string, c *Credential) {
 		}
 	default:
 		v.add(item, "kind %q must be sigv4 or api_key", c.Kind)
+	}
+}
+
+// maxPrincipals bounds the patterns of one share or of the deny list: every
+// call may test them all.
+const maxPrincipals = 256
+
+// sharePrincipals checks a share's principal patterns: well-formed, no
+// duplicates, and, when the share targets one account, of that account (a
+// pattern of another account could never match).
+func (v *validator) sharePrincipals(item string, sh Share) {
+	if len(sh.Principals) > maxPrincipals {
+		v.add(item, "share %s: more than %d principals", sh.Target, maxPrincipals)
+	}
+	seen := make(map[string]bool, len(sh.Principals))
+	for _, p := range sh.Principals {
+		if err := CheckPrincipalPattern(p); err != nil {
+			v.add(item, "share %s: %v", sh.Target, err)
+			continue
+		}
+		if seen[p] {
+			v.add(item, "share %s: principal %s appears twice", sh.Target, p)
+		}
+		seen[p] = true
+		if pr, _ := ParsePrincipal(p); IsAccountID(sh.Target) && pr.Account != sh.Target {
+			v.add(item, "share %s: principal %s is of another account", sh.Target, p)
+		}
+	}
+}
+
+func (v *validator) deniedPrincipals() {
+	const item = "denied_principals"
+	if len(v.s.DeniedPrincipals) > maxPrincipals {
+		v.add(item, "more than %d principals", maxPrincipals)
+	}
+	seen := make(map[string]bool, len(v.s.DeniedPrincipals))
+	for _, p := range v.s.DeniedPrincipals {
+		if err := CheckPrincipalPattern(p); err != nil {
+			v.add(item, "%v", err)
+			continue
+		}
+		if seen[p] {
+			v.add(item, "principal %s appears twice", p)
+		}
+		seen[p] = true
 	}
 }

@@ -144,5 +144,6 @@ func (s *Store) Seed(ctx context.Context, actor string, fn func(st *state.State)
 }
 
 func isEmptyState(st *state.State) bool {
-	return isZeroOrg(&st.Organization) && len(st.Entitlements) == 0 && len(st.Credentials) == 0 && st.Revoked.IsZero()
+	return isZeroOrg(&st.Organization) && len(st.Entitlements) == 0 && len(st.Credentials) == 0 && st.Revoked.IsZero() &&
+		len(st.DeniedPrincipals) == 0
 }

@@ -12,6 +12,7 @@
 //	<prefix>:{state}:entitlements  hash: name -> JSON of state.Entitlement
 //	<prefix>:{state}:credentials   hash: ID -> JSON of state.Credential
 //	<prefix>:{state}:revoked       set: "access_key_id:<ID>" and "api_key_sha256:<hex>", never shrinks
+//	<prefix>:{state}:denied_principals  set: IAM principal patterns refused outright
 //	<prefix>:{state}:marker        JSON of Marker, set once when the store is first written
 //	<prefix>:{state}:time_zone     the --time-zone of the replicas (CheckTimeZone)
 //	<prefix>:{state}:audit         stream of AuditEntry
@@ -86,6 +87,7 @@ type Store struct {
 type keys struct {
 	version, org, entitlements, credentials, audit, revoked, marker string
 	timeZone                                                        string
+	deniedPrincipals                                                string
 }
 
 // New returns a Store; it does not touch Redis.
@@ -131,6 +133,7 @@ func New(opts Options) (*Store, error) {
 		marker:       base + "marker",
 		timeZone:     base + "time_zone",
 	}
+	s.keys.deniedPrincipals = base + "denied_principals"
 	s.channel = base + "changes"
 	return s, nil
 }
@@ -160,6 +163,7 @@ type raw struct {
 	credentials  map[string]string
 	revoked      []string
 	marker       []byte // nil: no marker
+	denied       []string
 }
 
 // loadRaw reads the version and every state key in one MULTI/EXEC, so the data
@@ -172,6 +176,7 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		creds *redis.MapStringStringCmd
 		revk  *redis.StringSliceCmd
 		mark  *redis.StringCmd
+		deny  *redis.StringSliceCmd
 	)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.keys.version)
@@ -180,6 +185,7 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		creds = p.HGetAll(ctx, s.keys.credentials)
 		revk = p.SMembers(ctx, s.keys.revoked)
 		mark = p.Get(ctx, s.keys.marker)
+		deny = p.SMembers(ctx, s.keys.deniedPrincipals)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -199,6 +205,9 @@ func (s *Store) loadRaw(ctx context.Context) (*raw, error) {
 		return nil, err
 	}
 	if r.revoked, err = revk.Result(); err != nil {
+		return nil, err
+	}
+	if r.denied, err = deny.Result(); err != nil {
 		return nil, err
 	}
 	if b, err := mark.Bytes(); err == nil {
@@ -247,6 +256,9 @@ func (s *Store) decode(r *raw) (*state.State, error) {
 	c.entitlements, c.credentials = entCache, credCache
 	if st.Revoked, err = decodeRevoked(r.revoked); err != nil {
 		return nil, err
+	}
+	if len(r.denied) > 0 {
+		st.DeniedPrincipals = slices.Sorted(slices.Values(r.denied))
 	}
 	// The items still alias the cache (their slices): hand out a deep copy.
 	st.Entitlements, st.Credentials = ents, creds

@@ -188,7 +188,7 @@ func (s *Store) commit(ctx context.Context, base uint64, changes []change, actor
 // queueWrites queues the item writes, the version increment, the audit entries
 // and the notification.
 func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64, changes []change, actor, action string, at time.Time) *redis.IntCmd {
-	var entSet, credSet, revoked []any
+	var entSet, credSet, revoked, denyAdd, denyDel []any
 	var entDel, credDel []string
 	for _, c := range changes {
 		switch c.kind {
@@ -213,6 +213,12 @@ func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64,
 			} else {
 				credSet = append(credSet, c.key, c.after)
 			}
+		case kindDeniedPrincipal:
+			if c.after == nil {
+				denyDel = append(denyDel, c.key)
+			} else {
+				denyAdd = append(denyAdd, c.key)
+			}
 		}
 	}
 	if len(entSet) > 0 {
@@ -229,6 +235,12 @@ func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, base uint64,
 	}
 	if len(revoked) > 0 {
 		p.SAdd(ctx, s.keys.revoked, revoked...)
+	}
+	if len(denyAdd) > 0 {
+		p.SAdd(ctx, s.keys.deniedPrincipals, denyAdd...)
+	}
+	if len(denyDel) > 0 {
+		p.SRem(ctx, s.keys.deniedPrincipals, denyDel...)
 	}
 	incr := p.Incr(ctx, s.keys.version)
 	now := at.Format(time.RFC3339Nano)
@@ -260,6 +272,7 @@ const (
 	kindEntitlement
 	kindCredential
 	kindRevoked
+	kindDeniedPrincipal
 )
 
 // item is one stored item in two encodings: as stored, and for the audit log
@@ -274,6 +287,7 @@ type encoded struct {
 	entitlements map[string]item
 	credentials  map[string]item
 	revoked      map[string]item // by set member
+	denied       map[string]item // by pattern
 }
 
 // change is one item whose stored form differs; a nil side means absent.
@@ -292,6 +306,8 @@ func (c change) target() string {
 		return "credential/" + c.key
 	case kindRevoked:
 		return "revoked/" + c.key
+	case kindDeniedPrincipal:
+		return "denied_principal/" + c.key
 	default:
 		return "organization"
 	}
@@ -355,6 +371,17 @@ func encodeState(st *state.State) (*encoded, error) {
 		return nil, err
 	}
 	e.revoked = revoked
+	e.denied = make(map[string]item, len(st.DeniedPrincipals))
+	for _, p := range st.DeniedPrincipals {
+		if p == "" {
+			return nil, fmt.Errorf("%w: an empty denied principal", ErrInvalid)
+		}
+		a, err := json.Marshal(map[string]string{"principal": p})
+		if err != nil {
+			return nil, fmt.Errorf("encoding denied principal: %w", err)
+		}
+		e.denied[p] = item{stored: []byte(p), audit: a}
+	}
 	return e, nil
 }
 
@@ -380,6 +407,7 @@ func diff(before, after *encoded) []change {
 	}
 	out = diffItems(out, kindEntitlement, before.entitlements, after.entitlements)
 	out = diffItems(out, kindCredential, before.credentials, after.credentials)
+	out = diffItems(out, kindDeniedPrincipal, before.denied, after.denied)
 	// Only additions: Update never lets a tombstone go.
 	for _, k := range sortedKeys(after.revoked) {
 		if _, ok := before.revoked[k]; !ok {
