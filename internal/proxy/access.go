@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 )
@@ -18,12 +19,15 @@ import (
 // then handed to each emitter (metrics, trace span, access log), so that
 // they cannot disagree, in the manner of tailscale's tsweb.AccessLogRecord.
 type accessRecord struct {
-	RequestID   string
-	Client      string // the caller's address (X-Forwarded-For's first when trusted)
-	Op          bedrock.Operation
-	Account     string
-	Team        string
-	Credential  string // the credential's label
+	RequestID  string
+	Client     string // the caller's address (X-Forwarded-For's first when trusted)
+	Op         bedrock.Operation
+	Account    string
+	Team       string
+	Credential string // the credential's label
+	// Principal is the caller's IAM principal ARN when it authenticated with
+	// an IAM identity token, else empty. Not a metrics label (cardinality).
+	Principal   string
 	Entitlement string
 	Model       string // the upstream model
 	// RequestedModel is the model ID as the caller named it (an entitlement
@@ -74,6 +78,9 @@ func (h *Handler) accessRecord(w *responseWriter, r *http.Request, c *call) acce
 	}
 	if c.cred != nil {
 		rec.Credential = c.cred.Label
+		if c.cred.Kind == authn.KindIAM {
+			rec.Principal = c.cred.Label
+		}
 	}
 	return rec
 }
@@ -103,6 +110,7 @@ func annotateSpan(span trace.Span, rec *accessRecord) {
 		attribute.String("gateway.entitlement", rec.Entitlement),
 		attribute.String("gateway.account", rec.Account),
 		attribute.String("gateway.team", rec.Team),
+		attribute.String("gateway.principal", rec.Principal),
 		attribute.String("aws.request_id", rec.RequestID),
 		attribute.Int("http.response.status_code", rec.Status),
 	)
@@ -130,6 +138,7 @@ func (h *Handler) logAccess(ctx context.Context, rec *accessRecord) {
 		slog.String("account", rec.Account),
 		slog.String("team", rec.Team),
 		slog.String("credential", rec.Credential),
+		slog.String("principal", rec.Principal),
 		slog.String("entitlement", rec.Entitlement),
 		slog.String("model", rec.Model),
 		slog.String("requested_model", rec.RequestedModel),

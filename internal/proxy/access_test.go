@@ -52,6 +52,17 @@ func TestAccessRecord(t *testing.T) {
 				TTFB: 300 * time.Millisecond, Overhead: 100 * time.Millisecond},
 		},
 		{
+			name: "IAM caller",
+			setup: func(w *responseWriter, c *call) {
+				w.WriteHeader(http.StatusOK)
+				role := "arn:aws:sts::222222222222:assumed-role/support/app"
+				c.account, c.cred = acct, &authn.Credential{Kind: authn.KindIAM, Label: role}
+			},
+			want: accessRecord{Status: 200, Code: 200, Account: "222222222222", Team: "support",
+				Credential: "arn:aws:sts::222222222222:assumed-role/support/app",
+				Principal:  "arn:aws:sts::222222222222:assumed-role/support/app", Overhead: time.Second},
+		},
+		{
 			name: "client gone",
 			setup: func(w *responseWriter, c *call) {
 				w.WriteHeader(http.StatusOK)
