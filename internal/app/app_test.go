@@ -42,13 +42,14 @@ func TestCommands(t *testing.T) {
 		wantErr  bool
 		exitCode int
 		out      string
+		errText  string // in the error, when set
 	}{
 		{args: []string{"version"}, out: "gateway "},
 		{args: []string{"help"}, out: "Usage: gateway"},
 		{args: []string{"serve", "-h"}},
 		{args: []string{"sim", "-h"}},
-		{args: []string{"sim", "--organization", "no-such-file.yaml"}, wantErr: true, exitCode: 1},
-		{args: []string{"sim", "--organization", "../../deploy/examples/model-max-output.yaml"}, wantErr: true, exitCode: 1},
+		{args: []string{"sim", "--organization", "no-such-file.yaml"}, wantErr: true, exitCode: 1, errText: "no-such-file.yaml: no such file"},
+		{args: []string{"sim", "--organization", "../../deploy/examples/model-max-output.yaml"}, wantErr: true, exitCode: 1, errText: `unknown field "amazon.nova-sonic-v1:0"`},
 		{args: []string{"config", "reference"}, out: "--redis-url"},
 		{args: []string{"config", "validate", "--log-format", "xml", "--redis-mode", "mesh"}, wantErr: true, exitCode: 1},
 		{args: []string{"config", "validate", "--bootstrap", "../../deploy/examples/state.yaml"}, out: "configuration is valid"},
@@ -67,6 +68,9 @@ func TestCommands(t *testing.T) {
 		}
 		if err != nil && ExitCode(err) != tc.exitCode {
 			t.Errorf("%v: exit code %d, want %d", tc.args, ExitCode(err), tc.exitCode)
+		}
+		if tc.errText != "" && (err == nil || !strings.Contains(err.Error(), tc.errText)) {
+			t.Errorf("%v: error %v lacks %q", tc.args, err, tc.errText)
 		}
 		if tc.out != "" && !strings.Contains(out.String(), tc.out) {
 			t.Errorf("%v: output %q lacks %q", tc.args, out.String(), tc.out)
