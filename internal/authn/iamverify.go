@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/pkg/iamtoken"
 )
 
@@ -294,6 +295,7 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (_ *C
 		Label:     id.Arn,
 		Kind:      KindIAM,
 		ExpiresAt: req.Expires,
+		Principal: state.CanonicalPrincipal(id.Arn),
 	}, req.Expires, nil, true
 }
 
