@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -65,6 +66,10 @@ type Serve struct {
 	GatewayID           string
 	STSEndpoint         string
 	IAMIdentityCacheTTL time.Duration
+	// IAMVerifyRate and IAMVerifyRatePerSource bound STS verifications of
+	// tokens not cached, per second, overall and per source address.
+	IAMVerifyRate          float64
+	IAMVerifyRatePerSource float64
 	// Periodic org sync (gateway org sync --apply on one replica at a time).
 	OrgSyncInterval       time.Duration
 	OrganizationsEndpoint string
@@ -148,6 +153,8 @@ func (c *Serve) Settings() []Setting {
 		{"gateway-id", "", "this gateway's id, the audience IAM identity tokens are minted for (default bgw-<organization id>)", false, &c.GatewayID},
 		{"sts-endpoint", "", "STS origin (scheme://host[:port], no path) accepted in IAM identity tokens besides the AWS STS hosts: a VPC endpoint or a simulator; http only here", false, &c.STSEndpoint},
 		{"iam-identity-cache-ttl", "5m", "how long a verified IAM identity is reused (never beyond its token's expiry)", false, &c.IAMIdentityCacheTTL},
+		{"iam-verify-rate", "200", "STS verifications per second of IAM identity tokens not cached, over all callers (bursts of twice that); beyond it ThrottlingException, so fresh tokens minted by anyone cannot flood STS", false, &c.IAMVerifyRate},
+		{"iam-verify-rate-per-source", "20", "the same per source address (the TCP peer: behind a load balancer, the balancer), with at most 8 verifications in flight per address; 0 turns the per-address bound off", false, &c.IAMVerifyRatePerSource},
 		{"org-sync-interval", "0s", "when > 0, sync the organization from AWS Organizations this often (as gateway org sync --apply, never pruning), on one replica at a time", false, &c.OrgSyncInterval},
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
@@ -487,6 +494,12 @@ func (c *Serve) Validate() error {
 	}
 	if c.IAMIdentityCacheTTL <= 0 {
 		bad("--iam-identity-cache-ttl must be positive")
+	}
+	if !(c.IAMVerifyRate > 0) || math.IsInf(c.IAMVerifyRate, 0) {
+		bad("--iam-verify-rate must be a positive number")
+	}
+	if !(c.IAMVerifyRatePerSource >= 0) || math.IsInf(c.IAMVerifyRatePerSource, 0) {
+		bad("--iam-verify-rate-per-source must be 0 (off) or a positive number")
 	}
 	if c.OrgSyncInterval < 0 {
 		bad("--org-sync-interval must not be negative")

@@ -573,10 +573,16 @@ func (s *Server) iamVerifier() *authn.IAMVerifier {
 	if s.cfg.TLSCert == "" && !s.cfg.BehindTLSProxy {
 		s.log.Warn("--iam-identity without TLS (--tls-cert) or --behind-tls-proxy: IAM identity tokens are bearer tokens, refused over plain HTTP")
 	}
+	perSource := s.cfg.IAMVerifyRatePerSource
+	if perSource == 0 {
+		perSource = -1 // off
+	}
 	return authn.NewIAMVerifier(authn.IAMVerifierOptions{
-		STSEndpoint: endpoint,
-		CacheTTL:    s.cfg.IAMIdentityCacheTTL,
-		Logger:      s.log,
+		STSEndpoint:         endpoint,
+		CacheTTL:            s.cfg.IAMIdentityCacheTTL,
+		VerifyRate:          s.cfg.IAMVerifyRate,
+		VerifyRatePerSource: perSource,
+		Logger:              s.log,
 	})
 }
 
