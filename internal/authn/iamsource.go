@@ -29,11 +29,11 @@ const (
 // from its source address's bucket, and holds one of the source's in-flight
 // slots while it runs. Cached answers (identities and refusals) cost nothing.
 type verifyBudget struct {
-	overall          *rate.Limiter
-	perSourceRate    rate.Limit
-	perSourceBurst   int
+	overall           *rate.Limiter
+	perSourceRate     rate.Limit
+	perSourceBurst    int
 	perSourceInflight int
-	now              func() time.Time
+	now               func() time.Time
 
 	mu      sync.Mutex
 	sources map[string]*list.Element // of *sourceBudget
@@ -48,12 +48,12 @@ type sourceBudget struct {
 
 func newVerifyBudget(overall, perSource float64, inflightPerSource int, now func() time.Time) *verifyBudget {
 	return &verifyBudget{
-		overall:          rate.NewLimiter(rate.Limit(overall), burstOf(overall)),
-		perSourceRate:    rate.Limit(perSource),
-		perSourceBurst:   burstOf(perSource),
+		overall:           rate.NewLimiter(rate.Limit(overall), burstOf(overall)),
+		perSourceRate:     rate.Limit(perSource),
+		perSourceBurst:    burstOf(perSource),
 		perSourceInflight: inflightPerSource,
-		now:              now,
-		sources:          make(map[string]*list.Element),
+		now:               now,
+		sources:           make(map[string]*list.Element),
 	}
 }
 
