@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +122,32 @@ func TestOrgSync(t *testing.T) {
 		t.Errorf("retail OU %+v", u)
 	}
 	wantContains(t, h.sync(), "no changes")
+	if got := h.store.state().Organization.Source; got != state.OrgSourceAWS {
+		t.Fatalf("organization source %q after sync, want %s", got, state.OrgSourceAWS)
+	}
+
+	// Once sync wrote the organization, an apply of a file with an
+	// organization section warns (the file still replaces it; a dry run
+	// shows it); a file without one leaves the organization alone quietly.
+	withOrg := filepath.Join(t.TempDir(), "with-org.yaml")
+	if err := os.WriteFile(withOrg, []byte("organization:\n  id: o-exampleorg1\n  hub_account: \"111111111111\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := h.run("apply", "-f", withOrg, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, errOut, "warning: the organization is synced from AWS Organizations")
+	noOrg := filepath.Join(t.TempDir(), "no-org.yaml")
+	if err := os.WriteFile(noOrg, []byte("entitlements: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := h.run("apply", "-f", noOrg); err != nil || errOut != "" {
+		t.Fatalf("apply without an organization: %v, stderr %q", err, errOut)
+	}
+	if got := h.store.state().Organization; got.Source != state.OrgSourceAWS || len(got.Accounts) != 6 {
+		t.Fatalf("apply without an organization section changed it: %+v", got)
+	}
 
 	// A team typed into the gateway survives when AWS has no tag; the shop
 	// account gets a share and 666 a credential, so neither may vanish.
