@@ -365,11 +365,17 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 			return "", "", nil, err
 		}
 		verifier := authn.NewVerifier(authn.Options{})
-		simulator := sim.New(sim.Options{
+		simOpts := sim.Options{
 			Logger:       s.log,
 			Verify:       func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
 			VerifyStream: authn.StreamVerifier(verifier, lookup),
-		})
+			// The Organizations API serves the bootstrap file's
+			// organization, so --org-sync-interval and `gateway org sync`
+			// can be tried locally (make run).
+			Organization:        s.simOrganization(),
+			VerifyOrganizations: sim.NewSigV4Check(sim.SigV4Check{Service: "organizations", Region: region, Secrets: map[string]string{akid: secret}}),
+		}
+		simulator := sim.New(simOpts)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", "", nil, fmt.Errorf("starting simulator: %w", err)
@@ -560,6 +566,24 @@ func (s *Server) GatewayID() string {
 		return authn.DefaultGatewayID(snap.State().Organization.ID)
 	}
 	return ""
+}
+
+// simOrganization is the organization the built-in simulator's
+// Organizations API serves: the --bootstrap file's, or none.
+func (s *Server) simOrganization() *sim.Organization {
+	if s.cfg.Bootstrap == "" {
+		return nil
+	}
+	st, err := state.LoadFile(s.cfg.Bootstrap)
+	if err != nil {
+		return nil // bootstrap itself reports it
+	}
+	org := sim.OrganizationFromState(st.Organization)
+	if err := org.Check(); err != nil {
+		s.log.Warn("--simulate: the simulator does not serve the bootstrap file's organization", "error", err)
+		return nil
+	}
+	return org
 }
 
 // iamVerifier builds the IAM identity verifier. With --simulate and no
