@@ -116,7 +116,7 @@ func (c *Serve) Settings() []Setting {
 		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
 		{"bootstrap", "", "state file that seeds an empty store at start (organization, entitlements, shares, credentials); a store that holds state is left alone, with a warning", false, &c.Bootstrap},
 		{"admin-token", "", "admin API bearer token (role admin), as NAME=TOKEN or TOKEN; separate several with commas; no token here or in --admin-token-file = no admin API", true, &c.AdminTokens},
-		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read at start", false, &c.AdminTokenFile},
+		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read again when it changes", false, &c.AdminTokenFile},
 		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},
 		{"body-read-timeout", "30s", "longest time to receive a request body once its credential passed the header checks (then RequestTimeoutException, 408); the bidirectional stream is exempt", false, &c.BodyReadTimeout},
 		{"max-inflight-body-bytes", "536870912", "request-body bytes buffered at once by requests not yet answered (beyond: ServiceUnavailableException, 503, and the connection closed)", false, &c.MaxInflightBody},
@@ -327,8 +327,15 @@ func (c *Serve) readSecretFiles(settings []Setting) []error {
 
 // AdminAuthTokens returns every admin token: those of GATEWAY_ADMIN_TOKEN
 // (or the config file), role admin and named "token<i>" when unnamed, then
-// those of --admin-token-file.
+// those of --admin-token-file as read at start.
 func (c *Serve) AdminAuthTokens() []opsauth.Token {
+	return append(c.AdminEnvTokens(), c.adminFileTokens...)
+}
+
+// AdminEnvTokens returns the admin tokens of GATEWAY_ADMIN_TOKEN (or the
+// config file), role admin and named "token<i>" when unnamed: those that
+// stay when --admin-token-file is read again.
+func (c *Serve) AdminEnvTokens() []opsauth.Token {
 	var tokens []opsauth.Token
 	for i, t := range c.AdminTokens {
 		name, value, named := SplitToken(t)
@@ -337,7 +344,7 @@ func (c *Serve) AdminAuthTokens() []opsauth.Token {
 		}
 		tokens = append(tokens, opsauth.NewToken(name, opsauth.RoleAdmin, value))
 	}
-	return append(tokens, c.adminFileTokens...)
+	return tokens
 }
 
 func (c *Serve) loadFile(path string, settings []Setting) error {
