@@ -65,6 +65,9 @@ type Serve struct {
 	GatewayID           string
 	STSEndpoint         string
 	IAMIdentityCacheTTL time.Duration
+	// Console sessions (sign-in with an admin token).
+	ConsoleSessionIdle time.Duration
+	ConsoleSessionMax  time.Duration
 	// Periodic org sync (gateway org sync --apply on one replica at a time).
 	OrgSyncInterval       time.Duration
 	OrganizationsEndpoint string
@@ -136,7 +139,9 @@ func (c *Serve) Settings() []Setting {
 		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},
 		{"metrics-token", "", "when set, /metrics requires Authorization: Bearer <this token> (at least 16 characters)", true, &c.MetricsToken},
 		{"metrics-token-file", "", "file holding --metrics-token (one line), read at start", false, &c.MetricsTokenFile},
-		{"pprof", "false", "serve /debug/pprof on the ops listener, to admin tokens only (cmdline is never served)", false, &c.Pprof},
+		{"pprof", "false", "serve /debug/pprof on the ops listener, to admin-role tokens only (cmdline is never served)", false, &c.Pprof},
+		{"console-session-idle", "30m", "a console session unused for this long ends (each use starts it again)", false, &c.ConsoleSessionIdle},
+		{"console-session-max", "12h", "a console session ends this long after sign-in, however much it is used", false, &c.ConsoleSessionMax},
 		{"prices-file", "", "YAML price table per upstream model (USD per million input, output, cache_read, cache_write tokens)", false, &c.PricesFile},
 		{"alert-webhook-url", "", "URL that budget alerts are POSTed to", false, &c.AlertWebhookURL},
 		{"alert-webhook-secret", "", "HMAC-SHA256 key signing budget alert webhooks (X-Gateway-Signature)", true, &c.AlertWebhookSecret},
@@ -491,6 +496,11 @@ func (c *Serve) Validate() error {
 	}
 	if c.UsageStreamMaxLen < 0 {
 		bad("--usage-stream-max-len must not be negative")
+	}
+	if c.ConsoleSessionIdle <= 0 || c.ConsoleSessionMax <= 0 {
+		bad("--console-session-idle and --console-session-max must be positive")
+	} else if c.ConsoleSessionIdle > c.ConsoleSessionMax {
+		bad("--console-session-idle must not exceed --console-session-max")
 	}
 	if c.IAMIdentityCacheTTL <= 0 {
 		bad("--iam-identity-cache-ttl must be positive")

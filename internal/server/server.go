@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/console"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/orgsync"
@@ -458,7 +459,14 @@ func (s *Server) listen() error {
 	if tokens.Current().Len() == 0 {
 		s.log.Warn("no admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): the admin API is disabled")
 	}
-	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Logger: s.log,
+	// Console sessions live in Redis beside the state, so any replica serves
+	// any signed-in user.
+	sessions := console.NewSessions(console.SessionOptions{
+		Client: s.rdb, Tokens: tokens, Idle: cfg.ConsoleSessionIdle, Max: cfg.ConsoleSessionMax,
+		SecureCookie: cfg.BehindTLSProxy, Timeout: s.redisTimeout(), Logger: s.log,
+	})
+	mux.Handle(console.SessionPath, sessions)
+	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
 		Usage:         s.reports, Quota: s.reports}))
 	if cfg.Pprof {
