@@ -174,6 +174,7 @@ func (s *server) routes() {
 		http.MethodGet: viewer(s.getEntitlement), http.MethodPatch: operator(s.patchEntitlement), http.MethodDelete: operator(s.deleteEntitlement),
 	})
 	s.handle(p+"/entitlements/{name}/shares", methods{http.MethodPost: operator(s.addShares)})
+	s.handle(p+"/entitlements/{name}/shares/preview", methods{http.MethodPost: operator(s.previewShares)})
 	s.handle(p+"/entitlements/{name}/shares/{target}", methods{http.MethodDelete: operator(s.removeShare)})
 	s.handle(p+"/entitlements/{name}/quota", methods{http.MethodGet: viewer(s.getQuota)})
 	s.handle(p+"/organization", methods{http.MethodGet: viewer(s.getOrganization), http.MethodPut: admin(s.putOrganization)})

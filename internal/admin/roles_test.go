@@ -36,6 +36,7 @@ var wantRoles = map[string]opsauth.Role{
 	"DELETE /admin/v1/entitlements/{name}":                 opsauth.RoleOperator,
 	"POST /admin/v1/entitlements/{name}/shares":            opsauth.RoleOperator,
 	"DELETE /admin/v1/entitlements/{name}/shares/{target}": opsauth.RoleOperator,
+	"POST /admin/v1/entitlements/{name}/shares/preview":    opsauth.RoleOperator,
 	"GET /admin/v1/entitlements/{name}/quota":              opsauth.RoleViewer,
 	"GET /admin/v1/organization":                           opsauth.RoleViewer,
 	"PUT /admin/v1/organization":                           opsauth.RoleAdmin,
