@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/console"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/orgsync"
@@ -452,16 +453,26 @@ func (s *Server) listen() error {
 	var metricsHandler http.Handler = promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	if cfg.MetricsToken != "" {
 		metricsHandler = opsauth.Require(opsauth.NewSet([]opsauth.Token{opsauth.NewToken("metrics", opsauth.RoleViewer, cfg.MetricsToken)}),
-			"gateway-metrics", metricsHandler)
+			opsauth.RoleViewer, "gateway-metrics", metricsHandler)
 	}
 	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	tokens := cfg.AdminAuthTokens()
-	if len(tokens) == 0 {
+	tokens, err := opsauth.NewFileSource(opsauth.FileSourceOptions{Static: cfg.AdminEnvTokens(), File: cfg.AdminTokenFile, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	if tokens.Current().Len() == 0 {
 		s.log.Warn("no admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): the admin API is disabled")
 	}
-	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
+	// Console sessions live in Redis beside the state, so any replica serves
+	// any signed-in user.
+	sessions := console.NewSessions(console.SessionOptions{
+		Client: s.rdb, Tokens: tokens, Idle: cfg.ConsoleSessionIdle, Max: cfg.ConsoleSessionMax,
+		SecureCookie: cfg.BehindTLSProxy, Timeout: s.redisTimeout(), Logger: s.log,
+	})
+	mux.Handle(console.SessionPath, sessions)
+	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
 		Usage:         s.reports, Quota: s.reports}))
 	if cfg.Pprof {
@@ -473,7 +484,7 @@ func (s *Server) listen() error {
 		debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/debug/pprof/", opsauth.Require(opsauth.NewSet(tokens), "gateway-admin", debug))
+		mux.Handle("/debug/pprof/", opsauth.Require(tokens, opsauth.RoleAdmin, "gateway-admin", debug))
 	}
 	s.ops = &http.Server{Handler: withBodyDeadline(mux, cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog,
 		IdleTimeout: 120 * time.Second, HTTP2: listenerHTTP2()}
