@@ -241,15 +241,15 @@ func checkTags(tags []wireTag) *bedrock.Error {
 
 // wireProfile is GetInferenceProfile's answer and a list summary.
 type wireProfile struct {
-	InferenceProfileArn  string          `json:"inferenceProfileArn"`
-	InferenceProfileID   string          `json:"inferenceProfileId"`
-	InferenceProfileName string          `json:"inferenceProfileName"`
-	Description          string          `json:"description,omitempty"`
-	Models               []wireModelArn  `json:"models"`
-	Status               string          `json:"status"`
-	Type                 string          `json:"type"`
-	CreatedAt            string          `json:"createdAt"`
-	UpdatedAt            string          `json:"updatedAt"`
+	InferenceProfileArn  string         `json:"inferenceProfileArn"`
+	InferenceProfileID   string         `json:"inferenceProfileId"`
+	InferenceProfileName string         `json:"inferenceProfileName"`
+	Description          string         `json:"description,omitempty"`
+	Models               []wireModelArn `json:"models"`
+	Status               string         `json:"status"`
+	Type                 string         `json:"type"`
+	CreatedAt            string         `json:"createdAt"`
+	UpdatedAt            string         `json:"updatedAt"`
 }
 
 type wireModelArn struct {
