@@ -70,6 +70,8 @@ type Options struct {
 	Usage UsageSource
 	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
 	Quota QuotaSource
+	// Billing may be nil: /admin/v1/billing/profiles then answers 501.
+	Billing BillingStore
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now stamps created_at and updated_at; nil means time.Now.
@@ -95,6 +97,7 @@ type server struct {
 	tokens      *opsauth.Set
 	usage       UsageSource
 	quota       QuotaSource
+	billing     BillingStore
 	log         *slog.Logger
 	now         func() time.Time
 	syncTimeout time.Duration
@@ -109,6 +112,7 @@ func New(opts Options) http.Handler {
 		syncer:      opts.Syncer,
 		usage:       opts.Usage,
 		quota:       opts.Quota,
+		billing:     opts.Billing,
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
@@ -138,6 +142,7 @@ func (s *server) routes() {
 	s.handle(p+"/entitlements/{name}/shares", methods{http.MethodPost: s.addShares})
 	s.handle(p+"/entitlements/{name}/shares/{target}", methods{http.MethodDelete: s.removeShare})
 	s.handle(p+"/entitlements/{name}/quota", methods{http.MethodGet: s.getQuota})
+	s.handle(p+"/billing/profiles", methods{http.MethodGet: s.listBillingProfiles, http.MethodPut: s.replaceBillingProfiles})
 	s.handle(p+"/organization", methods{http.MethodGet: s.getOrganization, http.MethodPut: s.putOrganization})
 	s.handle(p+"/credentials", methods{http.MethodGet: s.listCredentials, http.MethodPost: s.issueCredential})
 	s.handle(p+"/credentials/{id}", methods{http.MethodDelete: s.revokeCredential})
