@@ -421,8 +421,8 @@ func (c *cpCall) list() {
 	after := q.Get("nextToken") // the ID the next page starts after
 	c.s.mu.Lock()
 	ids := make([]string, 0, len(c.s.profiles.byID))
-	for id := range c.s.profiles.byID {
-		if id > after {
+	for id, p := range c.s.profiles.byID {
+		if id > after && regionOfARN(p.ARN) == c.region { // profiles are regional
 			ids = append(ids, id)
 		}
 	}
