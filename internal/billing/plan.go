@@ -65,7 +65,9 @@ func Wanted(st *state.State, o WantOptions) ([]Want, error) {
 			out = append(out, t)
 		}
 	}
-	slices.SortFunc(out, func(a, b Want) int { return cmp.Or(strings.Compare(a.Entitlement, b.Entitlement), strings.Compare(a.Team, b.Team)) })
+	slices.SortFunc(out, func(a, b Want) int {
+		return cmp.Or(strings.Compare(a.Entitlement, b.Entitlement), strings.Compare(a.Team, b.Team))
+	})
 	return out, nil
 }
 
