@@ -41,7 +41,9 @@ type WantOptions struct {
 // per_entitlement, one per team of the accounts its shares cover with
 // per_team (inactive accounts included: their records stay).
 func Wanted(st *state.State, o WantOptions) ([]Want, error) {
-	snap, err := authz.Build(st, 0)
+	// Only the organization and the entitlements matter (credentials may be
+	// an export's, without secrets).
+	snap, err := authz.Build(&state.State{Organization: st.Organization, Entitlements: st.Entitlements}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading the state: %w", err)
 	}
