@@ -64,6 +64,10 @@ type Request struct {
 	// Team is the account's team when the call is made, recorded in the
 	// ledger so moving the account later does not move its past usage.
 	Team string
+	// Profile is the application inference profile ARN the call went to
+	// instead of Model (billing.profiles), recorded beside it in the
+	// ledger; empty: the model itself.
+	Profile string
 }
 
 // Reservation is an admitted request's hold on its caps, to be settled or

@@ -78,6 +78,10 @@ type LedgerRow struct {
 	// CountedTokens is what the caps were charged, per the entitlement's
 	// count rule; 0 for usage settled before it was recorded.
 	CountedTokens int64
+	// Profile is the application inference profile ARN the calls went to
+	// (billing.profiles; Bedrock's CloudWatch ModelId for them); empty for
+	// calls to Model itself.
+	Profile string
 }
 
 // Ledger returns the month's ledger rows of the given entitlements, sorted by
@@ -99,7 +103,7 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	if _, err := pipe.Exec(cctx); err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
-	type rowKey struct{ ent, account, team, model, tier string }
+	type rowKey struct{ ent, account, team, model, tier, profile string }
 	rows := map[rowKey]*LedgerRow{}
 	for i, e := range entitlements {
 		for f, v := range cmds[i].Val() {
@@ -112,10 +116,11 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 			if tier == "" {
 				tier = bedrock.TierDefault
 			}
-			rk := rowKey{e, account, team, model, tier}
+			model, profile := splitLedgerModel(model)
+			rk := rowKey{e, account, team, model, tier, profile}
 			r := rows[rk]
 			if r == nil {
-				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier, Team: team}
+				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier, Team: team, Profile: profile}
 				rows[rk] = r
 			}
 			switch metric {
@@ -156,7 +161,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		if a.Tier != b.Tier {
 			return a.Tier < b.Tier
 		}
-		return a.Team < b.Team
+		if a.Team != b.Team {
+			return a.Team < b.Team
+		}
+		return a.Profile < b.Profile
 	})
 	return out, nil
 }

@@ -82,6 +82,9 @@ type LedgerRow struct {
 	// CountedTokens is what the caps were charged, per the entitlement's
 	// count rule; 0 for usage settled before it was recorded.
 	CountedTokens int64
+	// Profile is the application inference profile ARN the calls went to
+	// (billing.profiles); empty for calls to Model itself.
+	Profile string
 }
 
 // LedgerReader reads the monthly usage ledger (the server adapts

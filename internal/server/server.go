@@ -30,6 +30,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/billing"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
@@ -75,6 +76,9 @@ type Server struct {
 	dataLn, opsLn  net.Listener
 	simURL         string
 	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
+	billingSync    *billing.Periodic // nil unless --billing-sync-interval
+	profiles       profileTable      // recorded application inference profiles
+	awsCfg         aws.Config        // the hub's AWS configuration (credentials, region, endpoint settings)
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
@@ -227,6 +231,13 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if s.orgSync, err = s.newOrgSync(region, creds); err != nil {
 		return nil, err
 	}
+	if s.billingSync, err = s.newBillingSync(s.awsCfg, region); err != nil {
+		return nil, err
+	}
+	billingMetrics, err := metering.NewBillingMetrics(s.metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	var iamVerifier *authn.IAMVerifier
 	if cfg.IAMIdentity {
 		iamVerifier = s.iamVerifier()
@@ -255,6 +266,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		BehindTLSProxy:       cfg.BehindTLSProxy,
 		IAMIdentity:          iamVerifier,
 		GatewayID:            cfg.GatewayID,
+		Profiles:             &s.profiles,
+		OnProfileMissing:     billingMetrics.ProfileMissing,
 	})
 	if err != nil {
 		return nil, err
@@ -274,6 +287,9 @@ func (s *Server) applySnapshot(st *state.State, version uint64) error {
 	}
 	s.snap.Store(snap)
 	s.metrics.SetStateVersion(version)
+	// The billing profile records move the state version too (store
+	// billing.go): read them now, so a new profile is used at once.
+	s.reloadProfiles(context.Background())
 	return nil
 }
 
@@ -350,6 +366,7 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		if region == "" {
 			region = "us-east-1"
 		}
+		s.awsCfg = aws.Config{Region: region, Credentials: deps.UpstreamCreds}
 		return deps.UpstreamURL, region, deps.UpstreamCreds, nil
 	case cfg.Simulate:
 		if region == "" {
@@ -379,7 +396,9 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
 		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
-		return s.simURL, region, credentials.NewStaticCredentialsProvider(akid, secret, ""), nil
+		hubCreds := credentials.NewStaticCredentialsProvider(akid, secret, "")
+		s.awsCfg = aws.Config{Region: region, Credentials: hubCreds}
+		return s.simURL, region, hubCreds, nil
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -401,6 +420,8 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 	if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
 		s.log.Warn("hub AWS credentials are not available yet; calls will fail with ServiceUnavailableException until they are", "error", err)
 	}
+	awsCfg.Region = region
+	s.awsCfg = awsCfg // keeps AWS_ENDPOINT_URL_BEDROCK and the like for the control plane
 	return endpoint, region, awsCfg.Credentials, nil
 }
 
@@ -457,7 +478,7 @@ func (s *Server) listen() error {
 	}
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
-		Usage:         s.reports, Quota: s.reports}))
+		Usage:         s.reports, Quota: s.reports, Billing: s.store}))
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
 		// only, and cmdline never (a secret once given as a flag would show).
@@ -600,6 +621,12 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.orgSync.Run(degradedCtx) }()
 	}
+	if s.billingSync != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.billingSync.Run(degradedCtx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchProfiles(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
