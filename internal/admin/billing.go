@@ -6,21 +6,22 @@ import (
 	"net/http"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 // BillingStore records the application inference profiles of gateway
 // billing sync (*store.Store).
 type BillingStore interface {
-	BillingProfiles(ctx context.Context) ([]store.BillingProfile, error)
+	BillingProfiles(ctx context.Context) ([]state.BillingProfile, error)
 	// ReplaceBillingProfiles makes the records exactly ps (audited) and
 	// returns the state version that carries them.
-	ReplaceBillingProfiles(ctx context.Context, actor string, ps []store.BillingProfile) (uint64, error)
+	ReplaceBillingProfiles(ctx context.Context, actor string, ps []state.BillingProfile) (uint64, error)
 }
 
 // billingProfilesBody is GET's answer and PUT's body.
 type billingProfilesBody struct {
-	Profiles []store.BillingProfile `json:"profiles"`
+	Profiles []state.BillingProfile `json:"profiles"`
 }
 
 func (s *server) listBillingProfiles(w http.ResponseWriter, r *http.Request) error {

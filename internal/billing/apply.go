@@ -12,12 +12,12 @@ import (
 	bedrockcp "github.com/aws/aws-sdk-go-v2/service/bedrock"
 	cptypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
 
-	"github.com/bedrock-gateway/gateway/internal/store"
+	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
 // Record writes the profile records (the admin API's PUT
 // /admin/v1/billing/profiles, or the store directly).
-type Record func(ctx context.Context, records []store.BillingProfile) error
+type Record func(ctx context.Context, records []state.BillingProfile) error
 
 // Apply carries the plan out: creates (tagged), tags and deletes through the
 // control plane, then records the profiles when the records change. A failed
@@ -61,12 +61,12 @@ func (p *Plan) Apply(ctx context.Context, clients Clients, record Record) (bool,
 		wrote = true
 	}
 	// Never record a create that did not happen, nor a tag that failed.
-	records = slices.DeleteFunc(records, func(r store.BillingProfile) bool { return r.ARN == "" })
+	records = slices.DeleteFunc(records, func(r state.BillingProfile) bool { return r.ARN == "" })
 	if applyErr != nil {
-		records = slices.DeleteFunc(records, func(r store.BillingProfile) bool { return p.pendingTag(r, done) })
+		records = slices.DeleteFunc(records, func(r state.BillingProfile) bool { return p.pendingTag(r, done) })
 		records = p.keepRecorded(records)
 	}
-	store.SortBillingProfiles(records)
+	state.SortBillingProfiles(records)
 	if !slices.Equal(records, sortedCopy(p.recorded)) {
 		if err := record(ctx, records); err != nil {
 			return wrote, errors.Join(applyErr, fmt.Errorf("recording the profiles: %w", err))
@@ -78,7 +78,7 @@ func (p *Plan) Apply(ctx context.Context, clients Clients, record Record) (bool,
 
 // pendingTag reports whether r is the record of a profile whose tagging was
 // planned but not done (Apply stopped before or at it).
-func (p *Plan) pendingTag(r store.BillingProfile, done map[int]bool) bool {
+func (p *Plan) pendingTag(r state.BillingProfile, done map[int]bool) bool {
 	for i, c := range p.Changes {
 		if c.Op == OpTag && c.ARN == r.ARN && !done[i] {
 			return true
@@ -89,7 +89,7 @@ func (p *Plan) pendingTag(r store.BillingProfile, done map[int]bool) bool {
 
 // keepRecorded adds back the old records of the keys a failed apply leaves
 // without one, so that calls keep their profile.
-func (p *Plan) keepRecorded(records []store.BillingProfile) []store.BillingProfile {
+func (p *Plan) keepRecorded(records []state.BillingProfile) []state.BillingProfile {
 	have := map[string]bool{}
 	for _, r := range records {
 		have[r.Key()] = true
@@ -102,11 +102,11 @@ func (p *Plan) keepRecorded(records []store.BillingProfile) []store.BillingProfi
 	return records
 }
 
-func sortedCopy(ps []store.BillingProfile) []store.BillingProfile {
+func sortedCopy(ps []state.BillingProfile) []state.BillingProfile {
 	out := slices.Clone(ps)
-	store.SortBillingProfiles(out)
+	state.SortBillingProfiles(out)
 	if out == nil {
-		out = []store.BillingProfile{}
+		out = []state.BillingProfile{}
 	}
 	return out
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 	"github.com/bedrock-gateway/gateway/internal/testutil/leakcheck"
 )
 
@@ -64,7 +63,7 @@ type env struct {
 	sim     *sim.Simulator
 	clients Clients
 	mu      sync.Mutex
-	records []store.BillingProfile
+	records []state.BillingProfile
 	writes  int
 }
 
@@ -85,7 +84,7 @@ func newEnv(t *testing.T) *env {
 	return &env{sim: s, clients: NewClients(cfg, srv.URL)}
 }
 
-func (e *env) record(_ context.Context, rs []store.BillingProfile) error {
+func (e *env) record(_ context.Context, rs []state.BillingProfile) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.records = slices.Clone(rs)
@@ -316,4 +315,35 @@ func profileNameOK(n string) bool {
 		}
 	}
 	return n != ""
+}
+
+func TestTeamsOf(t *testing.T) {
+	t.Parallel()
+	o := &state.Organization{ID: "o-exampleorg1", Root: "r-ab12",
+		Units: []state.Unit{{ID: "ou-ab12-top00001", Name: "Top"}, {ID: "ou-ab12-mid00001", Name: "Mid", Parent: "ou-ab12-top00001"}},
+		Accounts: []state.Account{
+			{ID: "111111111111", Name: "hub"},
+			{ID: "222222222222", Name: "deep", Unit: "ou-ab12-mid00001"},
+			{ID: "333333333333", Name: "top", Unit: "ou-ab12-top00001", Team: "named"},
+		}}
+	tests := []struct {
+		targets []string
+		want    []string
+	}{
+		{[]string{"o-exampleorg1"}, []string{"Mid", "named", "root"}},
+		{[]string{"r-ab12"}, []string{"Mid", "named", "root"}},
+		{[]string{"ou-ab12-top00001"}, []string{"Mid", "named"}},
+		{[]string{"ou-ab12-mid00001"}, []string{"Mid"}},
+		{[]string{"111111111111"}, []string{"root"}},
+		{nil, []string{}},
+	}
+	for _, tc := range tests {
+		e := &state.Entitlement{Name: "e"}
+		for _, target := range tc.targets {
+			e.Shares = append(e.Shares, state.Share{Target: target})
+		}
+		if got := teamsOf(o, e); !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 {
+			t.Errorf("%v: %v, want %v", tc.targets, got, tc.want)
+		}
+	}
 }

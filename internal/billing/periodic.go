@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 // Actor is the audit actor of the records a periodic sync writes.
@@ -62,7 +61,7 @@ type PeriodicOptions struct {
 	// means another replica holds it.
 	Lock func(ctx context.Context) (release func(context.Context) error, ok bool, err error)
 	// Load reads the current state and the recorded profiles.
-	Load func(ctx context.Context) (*state.State, []store.BillingProfile, error)
+	Load func(ctx context.Context) (*state.State, []state.BillingProfile, error)
 	// Record writes the records as one audited change by Actor.
 	Record Record
 	// Timeout bounds one sync; shorter than the lock's TTL.

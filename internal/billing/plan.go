@@ -5,14 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 // Want is one profile the state asks for.
@@ -41,12 +40,6 @@ type WantOptions struct {
 // per_entitlement, one per team of the accounts its shares cover with
 // per_team (inactive accounts included: their records stay).
 func Wanted(st *state.State, o WantOptions) ([]Want, error) {
-	// Only the organization and the entitlements matter (credentials may be
-	// an export's, without secrets).
-	snap, err := authz.Build(&state.State{Organization: st.Organization, Entitlements: st.Entitlements}, 0)
-	if err != nil {
-		return nil, fmt.Errorf("reading the state: %w", err)
-	}
 	var out []Want
 	for _, e := range st.Entitlements {
 		mode := e.Billing.ProfileMode()
@@ -61,7 +54,7 @@ func Wanted(st *state.State, o WantOptions) ([]Want, error) {
 			out = append(out, w)
 			continue
 		}
-		for _, team := range teamsOf(snap, st, &e) {
+		for _, team := range teamsOf(&st.Organization, &e) {
 			t := w
 			t.Team = team
 			out = append(out, t)
@@ -73,33 +66,43 @@ func Wanted(st *state.State, o WantOptions) ([]Want, error) {
 	return out, nil
 }
 
-// teamsOf lists the teams of the accounts e's shares cover, sorted.
-func teamsOf(snap *authz.Snapshot, st *state.State, e *state.Entitlement) []string {
+// teamsOf lists the teams of the accounts e's shares cover, sorted. An
+// account's team is its own, else its OU's name, else "root" (as the
+// gateway's snapshot has it); a share covers the account it names, the
+// accounts under the OU it names (at any depth), or all of them (the
+// organization or the root).
+func teamsOf(o *state.Organization, e *state.Entitlement) []string {
 	targets := make(map[string]bool, len(e.Shares))
+	all := false
 	for _, sh := range e.Shares {
 		targets[sh.Target] = true
+		all = all || sh.Target == o.ID || sh.Target == o.Root || state.IsRootID(sh.Target)
+	}
+	units := make(map[string]state.Unit, len(o.Units))
+	for _, u := range o.Units {
+		units[u.ID] = u
 	}
 	seen := map[string]bool{}
-	for _, a := range st.Organization.Accounts {
-		acct, ok := snap.Account(a.ID)
-		if !ok || seen[acct.Team] {
-			continue
-		}
-		covered := targets[a.ID]
-		for _, p := range acct.Path {
-			covered = covered || targets[p]
-		}
-		if covered {
-			seen[acct.Team] = true
-		}
-	}
-	return slices.Sorted(func(yield func(string) bool) {
-		for t := range seen {
-			if !yield(t) {
-				return
+	for _, a := range o.Accounts {
+		team := a.Team
+		covered := all || targets[a.ID]
+		u, inUnit := units[a.Unit]
+		if team == "" {
+			team = "root"
+			if inUnit {
+				team = u.Name
 			}
 		}
-	})
+		// Walk up the OUs (bounded, in case of a cycle in unchecked input).
+		for i := 0; inUnit && !covered && i <= len(units); i++ {
+			covered = targets[u.ID]
+			u, inUnit = units[u.Parent]
+		}
+		if covered {
+			seen[team] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // source works out what a profile of e copies and where it lives: a
@@ -171,11 +174,11 @@ type Plan struct {
 	Unused []Change `json:"unused"`
 	// Records are what the store records after Apply (the creates' ARNs are
 	// filled in by Apply).
-	Records []store.BillingProfile `json:"records"`
+	Records []state.BillingProfile `json:"records"`
 
 	wants    []Want
 	tags     TagKeys
-	recorded []store.BillingProfile
+	recorded []state.BillingProfile
 }
 
 // PlanOptions configure NewPlan.
@@ -191,9 +194,9 @@ type PlanOptions struct {
 // for it (adopted: a store that lost its records gets them back instead of
 // duplicates); a profile with the name the gateway gives it (tagged, then
 // used). Otherwise it is created.
-func NewPlan(wants []Want, existing []Existing, recorded []store.BillingProfile, o PlanOptions) *Plan {
+func NewPlan(wants []Want, existing []Existing, recorded []state.BillingProfile, o PlanOptions) *Plan {
 	keys := o.Tags.withDefaults()
-	p := &Plan{Changes: []Change{}, Kept: []Change{}, Unused: []Change{}, Records: []store.BillingProfile{}, wants: wants, tags: keys,
+	p := &Plan{Changes: []Change{}, Kept: []Change{}, Unused: []Change{}, Records: []state.BillingProfile{}, wants: wants, tags: keys,
 		recorded: recorded}
 	byARN := make(map[string]*Existing, len(existing))
 	byName := map[string]*Existing{}
@@ -207,7 +210,7 @@ func NewPlan(wants []Want, existing []Existing, recorded []store.BillingProfile,
 			tagged[k] = append(tagged[k], e)
 		}
 	}
-	rec := make(map[string]store.BillingProfile, len(recorded))
+	rec := make(map[string]state.BillingProfile, len(recorded))
 	for _, r := range recorded {
 		rec[r.Key()] = r
 	}
@@ -245,7 +248,7 @@ func NewPlan(wants []Want, existing []Existing, recorded []store.BillingProfile,
 				c.Detail = "the recorded profile " + r.ARN + " is gone or copies another model"
 			}
 			p.Changes = append(p.Changes, c)
-			p.Records = append(p.Records, store.BillingProfile{Entitlement: w.Entitlement, Team: w.Team, Source: w.Source})
+			p.Records = append(p.Records, state.BillingProfile{Entitlement: w.Entitlement, Team: w.Team, Source: w.Source})
 			continue
 		}
 		used[pick.ARN] = true
@@ -261,7 +264,7 @@ func NewPlan(wants []Want, existing []Existing, recorded []store.BillingProfile,
 			c.Op = OpKeep
 			p.Kept = append(p.Kept, c)
 		}
-		p.Records = append(p.Records, store.BillingProfile{Entitlement: w.Entitlement, Team: w.Team, ARN: pick.ARN, Source: w.Source})
+		p.Records = append(p.Records, state.BillingProfile{Entitlement: w.Entitlement, Team: w.Team, ARN: pick.ARN, Source: w.Source})
 	}
 	for _, r := range recorded {
 		if !wanted[r.Key()] {

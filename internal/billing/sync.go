@@ -8,7 +8,6 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 // SyncOptions configure Sync.
@@ -20,7 +19,7 @@ type SyncOptions struct {
 	Tags   TagKeys
 	// State is the gateway's state; Recorded the profiles its store records.
 	State    *state.State
-	Recorded []store.BillingProfile
+	Recorded []state.BillingProfile
 	// Apply carries the plan out and records it with Record; Prune also
 	// deletes tagged profiles nothing wants.
 	Apply, Prune bool
@@ -62,7 +61,7 @@ func Sync(ctx context.Context, o SyncOptions) (*Plan, bool, error) {
 // regionsOf lists the regions to look for profiles in, sorted: the default,
 // every entitlement's (so that profiles an entitlement no longer wants are
 // found to prune), the wanted ones' and the recorded ones'.
-func regionsOf(st *state.State, wants []Want, recorded []store.BillingProfile, region string) []string {
+func regionsOf(st *state.State, wants []Want, recorded []state.BillingProfile, region string) []string {
 	var rs []string
 	if region != "" {
 		rs = append(rs, region)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/billing"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 var billingGroup = group{
@@ -36,7 +35,7 @@ type billingSyncResult struct {
 
 // billingProfiles is the admin API's body of /admin/v1/billing/profiles.
 type billingProfiles struct {
-	Profiles []store.BillingProfile `json:"profiles"`
+	Profiles []state.BillingProfile `json:"profiles"`
 }
 
 func runBillingSync(ctx context.Context, args []string, env Env) error {
@@ -101,7 +100,7 @@ func runBillingSync(ctx context.Context, args []string, env Env) error {
 		Recorded: recorded.Profiles,
 		Apply:    *apply,
 		Prune:    *prune,
-		Record: func(ctx context.Context, rs []store.BillingProfile) error {
+		Record: func(ctx context.Context, rs []state.BillingProfile) error {
 			_, err := c.sendJSON(ctx, http.MethodPut, "/admin/v1/billing/profiles", nil, billingProfiles{Profiles: rs}, nil)
 			return err
 		},

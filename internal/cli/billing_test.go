@@ -7,14 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/bedrock-gateway/gateway/internal/admin"
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/sim"
-	"github.com/bedrock-gateway/gateway/internal/store"
+	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
 const (
@@ -25,20 +24,20 @@ const (
 // memBilling is an in-memory admin.BillingStore.
 type memBilling struct {
 	mu sync.Mutex
-	ps []store.BillingProfile
+	ps []state.BillingProfile
 }
 
-func (m *memBilling) BillingProfiles(context.Context) ([]store.BillingProfile, error) {
+func (m *memBilling) BillingProfiles(context.Context) ([]state.BillingProfile, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.ps), nil
 }
 
-func (m *memBilling) ReplaceBillingProfiles(_ context.Context, _ string, ps []store.BillingProfile) (uint64, error) {
+func (m *memBilling) ReplaceBillingProfiles(_ context.Context, _ string, ps []state.BillingProfile) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ps = slices.Clone(ps)
-	store.SortBillingProfiles(m.ps)
+	state.SortBillingProfiles(m.ps)
 	return 1, nil
 }
 
@@ -70,7 +69,7 @@ func TestBillingSync(t *testing.T) {
 	wantContains(t, h.ok("billing", "sync", "--bedrock-endpoint", h.vars["BEDROCK_ENDPOINT"]), "0 profiles wanted; no changes")
 
 	// Per team: a plan, then --apply.
-	patch(t, h, "customer-support-llm", `{"billing":{"profiles":"per_team"}}`)
+	wantContains(t, h.ok("entitlements", "update", "customer-support-llm", "--billing-profiles", "per_team"), "billing_profiles:", "per_team")
 	out := h.ok("billing", "sync", "--bedrock-endpoint", h.vars["BEDROCK_ENDPOINT"])
 	wantContains(t, out, "+ create customer-support-llm team Development (us-east-1): bgw-customer-support-llm-development-",
 		"+ create customer-support-llm team data-science", "2 profiles wanted; 2 changes not applied (run with --apply)")
@@ -88,7 +87,7 @@ func TestBillingSync(t *testing.T) {
 	mb.ps = nil
 	var res struct {
 		Changes []struct{ Op, Entitlement, Team, ARN string }
-		Records []store.BillingProfile
+		Records []state.BillingProfile
 		Applied bool
 	}
 	raw := h.ok("billing", "sync", "--apply", "-o", "json", "--bedrock-endpoint", h.vars["BEDROCK_ENDPOINT"])
@@ -109,23 +108,5 @@ func TestBillingSync(t *testing.T) {
 		if _, _, err := h.run(args...); !errors.As(err, new(*UsageError)) {
 			t.Errorf("%v: %v", args, err)
 		}
-	}
-}
-
-func patch(t *testing.T, h *harness, name, body string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPatch, h.srv.URL+"/admin/v1/entitlements/"+name, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("patch: %d", resp.StatusCode)
 	}
 }

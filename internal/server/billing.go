@@ -10,7 +10,6 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/billing"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/store"
 )
 
 // billingSyncLock is the name of the lock replicas take to run the periodic
@@ -34,7 +33,7 @@ func (t *profileTable) Profile(entitlement, team string) (string, bool) {
 	return arn, ok
 }
 
-func (t *profileTable) set(ps []store.BillingProfile) {
+func (t *profileTable) set(ps []state.BillingProfile) {
 	m := make(map[string]string, len(ps))
 	for _, p := range ps {
 		m[p.Key()] = p.ARN
@@ -110,7 +109,7 @@ func (s *Server) newBillingSync(awsCfg aws.Config, region string) (*billing.Peri
 			}
 			return l.Release, true, nil
 		},
-		Load: func(ctx context.Context) (*state.State, []store.BillingProfile, error) {
+		Load: func(ctx context.Context) (*state.State, []state.BillingProfile, error) {
 			st, _, err := s.store.Load(ctx)
 			if err != nil {
 				return nil, nil, err
@@ -118,7 +117,7 @@ func (s *Server) newBillingSync(awsCfg aws.Config, region string) (*billing.Peri
 			ps, err := s.store.BillingProfiles(ctx)
 			return st, ps, err
 		},
-		Record: func(ctx context.Context, ps []store.BillingProfile) error {
+		Record: func(ctx context.Context, ps []state.BillingProfile) error {
 			_, err := s.store.ReplaceBillingProfiles(ctx, billing.Actor, ps)
 			return err
 		},

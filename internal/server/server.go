@@ -75,6 +75,7 @@ type Server struct {
 	data, ops      *http.Server
 	dataLn, opsLn  net.Listener
 	simURL         string
+	simHub         [2]string         // with --simulate: the simulator's hub access key ID and secret
 	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
 	billingSync    *billing.Periodic // nil unless --billing-sync-interval
 	profiles       profileTable      // recorded application inference profiles
@@ -118,6 +119,14 @@ func (s *Server) TLS() bool { return s.tls }
 
 // SimulatorURL is the in-process simulator's URL with --simulate, else "".
 func (s *Server) SimulatorURL() string { return s.simURL }
+
+// SimulatorHubKey is, with --simulate, the hub key the in-process simulator
+// verifies (a throwaway generated at start, for the simulator only), so that
+// make run users can call its control plane (gateway billing sync); ok false
+// otherwise.
+func (s *Server) SimulatorHubKey() (akid, secret string, ok bool) {
+	return s.simHub[0], s.simHub[1], s.simHub[0] != ""
+}
 
 // Limiter exposes the quota limiter (tests flush settlements).
 func (s *Server) Limiter() *quota.Limiter { return s.limiter }
@@ -396,6 +405,7 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
 		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
+		s.simHub = [2]string{akid, secret}
 		hubCreds := credentials.NewStaticCredentialsProvider(akid, secret, "")
 		s.awsCfg = aws.Config{Region: region, Credentials: hubCreds}
 		return s.simURL, region, hubCreds, nil

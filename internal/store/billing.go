@@ -5,43 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bedrock-gateway/gateway/internal/state"
 )
-
-// BillingProfile records the application inference profile the gateway calls
-// for an entitlement (Team empty: per_entitlement) or one team of it
-// (per_team). gateway billing sync writes them; every replica reads them
-// when the state version moves.
-type BillingProfile struct {
-	Entitlement string `json:"entitlement"`
-	Team        string `json:"team,omitempty"`
-	// ARN of the application inference profile.
-	ARN string `json:"arn"`
-	// Source is the ARN the profile copies (a foundation model or a
-	// system-defined inference profile).
-	Source string `json:"source,omitempty"`
-}
-
-// Key is the record's field in the hash: the entitlement name (which never
-// holds '/') and the team.
-func (p BillingProfile) Key() string { return p.Entitlement + "/" + p.Team }
 
 // ActionBillingProfiles is the audit action of ReplaceBillingProfiles.
 const ActionBillingProfiles = "billing.profiles.replace"
 
 // billingProfilesKey is <prefix>:{state}:billing_profiles, a hash of
-// BillingProfile.Key -> JSON of BillingProfile. It sits beside the state, not
+// state.BillingProfile.Key -> JSON of state.BillingProfile. It sits beside the state, not
 // in it: the records follow AWS (gateway billing sync), not state files, so
 // apply and export leave them alone, and a store that lost them gets them
 // back from the profiles' tags at the next sync.
 func (s *Store) billingProfilesKey() string { return s.prefix + ":{state}:billing_profiles" }
 
 // BillingProfiles returns the recorded profiles, sorted by entitlement and team.
-func (s *Store) BillingProfiles(ctx context.Context) ([]BillingProfile, error) {
+func (s *Store) BillingProfiles(ctx context.Context) ([]state.BillingProfile, error) {
 	m, err := s.client.HGetAll(ctx, s.billingProfilesKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading billing profiles: %w", err)
@@ -49,10 +32,10 @@ func (s *Store) BillingProfiles(ctx context.Context) ([]BillingProfile, error) {
 	return decodeBillingProfiles(m)
 }
 
-func decodeBillingProfiles(m map[string]string) ([]BillingProfile, error) {
-	out := make([]BillingProfile, 0, len(m))
+func decodeBillingProfiles(m map[string]string) ([]state.BillingProfile, error) {
+	out := make([]state.BillingProfile, 0, len(m))
 	for _, k := range sortedKeys(m) {
-		var p BillingProfile
+		var p state.BillingProfile
 		if err := json.Unmarshal([]byte(m[k]), &p); err != nil {
 			return nil, fmt.Errorf("decoding billing profile %q: %w", k, err)
 		}
@@ -65,7 +48,7 @@ func decodeBillingProfiles(m map[string]string) ([]BillingProfile, error) {
 // actor with one entry per record added, changed or removed, and bumps the
 // state version (every replica then reloads them) when anything changed. It
 // returns the new version, or the current one when nothing changed.
-func (s *Store) ReplaceBillingProfiles(ctx context.Context, actor string, ps []BillingProfile) (uint64, error) {
+func (s *Store) ReplaceBillingProfiles(ctx context.Context, actor string, ps []state.BillingProfile) (uint64, error) {
 	want := make(map[string][]byte, len(ps))
 	for _, p := range ps {
 		if p.Entitlement == "" || strings.Contains(p.Entitlement, "/") || p.ARN == "" {
@@ -161,14 +144,4 @@ func (s *Store) ReplaceBillingProfiles(ctx context.Context, actor string, ps []B
 		}
 	}
 	return 0, ErrConflict
-}
-
-// SortBillingProfiles orders ps by entitlement, then team.
-func SortBillingProfiles(ps []BillingProfile) {
-	slices.SortFunc(ps, func(a, b BillingProfile) int {
-		if c := strings.Compare(a.Entitlement, b.Entitlement); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Team, b.Team)
-	})
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
@@ -15,19 +16,19 @@ func TestReplaceBillingProfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	dev := BillingProfile{Entitlement: "support", Team: "development", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/aaaaaaaaaaaa"}
-	ds := BillingProfile{Entitlement: "support", Team: "data science", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/bbbbbbbbbbbb"}
-	whole := BillingProfile{Entitlement: "marketing", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/cccccccccccc"}
+	dev := state.BillingProfile{Entitlement: "support", Team: "development", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/aaaaaaaaaaaa"}
+	ds := state.BillingProfile{Entitlement: "support", Team: "data science", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/bbbbbbbbbbbb"}
+	whole := state.BillingProfile{Entitlement: "marketing", ARN: "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/cccccccccccc"}
 
 	steps := []struct {
 		name    string
-		set     []BillingProfile
+		set     []state.BillingProfile
 		bumps   bool
 		audited int
 	}{
-		{"create", []BillingProfile{dev, ds}, true, 2},
-		{"same again", []BillingProfile{ds, dev}, false, 0},
-		{"add one, drop one", []BillingProfile{dev, whole}, true, 2},
+		{"create", []state.BillingProfile{dev, ds}, true, 2},
+		{"same again", []state.BillingProfile{ds, dev}, false, 0},
+		{"add one, drop one", []state.BillingProfile{dev, whole}, true, 2},
 		{"empty", nil, true, 2},
 	}
 	for _, st := range steps {
@@ -52,12 +53,12 @@ func TestReplaceBillingProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := slices.Clone(st.set)
-		SortBillingProfiles(want)
+		state.SortBillingProfiles(want)
 		if !slices.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
 			t.Errorf("%s: got %+v, want %+v", st.name, got, want)
 		}
 	}
-	for _, bad := range [][]BillingProfile{{{Entitlement: "x"}}, {{ARN: "a"}}, {dev, dev}} {
+	for _, bad := range [][]state.BillingProfile{{{Entitlement: "x"}}, {{ARN: "a"}}, {dev, dev}} {
 		if _, err := s.ReplaceBillingProfiles(ctx, "t", bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v", bad, err)
 		}
