@@ -535,16 +535,14 @@ func (c *cpCall) listTags() {
 
 // resolveProfile maps a runtime call's model label to the model it answers
 // as: an application inference profile's ARN or ID gives the model it
-// copies; anything else is returned as is. ok is false for an ARN of an
-// application inference profile that does not exist.
-func (s *Simulator) resolveProfile(modelID string) (model string, ok bool) {
+// copies; anything else is returned as is (an application profile the
+// simulator did not create answers as the body's model family, as before
+// the control plane existed).
+func (s *Simulator) resolveProfile(modelID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := s.lookupProfile(modelID); p != nil {
-		return p.Model, true
+		return p.Model
 	}
-	if strings.Contains(modelID, ":application-inference-profile/") {
-		return "", false
-	}
-	return modelID, true
+	return modelID
 }

@@ -235,12 +235,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route.Op.HasModel() {
 		// An application inference profile answers as the model it copies;
 		// Observed and ModelUsage keep the ID the caller used.
-		model, ok := s.resolveProfile(route.ModelID)
-		if !ok {
-			c.fail(bedrock.Validation("The provided model identifier is invalid."))
-			return
-		}
-		c.route.ModelID = model
+		c.route.ModelID = s.resolveProfile(route.ModelID)
 	}
 
 	ctl, be := s.controls(r)
