@@ -79,6 +79,8 @@ type Options struct {
 	Usage UsageSource
 	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
 	Quota QuotaSource
+	// Billing may be nil: /admin/v1/billing/profiles then answers 501.
+	Billing BillingStore
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now stamps created_at and updated_at; nil means time.Now.
@@ -120,6 +122,7 @@ type server struct {
 	routeTable  []route
 	usage       UsageSource
 	quota       QuotaSource
+	billing     BillingStore
 	log         *slog.Logger
 	now         func() time.Time
 	syncTimeout time.Duration
@@ -134,6 +137,7 @@ func New(opts Options) http.Handler {
 		syncer:      opts.Syncer,
 		usage:       opts.Usage,
 		quota:       opts.Quota,
+		billing:     opts.Billing,
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
@@ -187,6 +191,8 @@ func (s *server) routes() {
 	// SigV4 secret: admins only.
 	s.handle(p+"/export", methods{http.MethodGet: admin(s.exportState)})
 	s.handle(p+"/denied-principals", methods{http.MethodGet: viewer(s.listDeniedPrincipals), http.MethodPost: operator(s.denyPrincipal)})
+	// Billing profile records: billing sync (an admin task) writes them.
+	s.handle(p+"/billing/profiles", methods{http.MethodGet: viewer(s.listBillingProfiles), http.MethodPut: admin(s.replaceBillingProfiles)})
 	// A pattern is an ARN: it holds slashes.
 	s.handle(p+"/denied-principals/{pattern...}", methods{http.MethodDelete: operator(s.allowPrincipal)})
 	s.handle(p+"/tokens/reload", methods{http.MethodPost: admin(s.reloadTokens)})

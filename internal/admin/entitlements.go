@@ -82,7 +82,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 
 // patchableFields are the top-level entitlement fields PATCH may set; each
 // given field replaces the stored one whole (limits included).
-var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "async_output_prefixes", "service_tiers", "guardrails"}
+var patchableFields = []string{"description", "model", "region", "scope", "limits", "operations", "state", "async_output_prefixes", "service_tiers", "guardrails", "billing"}
 
 func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
@@ -173,6 +173,8 @@ func decodeField(dst *state.Entitlement, field string, raw json.RawMessage) erro
 		target = &dst.ServiceTiers
 	case "guardrails":
 		target = &dst.Guardrails
+	case "billing":
+		target = &dst.Billing
 	}
 	if err := decodeJSON(raw, target); err != nil {
 		return errBadRequest("field %s: %s", field, err.(*apiError).Message)
@@ -203,6 +205,8 @@ func applyField(dst, src *state.Entitlement, field string) {
 		dst.ServiceTiers = slices.Clone(src.ServiceTiers)
 	case "guardrails":
 		dst.Guardrails = slices.Clone(src.Guardrails)
+	case "billing":
+		dst.Billing = src.Billing
 	}
 }
 

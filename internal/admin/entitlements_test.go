@@ -160,6 +160,13 @@ func TestPatchEntitlement(t *testing.T) {
 			}},
 		{name: "unknown service tier", body: `{"service_tiers":["gold"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
 		{name: "malformed guardrail", body: `{"guardrails":["Not A Guardrail"]}`, status: http.StatusBadRequest, code: codeValidationFailed},
+		{name: "billing", body: `{"billing":{"profiles":"per_team"}}`, status: http.StatusOK,
+			check: func(t *testing.T, _, after state.Entitlement) {
+				if after.Billing.Profiles != state.ProfilesPerTeam {
+					t.Fatalf("billing %+v", after.Billing)
+				}
+			}},
+		{name: "unknown billing mode", body: `{"billing":{"profiles":"per_account"}}`, status: http.StatusBadRequest, code: codeValidationFailed},
 		{name: "rename refused", body: `{"name":"other"}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "shares refused", body: `{"shares":[]}`, status: http.StatusBadRequest, code: codeBadRequest},
 		{name: "timestamps refused", body: `{"created_at":"2020-01-01T00:00:00Z"}`, status: http.StatusBadRequest, code: codeBadRequest},

@@ -50,6 +50,8 @@ var wantRoles = map[string]opsauth.Role{
 	"GET /admin/v1/denied-principals":                      opsauth.RoleViewer,
 	"POST /admin/v1/denied-principals":                     opsauth.RoleOperator,
 	"DELETE /admin/v1/denied-principals/{pattern...}":      opsauth.RoleOperator,
+	"GET /admin/v1/billing/profiles":                       opsauth.RoleViewer,
+	"PUT /admin/v1/billing/profiles":                       opsauth.RoleAdmin,
 	"POST /admin/v1/tokens/reload":                         opsauth.RoleAdmin,
 }
 

@@ -58,6 +58,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier|principal)
   audit        the audit log
   org          sync: read AWS Organizations, show (--apply: write) the difference
+  billing      sync: application inference profiles per team or entitlement, for cost in AWS Billing
 
 Member:
   token        mint an IAM identity token (AWS credential chain; --gateway-id or GATEWAY_ID, --export)

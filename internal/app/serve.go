@@ -145,6 +145,26 @@ or with the AWS CLI, if installed:
 
 `, cred.Account, cred.AccessKeyID, cred.Secret, caEnv, endpoint, model, cred.AccessKeyID, cred.Secret, caEnv, endpoint, model)
 	printIAMDemo(env, cfg, srv, cred.Account, model, endpoint, caEnv)
+	printBillingDemo(env, srv, model)
+}
+
+// printBillingDemo shows, with --simulate, how to give an entitlement
+// per-team application inference profiles in the simulator's Bedrock control
+// plane (signed with the simulator's throwaway hub key).
+func printBillingDemo(env Env, srv *server.Server, model string) {
+	akid, secret, ok := srv.SimulatorHubKey()
+	if !ok {
+		return
+	}
+	fmt.Fprintf(env.Stdout, `Per-team cost in AWS Billing (docs/billing.md): give the entitlement an application inference
+profile per team, created in the simulator's Bedrock control plane with its hub key; calls then go to
+their team's profile:
+
+  GATEWAY_ADMIN_URL=http://%s go run ./cmd/gateway entitlements update %s --billing-profiles per_team
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 GATEWAY_ADMIN_URL=http://%s \
+    go run ./cmd/gateway billing sync --apply --bedrock-endpoint %s
+
+`, localAddr(srv.OpsAddr()), model, akid, secret, localAddr(srv.OpsAddr()), srv.SimulatorURL())
 }
 
 // printIAMDemo shows, with --simulate and --iam-identity over TLS, a call

@@ -64,6 +64,9 @@ type Entitlement struct {
 	// AsyncOutputPrefixes are where StartAsyncInvoke may write (see
 	// state.AsyncOutputAllowed); read-only.
 	AsyncOutputPrefixes []string
+	// ProfileMode is billing.profiles with its default: per_team,
+	// per_entitlement or none.
+	ProfileMode string
 
 	index  int32
 	active bool
@@ -392,6 +395,7 @@ func (b *builder) entitlements() error {
 			e.State = state.EntitlementActive
 		}
 		e.AsyncOutputPrefixes = se.AsyncOutputPrefixes // st is the snapshot's own copy
+		e.ProfileMode = se.Billing.ProfileMode()
 		e.tiers = slices.Clone(se.ServiceTiers)
 		e.hub = b.s.st.Organization.HubAccount
 		for _, g := range se.Guardrails {

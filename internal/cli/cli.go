@@ -76,6 +76,7 @@ func commands() []command {
 		{"usage", "the monthly usage report", runUsage},
 		{"quota", "each monthly cap: limit, used, reserved, remaining, reset", runQuota},
 		{"org", "sync the organization from AWS Organizations", runOrg},
+		{"billing", "sync the application inference profiles that attribute cost per team in AWS Billing", runBilling},
 		{"token", "mint an IAM identity token for the gateway", runToken},
 	}
 }

@@ -117,6 +117,7 @@ func printEntitlement(w io.Writer, e *state.Entitlement) {
 	row("async_output_prefixes", strings.Join(e.AsyncOutputPrefixes, ", "))
 	row("service_tiers", tiersText(e.ServiceTiers))
 	row("guardrails", orNone(e.Guardrails))
+	row("billing_profiles", e.Billing.ProfileMode())
 	row("monthly_tokens", tokensText(l.MonthlyTokens))
 	row("account_monthly_tokens", tokensText(l.AccountMonthlyTokens))
 	row("requests_per_minute", tokensText(l.RequestsPerMinute))
@@ -161,6 +162,7 @@ type createFlags struct {
 	alertThresholds                                     string
 	suspended                                           bool
 	serviceTiers, guardrails                            string
+	billingProfiles                                     string
 }
 
 func entitlementsCreate(ctx context.Context, args []string, env Env) error {
@@ -215,6 +217,7 @@ func (f *createFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.alertThresholds, "alert-thresholds", "", "comma-separated percentages of each cap at which budget alerts fire (default 50,80,100)")
 	fs.StringVar(&f.serviceTiers, "service-tiers", "", "comma-separated service tiers members may ask for beyond the default: priority, flex, reserved, optimized (latency-optimized inference)")
 	fs.StringVar(&f.guardrails, "guardrails", "", "comma-separated guardrail IDs or ARNs members may name or apply (default: none)")
+	fs.StringVar(&f.billingProfiles, "billing-profiles", "", "application inference profiles for cost in AWS Billing: per_team, per_entitlement or none (default none; gateway billing sync creates them)")
 }
 
 func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (e *state.Entitlement, err error) {
@@ -266,6 +269,7 @@ func (f *createFlags) entitlement(fs *flag.FlagSet, pos []string) (e *state.Enti
 		e.State = state.EntitlementSuspended
 	}
 	e.ServiceTiers, e.Guardrails = splitList(f.serviceTiers), splitList(f.guardrails)
+	e.Billing.Profiles = f.billingProfiles
 	return e, nil
 }
 

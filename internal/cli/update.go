@@ -46,6 +46,8 @@ func entitlementsUpdate(ctx context.Context, args []string, env Env) error {
 			patch[strings.ReplaceAll(fl.Name, "-", "_")] = list
 		case "state":
 			patch["state"] = *st
+		case "billing-profiles":
+			patch["billing"] = state.Billing{Profiles: f.billingProfiles}
 		default:
 			limitsChanged = limitsChanged || slices.Contains(limitFlags, fl.Name)
 		}

@@ -78,6 +78,12 @@ type Serve struct {
 	OrganizationsEndpoint string
 	OrgSyncTeamTag        string
 	TLSSelfSigned         bool
+	// Billing profiles (gateway billing sync --apply on one replica at a
+	// time) and the Bedrock control-plane endpoint they are made through.
+	BedrockEndpoint       string
+	BillingSyncInterval   time.Duration
+	BillingEntitlementTag string
+	BillingTeamTag        string
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -164,6 +170,10 @@ func (c *Serve) Settings() []Setting {
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
 		{"tls-self-signed", "false", "with --simulate only: serve TLS with a CA and a certificate for 127.0.0.1 and localhost generated at start into a temporary directory (the CA file's path is printed), so that bearer tokens work locally (make run)", false, &c.TLSSelfSigned},
+		{"bedrock-endpoint", "", "Bedrock control-plane URL (application inference profiles) instead of AWS's or AWS_ENDPOINT_URL_BEDROCK (a VPC endpoint, a simulator; with --simulate the built-in one)", false, &c.BedrockEndpoint},
+		{"billing-sync-interval", "0s", "when > 0, sync the application inference profiles of entitlements with billing.profiles this often (as gateway billing sync --apply, never pruning), on one replica at a time", false, &c.BillingSyncInterval},
+		{"billing-entitlement-tag", "bedrock-gateway:entitlement", "tag key carrying the entitlement on the periodic billing sync's profiles", false, &c.BillingEntitlementTag},
+		{"billing-team-tag", "bedrock-gateway:team", "tag key carrying the team on the periodic billing sync's profiles", false, &c.BillingTeamTag},
 	}
 }
 
@@ -528,6 +538,22 @@ func (c *Serve) Validate() error {
 	}
 	if c.OrgSyncTeamTag == "" || len(c.OrgSyncTeamTag) > 128 {
 		bad("--org-sync-team-tag must be 1 to 128 characters")
+	}
+	if c.BillingSyncInterval < 0 {
+		bad("--billing-sync-interval must not be negative")
+	}
+	if c.BedrockEndpoint != "" {
+		if u, err := url.Parse(c.BedrockEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad("--bedrock-endpoint must be an http:// or https:// URL without user information")
+		}
+	}
+	for _, t := range []struct{ flag, v string }{{"--billing-entitlement-tag", c.BillingEntitlementTag}, {"--billing-team-tag", c.BillingTeamTag}} {
+		if t.v == "" || len(t.v) > 128 {
+			bad("%s must be 1 to 128 characters", t.flag)
+		}
+	}
+	if c.BillingEntitlementTag == c.BillingTeamTag {
+		bad("--billing-entitlement-tag and --billing-team-tag must differ")
 	}
 	if c.STSEndpoint != "" && !isOrigin(c.STSEndpoint) {
 		bad("--sts-endpoint must be an origin: http:// or https://, a host, an optional port, no path, query or user")

@@ -30,6 +30,9 @@ type accessRecord struct {
 	Principal   string
 	Entitlement string
 	Model       string // the upstream model
+	// Profile is the application inference profile ARN called instead of
+	// Model (billing.profiles); empty when the model was called.
+	Profile string
 	// RequestedModel is the model ID as the caller named it (an entitlement
 	// name, a model ID or ARN); DenyReason why a call was denied. Both are
 	// for the gateway's log: the caller gets one AccessDeniedException.
@@ -76,6 +79,7 @@ func (h *Handler) accessRecord(w *responseWriter, r *http.Request, c *call) acce
 	if c.decision != nil {
 		rec.Model = c.decision.UpstreamModel
 	}
+	rec.Profile = c.profile
 	if c.cred != nil {
 		rec.Credential = c.cred.Label
 		if c.cred.Kind == authn.KindIAM {
@@ -111,6 +115,7 @@ func annotateSpan(span trace.Span, rec *accessRecord) {
 		attribute.String("gateway.account", rec.Account),
 		attribute.String("gateway.team", rec.Team),
 		attribute.String("gateway.principal", rec.Principal),
+		attribute.String("gateway.profile", rec.Profile),
 		attribute.String("aws.request_id", rec.RequestID),
 		attribute.Int("http.response.status_code", rec.Status),
 	)
@@ -141,6 +146,7 @@ func (h *Handler) logAccess(ctx context.Context, rec *accessRecord) {
 		slog.String("principal", rec.Principal),
 		slog.String("entitlement", rec.Entitlement),
 		slog.String("model", rec.Model),
+		slog.String("profile", rec.Profile),
 		slog.String("requested_model", rec.RequestedModel),
 		slog.String("deny_reason", rec.DenyReason),
 		slog.String("tier", rec.Tier),

@@ -30,6 +30,9 @@ type QuotaRequest struct {
 	// Principal is the caller's canonical IAM principal ARN, recorded with
 	// its usage; empty for gateway-issued credentials.
 	Principal string
+	// Profile is the application inference profile ARN the call goes to
+	// (billing.profiles), recorded beside the model; empty: the model.
+	Profile string
 }
 
 // Ticket is an admitted reservation.
@@ -76,7 +79,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 		return nil
 	}
 	ctx, span := h.opts.Tracer.Start(ctx, "quota.reserve")
-	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier, Principal: c.ledgerPrincipal()})
+	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier, Principal: c.ledgerPrincipal(), Profile: c.profile})
 	span.End()
 	if err != nil {
 		if rej, ok := err.(*Rejection); ok && rej.Reason != ReasonClientGone {

@@ -100,6 +100,13 @@ type Options struct {
 	// GatewayID is the audience of IAM identity tokens; default
 	// authn.DefaultGatewayID of the snapshot's organization id.
 	GatewayID string
+	// Profiles finds the application inference profile a call of an
+	// entitlement with billing.profiles goes to; nil: none is ever found.
+	Profiles Profiles
+	// OnProfileMissing, when set, hears of each call that wanted a profile
+	// and went to the foundation model because none is recorded yet
+	// (gateway_billing_profile_missing_total).
+	OnProfileMissing func(entitlement string)
 }
 
 // Handler serves the Bedrock Runtime API.
@@ -218,6 +225,9 @@ type call struct {
 	bodyCharged int64
 	// closeConn closes the connection after an error answer (HTTP/2: GOAWAY).
 	closeConn bool
+	// profile is the application inference profile ARN the call goes to
+	// instead of the foundation model (billing.profiles); empty: the model.
+	profile string
 }
 
 func (c *call) entitlementName() string {
@@ -326,6 +336,7 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return err
 	}
 	w.Header().Set("X-Gateway-Entitlement", c.decision.Entitlement.Name)
+	h.chooseProfile(c)
 	if err := h.inspect(r, c); err != nil {
 		return err
 	}

@@ -60,9 +60,12 @@ func NewTransport(o TransportOptions) *http.Transport {
 // returned ChunkSigner signs (nil otherwise).
 func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call, body io.Reader, payloadHash string) (*http.Request, *authn.ChunkSigner, error) {
 	u, region := h.upstreamFor(c)
-	if c.route.Op.HasModel() {
+	switch {
+	case c.profile != "":
+		u.RawPath = bedrock.ModelPath(c.route.Op, c.profile)
+	case c.route.Op.HasModel():
 		u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
-	} else {
+	default:
 		u.RawPath = rawPath(r)
 	}
 	p, err := pathUnescape(u.RawPath)

@@ -68,6 +68,10 @@ type Request struct {
 	// state.CanonicalPrincipal), recorded in the ledger; empty for
 	// gateway-issued credentials.
 	Principal string
+	// Profile is the application inference profile ARN the call went to
+	// instead of Model (billing.profiles), recorded beside it in the
+	// ledger; empty: the model itself.
+	Profile string
 }
 
 // Reservation is an admitted request's hold on its caps, to be settled or

@@ -81,6 +81,10 @@ type LedgerRow struct {
 	// Principal is the IAM principal (canonical role or user ARN) that made
 	// the calls; empty for gateway-issued credentials.
 	Principal string
+	// Profile is the application inference profile ARN the calls went to
+	// (billing.profiles; Bedrock's CloudWatch ModelId for them); empty for
+	// calls to Model itself.
+	Profile string
 }
 
 // Ledger returns the month's ledger rows of the given entitlements, sorted by
@@ -105,6 +109,7 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	type rowKey struct {
 		ent string
 		ledgerKey
+		profile string
 	}
 	rows := map[rowKey]*LedgerRow{}
 	for i, e := range entitlements {
@@ -118,10 +123,12 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 			if k.Tier == "" {
 				k.Tier = bedrock.TierDefault
 			}
-			rk := rowKey{e, k}
+			model, profile := splitLedgerModel(k.Model)
+			k.Model = model
+			rk := rowKey{e, k, profile}
 			r := rows[rk]
 			if r == nil {
-				r = &LedgerRow{Month: month, Entitlement: e, Account: k.Account, Model: k.Model, Tier: k.Tier, Team: k.Team, Principal: k.Principal}
+				r = &LedgerRow{Month: month, Entitlement: e, Account: k.Account, Model: model, Tier: k.Tier, Team: k.Team, Principal: k.Principal, Profile: profile}
 				rows[rk] = r
 			}
 			switch metric {
@@ -165,7 +172,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		if a.Team != b.Team {
 			return a.Team < b.Team
 		}
-		return a.Principal < b.Principal
+		if a.Principal != b.Principal {
+			return a.Principal < b.Principal
+		}
+		return a.Profile < b.Profile
 	})
 	return out, nil
 }

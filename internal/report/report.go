@@ -90,6 +90,9 @@ type LedgerRow struct {
 	// Principal is the IAM principal (canonical role or user ARN) that made
 	// the calls; empty for gateway-issued credentials.
 	Principal string
+	// Profile is the application inference profile ARN the calls went to
+	// (billing.profiles); empty for calls to Model itself.
+	Profile string
 }
 
 // LedgerReader reads the monthly usage ledger (the server adapts

@@ -51,6 +51,7 @@ func (q *limiterQuota) Reserve(ctx context.Context, req proxy.QuotaRequest) (pro
 		Tier:              req.Tier,
 		Team:              d.Account.Team, // the ledger keeps the team at call time
 		Principal:         req.Principal,
+		Profile:           req.Profile,
 	})
 	if err != nil {
 		return nil, q.rejection(e.Name, err)

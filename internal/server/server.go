@@ -30,6 +30,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/billing"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/console"
 	"github.com/bedrock-gateway/gateway/internal/metering"
@@ -75,7 +76,11 @@ type Server struct {
 	data, ops      *http.Server
 	dataLn, opsLn  net.Listener
 	simURL         string
+	simHub         [2]string         // with --simulate: the simulator's hub access key ID and secret
 	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
+	billingSync    *billing.Periodic // nil unless --billing-sync-interval
+	profiles       profileTable      // recorded application inference profiles
+	awsCfg         aws.Config        // the hub's AWS configuration (credentials, region, endpoint settings)
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
@@ -115,6 +120,14 @@ func (s *Server) TLS() bool { return s.tls }
 
 // SimulatorURL is the in-process simulator's URL with --simulate, else "".
 func (s *Server) SimulatorURL() string { return s.simURL }
+
+// SimulatorHubKey is, with --simulate, the hub key the in-process simulator
+// verifies (a throwaway generated at start, for the simulator only), so that
+// make run users can call its control plane (gateway billing sync); ok false
+// otherwise.
+func (s *Server) SimulatorHubKey() (akid, secret string, ok bool) {
+	return s.simHub[0], s.simHub[1], s.simHub[0] != ""
+}
 
 // Limiter exposes the quota limiter (tests flush settlements).
 func (s *Server) Limiter() *quota.Limiter { return s.limiter }
@@ -228,6 +241,13 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if s.orgSync, err = s.newOrgSync(region, creds); err != nil {
 		return nil, err
 	}
+	if s.billingSync, err = s.newBillingSync(s.awsCfg, region); err != nil {
+		return nil, err
+	}
+	billingMetrics, err := metering.NewBillingMetrics(s.metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	var iamVerifier *authn.IAMVerifier
 	if cfg.IAMIdentity {
 		iamVerifier = s.iamVerifier()
@@ -256,6 +276,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		BehindTLSProxy:       cfg.BehindTLSProxy,
 		IAMIdentity:          iamVerifier,
 		GatewayID:            cfg.GatewayID,
+		Profiles:             &s.profiles,
+		OnProfileMissing:     billingMetrics.ProfileMissing,
 	})
 	if err != nil {
 		return nil, err
@@ -275,6 +297,9 @@ func (s *Server) applySnapshot(st *state.State, version uint64) error {
 	}
 	s.snap.Store(snap)
 	s.metrics.SetStateVersion(version)
+	// The billing profile records move the state version too (store
+	// billing.go): read them now, so a new profile is used at once.
+	s.reloadProfiles(context.Background())
 	return nil
 }
 
@@ -351,6 +376,7 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		if region == "" {
 			region = "us-east-1"
 		}
+		s.awsCfg = aws.Config{Region: region, Credentials: deps.UpstreamCreds}
 		return deps.UpstreamURL, region, deps.UpstreamCreds, nil
 	case cfg.Simulate:
 		if region == "" {
@@ -386,7 +412,10 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
 		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
-		return s.simURL, region, credentials.NewStaticCredentialsProvider(akid, secret, ""), nil
+		s.simHub = [2]string{akid, secret}
+		hubCreds := credentials.NewStaticCredentialsProvider(akid, secret, "")
+		s.awsCfg = aws.Config{Region: region, Credentials: hubCreds}
+		return s.simURL, region, hubCreds, nil
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -408,6 +437,8 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 	if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
 		s.log.Warn("hub AWS credentials are not available yet; calls will fail with ServiceUnavailableException until they are", "error", err)
 	}
+	awsCfg.Region = region
+	s.awsCfg = awsCfg // keeps AWS_ENDPOINT_URL_BEDROCK and the like for the control plane
 	return endpoint, region, awsCfg.Credentials, nil
 }
 
@@ -474,7 +505,7 @@ func (s *Server) listen() error {
 	mux.Handle(console.SessionPath, sessions)
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
-		Usage:         s.reports, Quota: s.reports}))
+		Usage:         s.reports, Quota: s.reports, Billing: s.store}))
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
 		// only, and cmdline never (a secret once given as a flag would show).
@@ -641,6 +672,12 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.orgSync.Run(degradedCtx) }()
 	}
+	if s.billingSync != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.billingSync.Run(degradedCtx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchProfiles(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,8 +40,13 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add(uint8(0), "/foundation-models/%zz", []byte(nil), uint8(0), "")
 	f.Add(uint8(0), "/?Action=GetCallerIdentity&X-Amz-Algorithm=AWS4-HMAC-SHA256", []byte(nil), uint8(0), "")
 	f.Add(uint8(1), "/", []byte("Action=GetCallerIdentity&Version=2011-06-15"), uint8(0), "")
+	f.Add(uint8(1), "/inference-profiles", []byte(`{"inferenceProfileName":"p","modelSource":{"copyFrom":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"},"tags":[{"key":"k","value":"v"}]}`), uint8(0), "")
+	f.Add(uint8(0), "/inference-profiles?type=APPLICATION&maxResults=1&nextToken=a", []byte(nil), uint8(0), "")
+	f.Add(uint8(3), "/inference-profiles/arn%3Aaws%3Abedrock%3Aus-east-1%3A111111111111%3Aapplication-inference-profile%2Fabc", []byte(nil), uint8(0), "")
+	f.Add(uint8(1), "/tagResource", []byte(`{"resourceARN":"arn:x","tags":[{"key":"a","value":"b"}]}`), uint8(0), "")
+	f.Add(uint8(1), "/listTagsForResource", []byte(`{"resourceARN":1}`), uint8(0), "")
 	s := New(Options{})
-	methods := []string{"GET", "POST", "PUT"}
+	methods := []string{"GET", "POST", "PUT", "DELETE"}
 	f.Fuzz(func(t *testing.T, m uint8, path string, body []byte, output uint8, delay string) {
 		if d, err := time.ParseDuration(delay); err == nil && d > 0 {
 			t.Skip() // keep the fuzzer fast
@@ -59,5 +66,35 @@ func FuzzServeHTTP(f *testing.F) {
 			t.Fatalf("%s %s: error %d without X-Amzn-ErrorType", method, path, w.Code)
 		}
 		s.Reset()
+	})
+}
+
+// FuzzControlPlane creates a profile from any body and then uses what it
+// made: nothing panics, every answer is a JSON document or a Bedrock error.
+func FuzzControlPlane(f *testing.F) {
+	f.Add([]byte(`{"inferenceProfileName":"p","modelSource":{"copyFrom":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"},"tags":[{"key":"k","value":"v"}]}`), "k")
+	f.Add([]byte(`{"inferenceProfileName":"a b","modelSource":{"copyFrom":"arn:aws:bedrock:eu-west-1:111111111111:inference-profile/eu.x"}}`), "")
+	f.Add([]byte(`{"modelSource":null,"tags":null}`), "\x00")
+	f.Fuzz(func(t *testing.T, body []byte, tagKey string) {
+		s := New(Options{})
+		do := func(method, target string, b []byte) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(method, "/", strings.NewReader(string(b)))
+			req.RequestURI = target
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req)
+			if w.Code != http.StatusOK && w.Header().Get("X-Amzn-Errortype") == "" {
+				t.Fatalf("%s %s: error %d without X-Amzn-ErrorType", method, target, w.Code)
+			}
+			return w
+		}
+		do("POST", "/inference-profiles", body)
+		for _, p := range s.Profiles() {
+			do("GET", "/inference-profiles/"+url.PathEscape(p.ARN), nil)
+			tag, _ := json.Marshal(map[string]any{"resourceARN": p.ARN, "tags": []map[string]string{{"key": tagKey, "value": tagKey}}})
+			do("POST", "/tagResource", tag)
+			do("POST", "/listTagsForResource", []byte(`{"resourceARN":"`+p.ARN+`"}`))
+			do("DELETE", "/inference-profiles/"+p.ID, nil)
+		}
+		do("GET", "/inference-profiles?maxResults=1000", nil)
 	})
 }

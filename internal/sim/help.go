@@ -64,6 +64,16 @@ the file names its team. Pages hold at most 20 (MaxResults), NextToken continues
 Faults (X-Sim-Fault, --fault at --fault-rate) strike these calls too: throttle is
 400 TooManyRequestsException (which the SDKs retry), unavailable 503 and the others 500
 ServiceException, reset drops the connection.
+
+Bedrock control plane, application inference profiles (REST-JSON, signed for service
+bedrock with the hub key, as aws bedrock ... --endpoint-url and the SDKs send them):
+CreateInferenceProfile (modelSource.copyFrom a foundation-model or system inference
+profile ARN, tags), GetInferenceProfile, ListInferenceProfiles (type APPLICATION; pages
+of ` + strconv.Itoa(DefaultProfilePageSize) + ` unless maxResults says otherwise, nextToken continues),
+DeleteInferenceProfile, TagResource, UntagResource and ListTagsForResource, held in
+memory. Profiles belong to account ` + HubAccount + ` in the region the request was signed for.
+A profile's ARN or ID is a model ID of the runtime operations: it answers as the model it
+copies, and its usage is counted under the ID the caller used.
 `
 }
 

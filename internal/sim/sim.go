@@ -101,6 +101,8 @@ type Simulator struct {
 	orgErr   error          // why Options.Organization could not be served
 	orgCalls map[string]int // Organizations calls per operation
 	stsCalls atomic.Int64   // STS requests served (sts.go)
+	profiles profileStore   // application inference profiles (bedrock.go)
+	perModel map[string]ModelUsage
 }
 
 // record is an Observed being filled in by its handler.
@@ -151,13 +153,15 @@ func (s *Simulator) Totals() bedrock.Usage {
 	return s.totals
 }
 
-// Reset forgets observed requests, totals, async invocations and the counts of
-// Organizations calls.
+// Reset forgets observed requests, totals, per-model usage, async
+// invocations and the counts of Organizations calls (not the inference
+// profiles).
 func (s *Simulator) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observed = nil
 	s.totals = bedrock.Usage{}
+	s.perModel = nil
 	s.gen++
 	s.async = newAsyncStore()
 	s.orgCalls = nil
@@ -176,6 +180,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if isSTS(r) {
 		s.serveSTS(w, r) // the STS stand-in (sts.go): not a Bedrock request, not observed
+		return
+	}
+	if isControlPlane(r) {
+		s.serveControlPlane(w, r) // inference profiles (bedrock.go): not observed
 		return
 	}
 	c := &call{s: s, w: w, r: r, start: time.Now(), requestID: newRequestID()}
@@ -224,6 +232,12 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if route.Op.HasModel() {
+		// An application inference profile answers as the model it copies;
+		// Observed and ModelUsage keep the ID the caller used.
+		c.route.ModelID = s.resolveProfile(route.ModelID)
+	}
+
 	ctl, be := s.controls(r)
 	if be != nil {
 		c.fail(be)
@@ -260,6 +274,15 @@ func (s *Simulator) report(rec *record, u bedrock.Usage) {
 	rec.Usage = u
 	if rec.gen == s.gen {
 		s.totals = s.totals.Add(u)
+		if rec.ModelID != "" {
+			if s.perModel == nil {
+				s.perModel = map[string]ModelUsage{}
+			}
+			m := s.perModel[rec.ModelID]
+			m.Invocations++
+			m.Usage = m.Usage.Add(u)
+			s.perModel[rec.ModelID] = m
+		}
 	}
 }
 

@@ -99,6 +99,33 @@ type Entitlement struct {
 	// Guardrails lists the guardrails (IDs or ARNs) members may name in a
 	// request or apply with ApplyGuardrail; empty means none.
 	Guardrails []string `yaml:"guardrails,omitempty" json:"guardrails,omitempty"`
+	// Billing says whether the entitlement's calls go through application
+	// inference profiles, so AWS Billing can tell who used it (gateway
+	// billing sync creates them).
+	Billing Billing `yaml:"billing,omitempty" json:"billing,omitzero"`
+}
+
+// Billing profile modes: one application inference profile per team of an
+// entitlement, one per entitlement, or none (the default: the foundation
+// model is called directly).
+const (
+	ProfilesPerTeam        = "per_team"
+	ProfilesPerEntitlement = "per_entitlement"
+	ProfilesNone           = "none"
+)
+
+// Billing configures how an entitlement's usage is attributed in AWS Billing.
+type Billing struct {
+	// Profiles is per_team, per_entitlement or none (empty means none).
+	Profiles string `yaml:"profiles,omitempty" json:"profiles,omitempty"`
+}
+
+// ProfileMode returns Profiles with the default applied.
+func (b Billing) ProfileMode() string {
+	if b.Profiles == "" {
+		return ProfilesNone
+	}
+	return b.Profiles
 }
 
 // Limit option values.

@@ -399,6 +399,7 @@ func (v *validator) entitlement(item string, e *Entitlement) {
 	v.asyncOutputPrefixes(item, e.AsyncOutputPrefixes)
 	v.serviceTiers(item, e.ServiceTiers)
 	v.guardrails(item, e.Guardrails)
+	v.billing(item, e)
 	sc := v.scopeOf(e)
 	seen := make(map[string]bool, len(e.Shares))
 	for _, sh := range e.Shares {
@@ -517,6 +518,29 @@ func (v *validator) serviceTiers(item string, tiers []string) {
 			v.add(item, "service tier %s is listed twice", t)
 		}
 		seen[t] = true
+	}
+}
+
+// billing checks the profile mode, and that the model is one an application
+// inference profile can copy (a foundation model or a system-defined
+// cross-region profile, by ID or ARN).
+func (v *validator) billing(item string, e *Entitlement) {
+	switch e.Billing.Profiles {
+	case "", ProfilesNone:
+		return
+	case ProfilesPerTeam, ProfilesPerEntitlement:
+	default:
+		v.add(item, "billing.profiles %q must be per_team, per_entitlement or none", e.Billing.Profiles)
+		return
+	}
+	m, err := bedrock.ParseModelID(e.Model)
+	if err != nil {
+		return // the model's own check reports it
+	}
+	switch m.Kind {
+	case bedrock.KindBaseModel, bedrock.KindInferenceProfile, bedrock.KindFoundationModelARN, bedrock.KindInferenceProfileARN:
+	default:
+		v.add(item, "billing.profiles needs a model an application inference profile can copy (a foundation model or a cross-region inference profile, by ID or ARN), not a %s", m.Kind)
 	}
 }
 

@@ -97,6 +97,13 @@ func TestValidateValid(t *testing.T) {
 		"every service tier": func(s *State) {
 			s.Entitlements[0].ServiceTiers = []string{"default", "priority", "flex", "reserved", "optimized"}
 		},
+		"billing per team":        func(s *State) { s.Entitlements[0].Billing.Profiles = ProfilesPerTeam },
+		"billing per entitlement": func(s *State) { s.Entitlements[1].Billing.Profiles = ProfilesPerEntitlement },
+		"billing none":            func(s *State) { s.Entitlements[0].Billing.Profiles = ProfilesNone },
+		"billing on a cross-region profile": func(s *State) {
+			s.Entitlements[0].Model = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+			s.Entitlements[0].Billing.Profiles = ProfilesPerTeam
+		},
 		"guardrail IDs and ARNs": func(s *State) {
 			s.Entitlements[0].Guardrails = []string{"abc123", "arn:aws:bedrock:us-east-1:111111111111:guardrail/def456"}
 		},
@@ -239,6 +246,13 @@ func TestValidateRules(t *testing.T) {
 		}, []string{"credentials[2] (other): duplicate key_sha256 (also credentials[1])"}},
 		{"duplicate id", func(s *State) { s.Credentials[0].ID = "same"; s.Credentials[1].ID = "same" }, []string{"credentials[1] (same): duplicate id (also credentials[0])"}},
 		{"id format", func(s *State) { s.Credentials[1].ID = "has space" }, []string{`id "has space" must be`}},
+		// Billing.
+		{"billing mode", func(s *State) { s.Entitlements[0].Billing.Profiles = "per_account" },
+			[]string{`entitlements[0] (whole-org): billing.profiles "per_account" must be per_team, per_entitlement or none`}},
+		{"billing on an application profile", func(s *State) {
+			s.Entitlements[0].Model = "arn:aws:bedrock:us-east-1:111111111111:application-inference-profile/abcdef123456"
+			s.Entitlements[0].Billing.Profiles = ProfilesPerTeam
+		}, []string{"entitlements[0] (whole-org): billing.profiles needs a model an application inference profile can copy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
