@@ -369,6 +369,10 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 			Logger:       s.log,
 			Verify:       func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
 			VerifyStream: authn.StreamVerifier(verifier, lookup),
+			// CloudWatch too, so --cloudwatch-namespace and `gateway usage
+			// reconcile` can be tried against it.
+			VerifyCloudWatch: sim.NewSigV4Check(sim.SigV4Check{Service: "monitoring", PathPrefix: sim.CloudWatchPathPrefix,
+				Secrets: map[string]string{akid: secret}}),
 		})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
