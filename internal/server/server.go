@@ -30,6 +30,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authn"
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
@@ -75,6 +76,7 @@ type Server struct {
 	dataLn, opsLn  net.Listener
 	simURL         string
 	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
+	publisher      *cwpub.Publisher  // nil unless --cloudwatch-namespace
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
@@ -225,6 +227,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		return nil, fmt.Errorf("parsing upstream endpoint: %w", err)
 	}
 	if s.orgSync, err = s.newOrgSync(region, creds); err != nil {
+		return nil, err
+	}
+	if s.publisher, err = s.newPublisher(ctx, region, creds); err != nil {
 		return nil, err
 	}
 	var iamVerifier *authn.IAMVerifier
@@ -604,6 +609,10 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.orgSync.Run(degradedCtx) }()
 	}
+	if s.publisher != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.publisher.Run(degradedCtx) }()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
@@ -632,6 +641,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if err := s.notifier.Close(closeCtx); err != nil {
 		s.log.Error("delivering budget alerts", "error", err)
+	}
+	if s.publisher != nil {
+		// Last: the drained calls are in its statistics by now.
+		if err := s.publisher.Close(closeCtx); err != nil {
+			s.log.Error("publishing the last CloudWatch metrics", "error", err)
+		}
 	}
 	_ = s.ops.Shutdown(shutdownCtx)
 	stopSync()
