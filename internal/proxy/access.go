@@ -47,9 +47,9 @@ type accessRecord struct {
 	Quota    string // what admission did: reserved, settled, released, rejected:<reason>...
 	// UpstreamStatus is Bedrock's answer's status, 0 when none came.
 	UpstreamStatus int
-	Latency  time.Duration
-	TTFB     time.Duration // zero when no byte was written
-	Overhead time.Duration // Latency less the time spent waiting on the upstream
+	Latency        time.Duration
+	TTFB           time.Duration // zero when no byte was written
+	Overhead       time.Duration // Latency less the time spent waiting on the upstream
 }
 
 // accessRecord builds the record of the request c, answered through w.
