@@ -29,10 +29,14 @@ var ErrUsage = errors.New("usage")
 // Version is set at build time with -ldflags "-X .../internal/app.Version=v1.2.3".
 var Version = "dev"
 
-// ExitCode maps an error to the process exit code: 2 for usage errors, 1 otherwise.
+// ExitCode maps an error to the process exit code: 2 for usage errors, 3
+// when `usage reconcile` found a difference over its tolerance, 1 otherwise.
 func ExitCode(err error) int {
 	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
 		return 2
+	}
+	if errors.Is(err, cli.ErrReconcileDifference) {
+		return 3
 	}
 	return 1
 }
@@ -55,7 +59,8 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   credentials  issue | list | revoke
   principals   deny | allow PATTERN... | list: IAM roles and users refused outright
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
-  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier)
+  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier);
+               usage reconcile: the ledger against Bedrock's own counts in CloudWatch (exit 3 over --tolerance)
   audit        the audit log
   org          sync: read AWS Organizations, show (--apply: write) the difference
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,6 +30,12 @@ type Env struct {
 	// HTTPClient talks to the admin API; nil means a client with a one-minute
 	// timeout.
 	HTTPClient *http.Client
+	// CloudWatch builds the client `usage reconcile` reads a region with;
+	// nil: the official client from the AWS config chain.
+	CloudWatch CloudWatchFactory
+	// Profiles attributes inference-profile ARNs to entitlements and teams
+	// in `usage reconcile`; nil: none (only the ledger names who used what).
+	Profiles cwpub.ProfileResolver
 }
 
 func (e *Env) defaults() {

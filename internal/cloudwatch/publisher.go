@@ -187,9 +187,10 @@ type Publisher struct {
 	sendMu  sync.Mutex // one flush at a time; guards pending
 	pending []*batch
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	running  sync.WaitGroup
+	runMu   sync.Mutex
+	stopped bool
+	stop    chan struct{} // closed by Close
+	runDone chan struct{} // closed when Run returns; nil when Run never ran
 
 	published, dropped, failures prometheus.Counter
 }
@@ -312,10 +313,18 @@ func (p *Publisher) ObserveRequest(r metering.Request) {
 	}
 }
 
-// Run publishes every Interval until ctx ends or Close is called.
+// Run publishes every Interval until ctx ends or Close is called (once: a
+// second Run, or one after Close, returns at once).
 func (p *Publisher) Run(ctx context.Context) {
-	p.running.Add(1)
-	defer p.running.Done()
+	p.runMu.Lock()
+	if p.stopped || p.runDone != nil {
+		p.runMu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	p.runDone = done
+	p.runMu.Unlock()
+	defer close(done)
 	t := time.NewTicker(p.opts.Interval)
 	defer t.Stop()
 	ctx, cancel := context.WithCancel(ctx)
@@ -345,8 +354,16 @@ func (p *Publisher) Run(ctx context.Context) {
 // Close stops Run and publishes what is left, retrying until ctx ends; what
 // is still unsent then is dropped and counted.
 func (p *Publisher) Close(ctx context.Context) error {
-	p.stopOnce.Do(func() { close(p.stop) })
-	p.running.Wait()
+	p.runMu.Lock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.stop)
+	}
+	done := p.runDone
+	p.runMu.Unlock()
+	if done != nil {
+		<-done
+	}
 	err := p.Flush(ctx)
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()

@@ -63,7 +63,28 @@ type UsageQuery struct {
 	// From and To, YYYY-MM, both or neither, not with Month: the months
 	// From to To, both included.
 	From, To string
-	GroupBy  string // team, account, entitlement, model or tier; empty means team
+	// GroupBy is team, account, entitlement, model or tier, or several of
+	// them joined by commas (entitlement,team,model: one row per combination,
+	// as `gateway usage reconcile` reads it); empty means team.
+	GroupBy string
+}
+
+// ValidGroupBy reports whether groupBy is one grouping, or several distinct
+// ones joined by commas.
+func ValidGroupBy(groupBy string) bool {
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(groupBy, ",") {
+		switch part {
+		case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier:
+		default:
+			return false
+		}
+		if seen[part] {
+			return false
+		}
+		seen[part] = true
+	}
+	return true
 }
 
 // LedgerRow is one line of the monthly usage ledger: the usage of one
@@ -272,10 +293,8 @@ func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
 	if groupBy == "" {
 		groupBy = GroupByTeam
 	}
-	switch groupBy {
-	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier:
-	default:
-		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier", ErrInvalidQuery, groupBy)
+	if !ValidGroupBy(groupBy) {
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier (or several, comma-separated)", ErrInvalidQuery, groupBy)
 	}
 	snap, err := r.snapshot()
 	if err != nil {
@@ -399,25 +418,27 @@ func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []
 			CostUSD:       cost,
 		}
 		k := groupKey{month: l.Month}
-		switch groupBy {
-		case GroupByTeam:
-			// The team recorded with the calls: moving an account later does
-			// not move its past usage. Older lines have none: the team now.
-			k.team = l.Team
-			if k.team == "" {
-				k.team = UnknownTeam
-				if a, ok := snapAccount(snap, l.Account); ok {
-					k.team = a.Team
+		for part := range strings.SplitSeq(groupBy, ",") {
+			switch part {
+			case GroupByTeam:
+				// The team recorded with the calls: moving an account later does
+				// not move its past usage. Older lines have none: the team now.
+				k.team = l.Team
+				if k.team == "" {
+					k.team = UnknownTeam
+					if a, ok := snapAccount(snap, l.Account); ok {
+						k.team = a.Team
+					}
 				}
+			case GroupByAccount:
+				k.account = l.Account
+			case GroupByEntitlement:
+				k.entitlement = l.Entitlement
+			case GroupByModel:
+				k.model = cmp.Or(l.Model, UnknownModel)
+			case GroupByTier:
+				k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
 			}
-		case GroupByAccount:
-			k.account = l.Account
-		case GroupByEntitlement:
-			k.entitlement = l.Entitlement
-		case GroupByModel:
-			k.model = cmp.Or(l.Model, UnknownModel)
-		case GroupByTier:
-			k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
 		}
 		g := groups[k]
 		if g == nil {

@@ -579,3 +579,15 @@ func TestUsageDefaultMonthInZone(t *testing.T) {
 		t.Errorf("default month: %v %+v, want 2026-10", err, rep)
 	}
 }
+
+func TestValidGroupBy(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		"team": true, "entitlement,team,model": true, "tier,account": true,
+		"": false, "team,": false, "team,team": false, "org": false, "team, model": false,
+	} {
+		if got := ValidGroupBy(in); got != want {
+			t.Errorf("ValidGroupBy(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
