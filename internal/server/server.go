@@ -75,6 +75,7 @@ type Server struct {
 	data, ops      *http.Server
 	dataLn, opsLn  net.Listener
 	simURL         string
+	simKey         [2]string         // --simulate: the simulator's throwaway hub access key ID and secret
 	orgSync        *orgsync.Periodic // nil unless --org-sync-interval
 	publisher      *cwpub.Publisher  // nil unless --cloudwatch-namespace
 	draining       atomic.Bool
@@ -116,6 +117,11 @@ func (s *Server) TLS() bool { return s.tls }
 
 // SimulatorURL is the in-process simulator's URL with --simulate, else "".
 func (s *Server) SimulatorURL() string { return s.simURL }
+
+// SimulatorHubKey is, with --simulate, the throwaway hub key the in-process
+// simulator accepts (for `make run` users to read its CloudWatch metrics and
+// try `gateway usage reconcile`); empty otherwise. It opens nothing real.
+func (s *Server) SimulatorHubKey() (akid, secret string) { return s.simKey[0], s.simKey[1] }
 
 // Limiter exposes the quota limiter (tests flush settlements).
 func (s *Server) Limiter() *quota.Limiter { return s.limiter }
@@ -387,6 +393,7 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		go func() { _ = srv.Serve(ln) }()
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
+		s.simKey = [2]string{akid, secret}
 		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
 		return s.simURL, region, credentials.NewStaticCredentialsProvider(akid, secret, ""), nil
 	}
