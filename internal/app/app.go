@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/bedrock-gateway/gateway/internal/cli"
+	"github.com/bedrock-gateway/gateway/internal/cloudwatch"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 )
 
 // Env is the process environment a command runs in.
@@ -105,10 +107,20 @@ func run(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 	if slices.Contains(cli.Commands(), args[0]) {
-		return cli.Run(ctx, args, cli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, LookupEnv: env.LookupEnv})
+		return cli.Run(ctx, args, cli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, LookupEnv: env.LookupEnv,
+			Prices: loadPricer})
 	}
 	fmt.Fprintf(env.Stderr, "gateway: unknown command %q\n\n%s", args[0], usage)
 	return ErrUsage
+}
+
+// loadPricer reads a price table for `gateway usage reconcile`.
+func loadPricer(path string) (cloudwatch.Pricer, error) {
+	t, err := metering.LoadPrices(path)
+	if err != nil {
+		return nil, err
+	}
+	return t.PriceTokens, nil
 }
 
 func versionString() string {

@@ -36,6 +36,10 @@ type Env struct {
 	// Profiles attributes inference-profile ARNs to entitlements and teams
 	// in `usage reconcile`; nil: none (only the ledger names who used what).
 	Profiles cwpub.ProfileResolver
+	// Prices reads a price table file (--prices-file of `usage reconcile`)
+	// into a Pricer; the price table lives server-side (metering), so the
+	// program supplies it. nil: --prices-file is refused.
+	Prices func(path string) (cwpub.Pricer, error)
 }
 
 func (e *Env) defaults() {

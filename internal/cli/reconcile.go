@@ -12,10 +12,8 @@ import (
 	"time"
 
 	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
-	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/state"
-	"github.com/bedrock-gateway/gateway/internal/usd"
 )
 
 // ErrReconcileDifference: `usage reconcile` found a difference over its
@@ -66,9 +64,14 @@ func runReconcile(ctx context.Context, args []string, env Env) error {
 	if *tolerance < 0 {
 		return usageError(fs, "usage reconcile: --tolerance must not be negative")
 	}
-	prices, err := metering.LoadPrices(*pricesFile)
-	if err != nil {
-		return err
+	var price cwpub.Pricer
+	if *pricesFile != "" {
+		if env.Prices == nil {
+			return errors.New("usage reconcile: this program cannot read price tables")
+		}
+		if price, err = env.Prices(*pricesFile); err != nil {
+			return err
+		}
 	}
 	defRegion := cmpOr(*region, env.Getenv("AWS_REGION"), env.Getenv("AWS_DEFAULT_REGION"), "us-east-1")
 	c, err := common.client(env)
@@ -124,13 +127,6 @@ func runReconcile(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		bedrock = append(bedrock, u...)
-	}
-	price := func(model string, in, out int64) (usd.Micros, bool) {
-		p, ok := prices.Lookup(model)
-		if !ok {
-			return 0, false
-		}
-		return p.Cost(metering.TokenCounts{Input: in, Output: out}), true
 	}
 	res := cwpub.Compare(bedrock, ledger, env.Profiles, price, *tolerance)
 	res.Month = *month

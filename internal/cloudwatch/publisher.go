@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/bedrock-gateway/gateway/internal/metering"
+	"github.com/bedrock-gateway/gateway/internal/bedrock"
 )
 
 // The metric names the publisher emits. They follow Bedrock's own AWS/Bedrock
@@ -265,10 +265,27 @@ func (p *Publisher) Collect(ch chan<- prometheus.Metric) {
 // rateLimitReasons are the rejection reasons of the per-minute rate limits.
 var rateLimitReasons = map[string]bool{"requests_per_minute": true, "tokens_per_minute": true}
 
-// ObserveRequest folds one finished request into the statistics (it
-// implements metering.Observer). Requests without an entitlement (denied
-// before one was resolved) are not published: they have no dimension.
-func (p *Publisher) ObserveRequest(r metering.Request) {
+// Call is what one finished request contributes: the figures metering's
+// Prometheus metrics get (the server hands them over from its
+// metering.Observer, so this package stays free of the server side).
+type Call struct {
+	Entitlement, Team, Account string
+	Op                         bedrock.Operation
+	// Code is the status reported (499: the client went away);
+	// UpstreamStatus Bedrock's, 0 when none came.
+	Code, UpstreamStatus int
+	// Rejection is the cap or rate-limit reason that refused the call, empty
+	// when it was admitted.
+	Rejection      string
+	Duration, TTFB time.Duration
+	Usage          bedrock.Usage
+	HasUsage       bool
+}
+
+// Observe folds one finished request into the statistics. Requests
+// without an entitlement (denied before one was resolved) are not
+// published: they have no dimension.
+func (p *Publisher) Observe(r Call) {
 	if r.Entitlement == "" {
 		return
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
-	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 )
@@ -97,8 +96,8 @@ func newPublisher(t *testing.T, c API, mod func(*Options)) *Publisher {
 	return p
 }
 
-func ok(ent, team string, in, out int64, op bedrock.Operation) metering.Request {
-	return metering.Request{Entitlement: ent, Team: team, Account: "222222222222", Op: op, Code: 200, UpstreamStatus: 200,
+func ok(ent, team string, in, out int64, op bedrock.Operation) Call {
+	return Call{Entitlement: ent, Team: team, Account: "222222222222", Op: op, Code: 200, UpstreamStatus: 200,
 		Duration: 40 * time.Millisecond, TTFB: 10 * time.Millisecond, HasUsage: true,
 		Usage: bedrock.Usage{InputTokens: in, OutputTokens: out}}
 }
@@ -108,37 +107,37 @@ func TestClassification(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		req  metering.Request
+		req  Call
 		want map[metricID]float64 // metric -> Sum; every other metric has no datum
 	}{
 		{"invocation", ok("chat", "ml", 10, 5, bedrock.OpConverse),
 			map[metricID]float64{mInvocations: 1, mInput: 10, mOutput: 5, mLatency: 40}},
 		{"stream", ok("chat", "ml", 3, 2, bedrock.OpConverseStream),
 			map[metricID]float64{mInvocations: 1, mInput: 3, mOutput: 2, mLatency: 40, mTTFT: 10}},
-		{"cache tokens", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpInvokeModel, Code: 200, UpstreamStatus: 200, HasUsage: true,
+		{"cache tokens", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpInvokeModel, Code: 200, UpstreamStatus: 200, HasUsage: true,
 			Usage: bedrock.Usage{InputTokens: 1, CacheReadTokens: 7, CacheWriteTokens: 9}},
 			map[metricID]float64{mInvocations: 1, mInput: 1, mOutput: 0, mCacheRead: 7, mCacheWrite: 9, mLatency: 0}},
-		{"upstream throttle", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 429, UpstreamStatus: 429},
+		{"upstream throttle", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 429, UpstreamStatus: 429},
 			map[metricID]float64{mThrottles: 1}},
-		{"gateway rate limit", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 429, Rejection: "requests_per_minute"},
+		{"gateway rate limit", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 429, Rejection: "requests_per_minute"},
 			map[metricID]float64{mGatewayThrottles: 1, mQuotaRejections: 1}},
-		{"monthly cap", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, Rejection: "monthly_cap_account"},
+		{"monthly cap", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, Rejection: "monthly_cap_account"},
 			map[metricID]float64{mQuotaRejections: 1}},
-		{"upstream validation error", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, UpstreamStatus: 400},
+		{"upstream validation error", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, UpstreamStatus: 400},
 			map[metricID]float64{mClientErrors: 1}},
-		{"upstream 500", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 500, UpstreamStatus: 500},
+		{"upstream 500", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 500, UpstreamStatus: 500},
 			map[metricID]float64{mServerErrors: 1}},
-		{"unreachable", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 503},
+		{"unreachable", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 503},
 			map[metricID]float64{mServerErrors: 1}},
-		{"no entitlement", metering.Request{Op: bedrock.OpConverse, Code: 403}, nil},
-		{"count tokens", metering.Request{Entitlement: "chat", Team: "ml", Op: bedrock.OpCountTokens, Code: 200, UpstreamStatus: 200, HasUsage: true,
+		{"no entitlement", Call{Op: bedrock.OpConverse, Code: 403}, nil},
+		{"count tokens", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpCountTokens, Code: 200, UpstreamStatus: 200, HasUsage: true,
 			Usage: bedrock.Usage{InputTokens: 5}}, map[metricID]float64{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := newPublisher(t, fakeAPI{}, nil)
-			p.ObserveRequest(tc.req)
+			p.Observe(tc.req)
 			got := map[string]float64{}
 			for _, d := range p.datums(p.agg, time.Now()) {
 				if len(d.Dimensions) == 2 { // the (Entitlement, Team) set
@@ -176,7 +175,7 @@ func TestPublishRoundTrip(t *testing.T) {
 			for j := range 50 {
 				r := ok("chat", []string{"ml", "web"}[i%2], int64(j), 2, bedrock.OpConverse)
 				r.Account = fmt.Sprintf("%012d", 200000000000+i)
-				p.ObserveRequest(r)
+				p.Observe(r)
 			}
 		})
 	}
@@ -226,7 +225,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	})
 	c := testClient(t, srv.URL, "us-east-1")
 	p := newPublisher(t, c, nil)
-	p.ObserveRequest(ok("chat", "ml", 10, 5, bedrock.OpConverse))
+	p.Observe(ok("chat", "ml", 10, 5, bedrock.OpConverse))
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +250,7 @@ func TestDropAfterAttempts(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := testClient(t, srv.URL, "us-east-1")
 	p := newPublisher(t, c, func(o *Options) { o.MaxAttempts = 3; o.BatchSize = 2 })
-	p.ObserveRequest(ok("chat", "ml", 10, 5, bedrock.OpConverse)) // 4 metrics x 3 dimension sets = 12 datums: 6 batches
+	p.Observe(ok("chat", "ml", 10, 5, bedrock.OpConverse)) // 4 metrics x 3 dimension sets = 12 datums: 6 batches
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +261,7 @@ func TestDropAfterAttempts(t *testing.T) {
 	_, sim400 := simServer(t, nil)
 	bad := newPublisher(t, testClient(t, sim400.URL, "us-east-1"), nil)
 	bad.opts.Namespace = "AWS/Bedrock" // CloudWatch refuses AWS/ namespaces
-	bad.ObserveRequest(ok("chat", "ml", 1, 1, bedrock.OpConverse))
+	bad.Observe(ok("chat", "ml", 1, 1, bedrock.OpConverse))
 	if err := bad.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +286,7 @@ func TestPendingBound(t *testing.T) {
 	c := testClient(t, srv.URL, "us-east-1")
 	p := newPublisher(t, c, func(o *Options) { o.MaxPending = 20 })
 	for i := range 4 {
-		p.ObserveRequest(ok(fmt.Sprint("e", i), "ml", 10, 5, bedrock.OpConverse)) // 12 datums each
+		p.Observe(ok(fmt.Sprint("e", i), "ml", 10, 5, bedrock.OpConverse)) // 12 datums each
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // the flush gives up at once: everything stays pending
 		if err := p.Flush(ctx); err == nil {
@@ -317,9 +316,9 @@ func TestRunPublishesPeriodically(t *testing.T) {
 	p := newPublisher(t, c, func(o *Options) { o.Interval = 10 * time.Millisecond })
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(context.Background()) }()
-	p.ObserveRequest(ok("chat", "ml", 10, 5, bedrock.OpConverse))
+	p.Observe(ok("chat", "ml", 10, 5, bedrock.OpConverse))
 	wait.For(t, "the first periodic PutMetricData", 30*time.Second, func() bool { return s.CloudWatchCalls()["PutMetricData"] > 0 })
-	p.ObserveRequest(ok("chat", "ml", 1, 1, bedrock.OpConverse))
+	p.Observe(ok("chat", "ml", 1, 1, bedrock.OpConverse))
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

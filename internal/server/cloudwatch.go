@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 )
 
 // newPublisher builds the CloudWatch publisher (--cloudwatch-namespace),
@@ -36,6 +37,18 @@ func (s *Server) newPublisher(ctx context.Context, region string, creds aws.Cred
 	if err := s.metrics.Registry.Register(p); err != nil {
 		return nil, fmt.Errorf("registering CloudWatch metrics: %w", err)
 	}
-	s.metrics.SetObserver(p)
+	s.metrics.SetObserver(publisherObserver{p})
 	return p, nil
+}
+
+// publisherObserver hands the publisher what metering records of every
+// finished request.
+type publisherObserver struct{ p *cwpub.Publisher }
+
+func (o publisherObserver) ObserveRequest(r metering.Request) {
+	o.p.Observe(cwpub.Call{
+		Entitlement: r.Entitlement, Team: r.Team, Account: r.Account, Op: r.Op,
+		Code: r.Code, UpstreamStatus: r.UpstreamStatus, Rejection: r.Rejection,
+		Duration: r.Duration, TTFB: r.TTFB, Usage: r.Usage, HasUsage: r.HasUsage,
+	})
 }

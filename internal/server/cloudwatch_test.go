@@ -23,6 +23,7 @@ import (
 
 	"github.com/bedrock-gateway/gateway/internal/cli"
 	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -153,6 +154,12 @@ func TestCloudWatchPublishAndReconcile(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := cli.Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
 			return map[string]string{"GATEWAY_ADMIN_TOKEN": adminToken, "GATEWAY_ADMIN_URL": "http://" + g2.OpsAddr()}[k]
+		}, Prices: func(path string) (cwpub.Pricer, error) {
+			t, err := metering.LoadPrices(path)
+			if err != nil {
+				return nil, err
+			}
+			return t.PriceTokens, nil
 		}, CloudWatch: func(ctx context.Context, region, endpoint string) (cwpub.MetricsAPI, error) {
 			if endpoint != up.srv.URL {
 				return nil, fmt.Errorf("endpoint %q", endpoint)
