@@ -327,3 +327,30 @@ func TestRunPublishesPeriodically(t *testing.T) {
 		t.Fatalf("sum %v count %v, want 11 and 2", sum, n)
 	}
 }
+
+// BenchmarkObserve is the publisher's cost on the request path: one lock and
+// one map lookup, no allocation once the (entitlement, team) is known.
+func BenchmarkObserve(b *testing.B) {
+	p, err := New(Options{Client: fakeAPI{}, Namespace: "BedrockGateway"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := ok("chat", "ml", 10, 5, bedrock.OpConverseStream)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Observe(r)
+		}
+	})
+}
+
+// TestObserveAllocations: not parallel, since testing.AllocsPerRun counts
+// every goroutine's allocations.
+func TestObserveAllocations(t *testing.T) {
+	p := newPublisher(t, fakeAPI{}, nil)
+	r := ok("chat", "ml", 10, 5, bedrock.OpConverse)
+	p.Observe(r)
+	if n := testing.AllocsPerRun(100, func() { p.Observe(r) }); n != 0 {
+		t.Fatalf("Observe allocates %v times per call", n)
+	}
+}
