@@ -35,8 +35,8 @@ const (
 	// throttle or a quota refusal (Bedrock's or the gateway's own, such as
 	// AccessDeniedException for an operation the entitlement does not allow).
 	InvocationClientErrors = "InvocationClientErrors"
-	// InvocationServerErrors counts calls answered with a 5xx that no quota
-	// decision caused.
+	// InvocationServerErrors counts calls answered with a 5xx (Bedrock's, an
+	// unreachable upstream, the quota store unavailable).
 	InvocationServerErrors = "InvocationServerErrors"
 	// InvocationThrottles counts calls Bedrock throttled (429 from upstream).
 	InvocationThrottles = "InvocationThrottles"
@@ -308,6 +308,9 @@ func (p *Publisher) Observe(r Call) {
 		a[mQuotaRejections].add(1)
 		if rateLimitReasons[r.Rejection] {
 			a[mGatewayThrottles].add(1)
+		}
+		if r.Code >= 500 {
+			a[mServerErrors].add(1) // the quota store could not decide: a 5xx all the same
 		}
 	case r.UpstreamStatus == 429:
 		a[mThrottles].add(1)

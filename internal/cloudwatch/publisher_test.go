@@ -123,6 +123,8 @@ func TestClassification(t *testing.T) {
 			map[metricID]float64{mGatewayThrottles: 1, mQuotaRejections: 1}},
 		{"monthly cap", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, Rejection: "monthly_cap_account"},
 			map[metricID]float64{mQuotaRejections: 1}},
+		{"store unavailable", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 503, Rejection: "store_unavailable"},
+			map[metricID]float64{mQuotaRejections: 1, mServerErrors: 1}},
 		{"upstream validation error", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 400, UpstreamStatus: 400},
 			map[metricID]float64{mClientErrors: 1}},
 		{"upstream 500", Call{Entitlement: "chat", Team: "ml", Op: bedrock.OpConverse, Code: 500, UpstreamStatus: 500},
