@@ -356,3 +356,27 @@ func TestObserveAllocations(t *testing.T) {
 		t.Fatalf("Observe allocates %v times per call", n)
 	}
 }
+
+// TestClientEndpointFromEnvironment: without --cloudwatch-endpoint the client
+// follows AWS_ENDPOINT_URL_CLOUDWATCH (then AWS_ENDPOINT_URL), as the SDK's
+// config loader reads them. Not parallel: it sets the process environment.
+func TestClientEndpointFromEnvironment(t *testing.T) {
+	s, srv := simServer(t, nil)
+	for _, name := range []string{"AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "")
+			t.Setenv("AWS_ENDPOINT_URL", "")
+			t.Setenv(name, srv.URL)
+			before := s.CloudWatchCalls()["PutMetricData"]
+			c := testClient(t, "", "us-east-1")
+			p := newPublisher(t, c, nil)
+			p.Observe(ok("chat", "ml", 1, 1, bedrock.OpConverse))
+			if err := p.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CloudWatchCalls()["PutMetricData"]; got != before+1 || testutil.ToFloat64(p.dropped) != 0 {
+				t.Fatalf("the simulator saw %d calls (before %d); dropped %v", got, before, testutil.ToFloat64(p.dropped))
+			}
+		})
+	}
+}
