@@ -17,6 +17,7 @@ run:
 	$(GO) run ./cmd/gateway serve --simulate --bootstrap deploy/examples/state.yaml \
 		--prices-file deploy/examples/prices.yaml \
 		--iam-identity --tls-self-signed \
+		--cloudwatch-namespace BedrockGateway --cloudwatch-interval 10s \
 		--listen $(LISTEN) --ops-listen $(OPS_LISTEN) --log-format text
 
 ## test: the whole suite with the race detector

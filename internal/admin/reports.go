@@ -36,10 +36,8 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 			return errBadRequest("%s %q must be YYYY-MM", name, v)
 		}
 	}
-	switch uq.GroupBy {
-	case "", "team", "account", "entitlement", "model", "tier", "principal":
-	default:
-		return errBadRequest("group_by %q must be team, account, entitlement, model, tier or principal", uq.GroupBy)
+	if uq.GroupBy != "" && !report.ValidGroupBy(uq.GroupBy) {
+		return errBadRequest("group_by %q must be team, account, entitlement, model, tier or principal, or several of them comma-separated", uq.GroupBy)
 	}
 	switch format {
 	case "", "json", "csv":

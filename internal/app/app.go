@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/bedrock-gateway/gateway/internal/cli"
+	"github.com/bedrock-gateway/gateway/internal/cloudwatch"
+	"github.com/bedrock-gateway/gateway/internal/metering"
 )
 
 // Env is the process environment a command runs in.
@@ -29,10 +31,14 @@ var ErrUsage = errors.New("usage")
 // Version is set at build time with -ldflags "-X .../internal/app.Version=v1.2.3".
 var Version = "dev"
 
-// ExitCode maps an error to the process exit code: 2 for usage errors, 1 otherwise.
+// ExitCode maps an error to the process exit code: 2 for usage errors, 3
+// when `usage reconcile` found a difference over its tolerance, 1 otherwise.
 func ExitCode(err error) int {
 	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
 		return 2
+	}
+	if errors.Is(err, cli.ErrReconcileDifference) {
+		return 3
 	}
 	return 1
 }
@@ -55,7 +61,8 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   credentials  issue | list | revoke
   principals   deny | allow PATTERN... | list: IAM roles and users refused outright
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
-  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier|principal)
+  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier|principal);
+               usage reconcile: the ledger against Bedrock's own counts in CloudWatch (exit 3 over --tolerance)
   audit        the audit log
   org          sync: read AWS Organizations, show (--apply: write) the difference
   billing      sync: application inference profiles per team or entitlement, for cost in AWS Billing
@@ -101,10 +108,20 @@ func run(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 	if slices.Contains(cli.Commands(), args[0]) {
-		return cli.Run(ctx, args, cli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, LookupEnv: env.LookupEnv})
+		return cli.Run(ctx, args, cli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, LookupEnv: env.LookupEnv,
+			Prices: loadPricer})
 	}
 	fmt.Fprintf(env.Stderr, "gateway: unknown command %q\n\n%s", args[0], usage)
 	return ErrUsage
+}
+
+// loadPricer reads a price table for `gateway usage reconcile`.
+func loadPricer(path string) (cloudwatch.Pricer, error) {
+	t, err := metering.LoadPrices(path)
+	if err != nil {
+		return nil, err
+	}
+	return t.PriceTokens, nil
 }
 
 func versionString() string {

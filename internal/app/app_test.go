@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/config"
 )
 
@@ -202,5 +204,21 @@ func TestHelpAndBadFlags(t *testing.T) {
 		if errOut.String() != tc.want || out.Len() != 0 {
 			t.Errorf("%v: stderr %q, want %q", tc.args, errOut.String(), tc.want)
 		}
+	}
+}
+
+// TestReconcileExitCodes: `usage reconcile` exits 2 on a bad command line
+// (before any network call), 3 on a difference over its tolerance.
+func TestReconcileExitCodes(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--month", "2026-13"}, {"--tolerance", "-1"}, {"--time-zone", "Mars/Base"}, {"extra"}, {"--bogus"}} {
+		var out, errOut bytes.Buffer
+		err := Main(context.Background(), append([]string{"usage", "reconcile"}, args...), env(&out, &errOut))
+		if ExitCode(err) != 2 {
+			t.Errorf("%v: exit %d (%v)", args, ExitCode(err), err)
+		}
+	}
+	if got := ExitCode(fmt.Errorf("usage reconcile: 2 ModelIds differ: %w", cli.ErrReconcileDifference)); got != 3 {
+		t.Errorf("a difference exits %d, want 3", got)
 	}
 }

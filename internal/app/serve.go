@@ -126,6 +126,7 @@ func printReady(env Env, cfg *config.Serve, srv *server.Server, devCerts *devTLS
 	if cfg.Simulate {
 		fmt.Fprintf(env.Stdout, "Other addresses: --listen and --ops-listen (with make: make run LISTEN=127.0.0.1:18080 OPS_LISTEN=127.0.0.1:19090); an address without a host, such as :8080, listens on every interface.\n")
 	}
+	printCloudWatchDemo(env, cfg, srv)
 	cred, model, ok := srv.ExampleCall()
 	if !ok {
 		fmt.Fprintf(env.Stdout, "Point an AWS SDK's Bedrock Runtime endpoint at %s with a gateway-issued credential.\n\n", endpoint)
@@ -165,6 +166,24 @@ their team's profile:
     go run ./cmd/gateway billing sync --apply --bedrock-endpoint %s
 
 `, localAddr(srv.OpsAddr()), model, akid, secret, localAddr(srv.OpsAddr()), srv.SimulatorURL())
+}
+
+// printCloudWatchDemo shows, with --simulate and --cloudwatch-namespace, how
+// to read what the gateway publishes and reconcile the ledger against the
+// simulator's own AWS/Bedrock counts, with its throwaway hub key.
+func printCloudWatchDemo(env Env, cfg *config.Serve, srv *server.Server) {
+	akid, secret, ok := srv.SimulatorHubKey()
+	if !cfg.Simulate || cfg.CloudWatchNamespace == "" || !ok {
+		return
+	}
+	fmt.Fprintf(env.Stdout, `CloudWatch: every %s this gateway publishes namespace %s to the simulator, which also
+counts its own AWS/Bedrock usage. Compare the ledger with it (the simulator's throwaway hub key;
+your GATEWAY_ADMIN_TOKEN):
+
+  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 \
+    go run ./cmd/gateway usage reconcile --admin-url http://%s --cloudwatch-endpoint %s
+
+`, cfg.CloudWatchInterval, cfg.CloudWatchNamespace, akid, secret, localAddr(srv.OpsAddr()), srv.SimulatorURL())
 }
 
 // printIAMDemo shows, with --simulate and --iam-identity over TLS, a call

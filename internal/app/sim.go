@@ -29,7 +29,7 @@ func runSim(ctx context.Context, args []string, env Env) error {
 	seed := fs.Int64("seed", 1, "seed of fault decisions")
 	orgFile := fs.String("organization", "", "state file whose organization the AWS Organizations API serves (empty: none)")
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator (and an STS GetCallerIdentity stand-in, see below). The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
+		fmt.Fprintf(env.Stderr, "Usage: gateway sim [flags]\n\nRuns the Bedrock Runtime simulator (and STS GetCallerIdentity, AWS Organizations and CloudWatch stand-ins, see below). The hub secret comes from GATEWAY_SIM_SECRET_ACCESS_KEY.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(env.Stderr, "\n%s\n", sim.Help())
 	}
@@ -65,6 +65,8 @@ func runSim(ctx context.Context, args []string, env Env) error {
 		opts.Verify = func(r *http.Request, body []byte) error { return authn.VerifyStatic(v, r, body, lookup) }
 		opts.VerifyStream = authn.StreamVerifier(v, lookup)
 		opts.VerifyOrganizations = sim.NewSigV4Check(sim.SigV4Check{Service: "organizations", Region: "us-east-1",
+			Secrets: map[string]string{*akid: secret}})
+		opts.VerifyCloudWatch = sim.NewSigV4Check(sim.SigV4Check{Service: "monitoring", PathPrefix: sim.CloudWatchPathPrefix,
 			Secrets: map[string]string{*akid: secret}})
 	} else {
 		log.Warn("no --hub-access-key-id: signatures are not verified")

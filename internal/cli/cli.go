@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,6 +30,16 @@ type Env struct {
 	// HTTPClient talks to the admin API; nil means a client with a one-minute
 	// timeout.
 	HTTPClient *http.Client
+	// CloudWatch builds the client `usage reconcile` reads a region with;
+	// nil: the official client from the AWS config chain.
+	CloudWatch CloudWatchFactory
+	// Profiles attributes inference-profile ARNs to entitlements and teams
+	// in `usage reconcile`; nil: none (only the ledger names who used what).
+	Profiles cwpub.ProfileResolver
+	// Prices reads a price table file (--prices-file of `usage reconcile`)
+	// into a Pricer; the price table lives server-side (metering), so the
+	// program supplies it. nil: --prices-file is refused.
+	Prices func(path string) (cwpub.Pricer, error)
 }
 
 func (e *Env) defaults() {

@@ -14,10 +14,15 @@ import (
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
+	if len(args) > 0 && args[0] == "reconcile" {
+		return runReconcile(ctx, args[1:], env)
+	}
 	fs, common := newFlags("usage", "usage [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--by team|account|entitlement|model|tier|principal] [-o table|json|yaml|csv] [flags]\n\n"+
 		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
 		"tokens with their cost and the tokens the caps counted, grouped as asked, with a totals\n"+
-		"row per month.", env, readFormats)
+		"row per month.\n\n"+
+		"gateway usage reconcile [flags] compares the ledger with Bedrock's own counts in CloudWatch\n"+
+		"(gateway usage reconcile -h).", env, readFormats)
 	// No default here: the gateway picks this month in its --time-zone, the
 	// zone its caps count months in, which this machine may not share.
 	month := fs.String("month", "", "month, YYYY-MM (default this month in the gateway's --time-zone)")

@@ -84,6 +84,11 @@ type Serve struct {
 	BillingSyncInterval   time.Duration
 	BillingEntitlementTag string
 	BillingTeamTag        string
+	// CloudWatch publishing (internal/cloudwatch); an empty namespace is off.
+	CloudWatchNamespace        string
+	CloudWatchInterval         time.Duration
+	CloudWatchEndpoint         string
+	CloudWatchAccountDimension bool
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -169,6 +174,10 @@ func (c *Serve) Settings() []Setting {
 		{"org-sync-interval", "0s", "when > 0, sync the organization from AWS Organizations this often (as gateway org sync --apply, never pruning), on one replica at a time", false, &c.OrgSyncInterval},
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
+		{"cloudwatch-namespace", "", "CloudWatch namespace to publish per-entitlement and per-team metrics to, usually BedrockGateway (empty: no publishing)", false, &c.CloudWatchNamespace},
+		{"cloudwatch-interval", "1m", "how often each replica publishes its CloudWatch statistic sets (and once more on shutdown)", false, &c.CloudWatchInterval},
+		{"cloudwatch-endpoint", "", "CloudWatch API URL instead of AWS's (a VPC endpoint, the simulator); AWS_ENDPOINT_URL_CLOUDWATCH and AWS_ENDPOINT_URL are honoured too", false, &c.CloudWatchEndpoint},
+		{"cloudwatch-account-dimension", "false", "also publish CloudWatch metrics per Account and per Entitlement and Account (one metric per account: cost and cardinality)", false, &c.CloudWatchAccountDimension},
 		{"tls-self-signed", "false", "with --simulate only: serve TLS with a CA and a certificate for 127.0.0.1 and localhost generated at start into a temporary directory (the CA file's path is printed), so that bearer tokens work locally (make run)", false, &c.TLSSelfSigned},
 		{"bedrock-endpoint", "", "Bedrock control-plane URL (application inference profiles) instead of AWS's or AWS_ENDPOINT_URL_BEDROCK (a VPC endpoint, a simulator; with --simulate the built-in one)", false, &c.BedrockEndpoint},
 		{"billing-sync-interval", "0s", "when > 0, sync the application inference profiles of entitlements with billing.profiles this often (as gateway billing sync --apply, never pruning), on one replica at a time", false, &c.BillingSyncInterval},
@@ -554,6 +563,17 @@ func (c *Serve) Validate() error {
 	}
 	if c.BillingEntitlementTag == c.BillingTeamTag {
 		bad("--billing-entitlement-tag and --billing-team-tag must differ")
+	}
+	if c.CloudWatchNamespace != "" && (len(c.CloudWatchNamespace) > 255 || strings.HasPrefix(c.CloudWatchNamespace, "AWS/")) {
+		bad("--cloudwatch-namespace must be 1 to 255 characters and must not start with AWS/")
+	}
+	if c.CloudWatchInterval < time.Second {
+		bad("--cloudwatch-interval must be at least 1s")
+	}
+	if c.CloudWatchEndpoint != "" {
+		if u, err := url.Parse(c.CloudWatchEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad("--cloudwatch-endpoint must be an http:// or https:// URL without user information")
+		}
 	}
 	if c.STSEndpoint != "" && !isOrigin(c.STSEndpoint) {
 		bad("--sts-endpoint must be an origin: http:// or https://, a host, an optional port, no path, query or user")

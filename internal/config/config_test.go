@@ -399,3 +399,44 @@ func TestTLSSelfSigned(t *testing.T) {
 		})
 	}
 }
+
+func TestCloudWatchSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*Serve) bool
+		wantErr string
+	}{
+		{name: "off by default", check: func(c *Serve) bool {
+			return c.CloudWatchNamespace == "" && c.CloudWatchInterval == time.Minute && c.CloudWatchEndpoint == "" && !c.CloudWatchAccountDimension
+		}},
+		{name: "set", args: []string{"--cloudwatch-namespace", "BedrockGateway", "--cloudwatch-interval", "30s", "--cloudwatch-account-dimension"},
+			env: map[string]string{"GATEWAY_CLOUDWATCH_ENDPOINT": "https://monitoring.vpce.example"}, check: func(c *Serve) bool {
+				return c.CloudWatchNamespace == "BedrockGateway" && c.CloudWatchInterval == 30*time.Second &&
+					c.CloudWatchEndpoint == "https://monitoring.vpce.example" && c.CloudWatchAccountDimension
+			}},
+		{name: "AWS namespace", args: []string{"--cloudwatch-namespace", "AWS/Bedrock"}, wantErr: "--cloudwatch-namespace must be 1 to 255 characters and must not start with AWS/"},
+		{name: "interval too short", args: []string{"--cloudwatch-interval", "10ms"}, wantErr: "--cloudwatch-interval must be at least 1s"},
+		{name: "endpoint not a URL", args: []string{"--cloudwatch-endpoint", "monitoring.internal"}, wantErr: "--cloudwatch-endpoint must be an http:// or https:// URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(tc.args, env(tc.env), io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("settings: %+v", c)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ package metering
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,10 @@ type Metrics struct {
 	reservationsExpired *prometheus.CounterVec
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
+
+	// observer also receives every finished request (the CloudWatch
+	// publisher): the same figures, not a second accounting path.
+	observer atomic.Pointer[observerBox]
 
 	dropAccount bool
 	// children caches label children per request key so the hot path does not
@@ -150,6 +155,30 @@ type Request struct {
 	HasUsage                          bool
 	// Tier is the pricing tier the request asked for; empty means default.
 	Tier string
+	// Rejection is the reason a cap or rate limit refused the request (as in
+	// gateway_quota_rejections_total), empty when it was admitted.
+	Rejection string
+	// UpstreamStatus is the status Bedrock answered with; 0 when the call
+	// never got an upstream response (refused, unreachable, timed out).
+	UpstreamStatus int
+}
+
+// Observer receives every request Observe records, after the Prometheus
+// metrics. ObserveRequest runs on the request path: it must not block.
+type Observer interface {
+	ObserveRequest(Request)
+}
+
+type observerBox struct{ o Observer }
+
+// SetObserver makes o receive every finished request from now on (nil:
+// none). Set it before the listeners open, so no request is missed.
+func (m *Metrics) SetObserver(o Observer) {
+	if o == nil {
+		m.observer.Store(nil)
+		return
+	}
+	m.observer.Store(&observerBox{o})
 }
 
 // Observe records one finished request.
@@ -182,6 +211,9 @@ func (m *Metrics) Observe(r Request) {
 		if r.Usage.Estimated {
 			m.usageEstimated.WithLabelValues(r.Entitlement).Inc()
 		}
+	}
+	if b := m.observer.Load(); b != nil {
+		b.o.ObserveRequest(r)
 	}
 }
 

@@ -316,3 +316,15 @@ func (p Price) Cost(t TokenCounts) usd.Micros {
 	}
 	return v
 }
+
+// PriceTokens is the cost of input and output tokens of model at its default
+// price (negative counts give a negative cost, as a difference needs); ok
+// false when the table does not price the model. It fits
+// cloudwatch.Pricer, for `gateway usage reconcile`.
+func (t *PriceTable) PriceTokens(model string, input, output int64) (cost usd.Micros, ok bool) {
+	p, ok := t.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	return p.Cost(TokenCounts{Input: input, Output: output}), true
+}

@@ -48,9 +48,11 @@ type accessRecord struct {
 	// HasUsage: Usage is known (exactly or, Usage.Estimated, as charged).
 	HasUsage bool
 	Quota    string // what admission did: reserved, settled, released, rejected:<reason>...
-	Latency  time.Duration
-	TTFB     time.Duration // zero when no byte was written
-	Overhead time.Duration // Latency less the time spent waiting on the upstream
+	// UpstreamStatus is Bedrock's answer's status, 0 when none came.
+	UpstreamStatus int
+	Latency        time.Duration
+	TTFB           time.Duration // zero when no byte was written
+	Overhead       time.Duration // Latency less the time spent waiting on the upstream
 }
 
 // accessRecord builds the record of the request c, answered through w.
@@ -59,7 +61,7 @@ func (h *Handler) accessRecord(w *responseWriter, r *http.Request, c *call) acce
 		RequestID: c.requestID, Client: h.clientAddr(r), Op: c.route.Op,
 		Entitlement: c.entitlementName(), Tier: c.tier, Status: w.status, ErrType: c.errType,
 		RequestedModel: c.route.ModelID, DenyReason: c.denyReason,
-		Usage: c.usage, HasUsage: c.hasUsage, Quota: c.quotaNote,
+		Usage: c.usage, HasUsage: c.hasUsage, Quota: c.quotaNote, UpstreamStatus: c.upstreamStatus,
 		Latency: h.opts.Now().Sub(c.start),
 	}
 	if rec.Status == 0 {
@@ -96,12 +98,21 @@ func (h *Handler) emitAccess(ctx context.Context, span trace.Span, rec accessRec
 		Entitlement: rec.Entitlement, Team: rec.Team, Account: rec.Account, Model: rec.Model,
 		Op: rec.Op, Code: rec.Code, Duration: rec.Latency, TTFB: rec.TTFB, Overhead: rec.Overhead,
 		Usage: rec.Usage, HasUsage: rec.HasUsage, Tier: rec.Tier,
+		Rejection: rejectionReason(rec.Quota), UpstreamStatus: rec.UpstreamStatus,
 	})
 	if span.IsRecording() {
 		annotateSpan(span, &rec)
 	}
 	span.End()
 	h.logAccess(ctx, &rec)
+}
+
+// rejectionReason is the reason of a "rejected:<reason>" quota note, else "".
+func rejectionReason(quota string) string {
+	if reason, ok := strings.CutPrefix(quota, "rejected:"); ok {
+		return reason
+	}
+	return ""
 }
 
 // annotateSpan records the request on its server span (OpenTelemetry's

@@ -213,6 +213,7 @@ type call struct {
 	// or the gateway shutting down.
 	upstreamFailed bool
 	upstream       time.Duration // time spent waiting on the upstream
+	upstreamStatus int           // the upstream response's status; 0 when none came
 	quotaNote      string
 	errType        string
 	tier           string // the pricing tier the request asked for (bedrock.RequestOptions.PricingTier)

@@ -76,6 +76,7 @@ func (h *Handler) roundTrip(ctx context.Context, w *responseWriter, r *http.Requ
 		return h.roundTripError(upCtx, w, r, c, err)
 	}
 	defer resp.Body.Close()
+	c.upstreamStatus = resp.StatusCode
 	copyResponseHeaders(w.Header(), resp.Header)
 	if resp.StatusCode != http.StatusOK {
 		// Upstream errors pass through unchanged; nothing is charged.

@@ -32,6 +32,11 @@ const (
 	GroupByModel       = "model"
 	GroupByTier        = "tier"
 	GroupByPrincipal   = "principal"
+	// GroupByProfile groups by the application inference profile the calls
+	// went to (billing.profiles; empty for calls to the model), for
+	// reconciling with Bedrock's per-ModelId counts. JSON only: the CSV has
+	// no profile column.
+	GroupByProfile = "profile"
 )
 
 // CSVHeader is the usage report's CSV header (a public contract: finance tools
@@ -68,7 +73,28 @@ type UsageQuery struct {
 	// From and To, YYYY-MM, both or neither, not with Month: the months
 	// From to To, both included.
 	From, To string
-	GroupBy  string // team, account, entitlement, model, tier or principal; empty means team
+	// GroupBy is team, account, entitlement, model, tier or principal, or several of
+	// them joined by commas (entitlement,team,model: one row per combination,
+	// as `gateway usage reconcile` reads it); empty means team.
+	GroupBy string
+}
+
+// ValidGroupBy reports whether groupBy is one grouping, or several distinct
+// ones joined by commas.
+func ValidGroupBy(groupBy string) bool {
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(groupBy, ",") {
+		switch part {
+		case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier, GroupByPrincipal, GroupByProfile:
+		default:
+			return false
+		}
+		if seen[part] {
+			return false
+		}
+		seen[part] = true
+	}
+	return true
 }
 
 // LedgerRow is one line of the monthly usage ledger: the usage of one
@@ -241,6 +267,9 @@ type ReportRow struct {
 	// Principal is the IAM role or user ARN (sessions and paths dropped), or
 	// NoPrincipal for calls made with gateway-issued credentials.
 	Principal string `json:"principal,omitempty"`
+	// Profile is the application inference profile ARN the calls went to
+	// (group_by profile only; empty: the model itself).
+	Profile string `json:"profile,omitempty"`
 	// Requests counts settled requests; Errors counts admitted requests whose
 	// upstream call failed (before the response: no charge; mid-stream: also
 	// settled, so in Requests too). EstimatedRequests
@@ -286,10 +315,8 @@ func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
 	if groupBy == "" {
 		groupBy = GroupByTeam
 	}
-	switch groupBy {
-	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier, GroupByPrincipal:
-	default:
-		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model, tier or principal", ErrInvalidQuery, groupBy)
+	if !ValidGroupBy(groupBy) {
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model, tier or principal (or several, comma-separated)", ErrInvalidQuery, groupBy)
 	}
 	snap, err := r.snapshot()
 	if err != nil {
@@ -387,7 +414,7 @@ func (r *Reports) entitlementNames(ctx context.Context, snap Snapshot, month str
 	return slices.Compact(names), nil
 }
 
-type groupKey struct{ month, team, account, entitlement, model, tier, principal string }
+type groupKey struct{ month, team, account, entitlement, model, tier, principal, profile string }
 
 // build groups lines (each of one of months, oldest first) by groupBy.
 func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []LedgerRow) *Report {
@@ -413,31 +440,35 @@ func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []
 			CostUSD:       cost,
 		}
 		k := groupKey{month: l.Month}
-		switch groupBy {
-		case GroupByTeam:
-			// The team recorded with the calls: moving an account later does
-			// not move its past usage. Older lines have none: the team now.
-			k.team = l.Team
-			if k.team == "" {
-				k.team = UnknownTeam
-				if a, ok := snapAccount(snap, l.Account); ok {
-					k.team = a.Team
+		for part := range strings.SplitSeq(groupBy, ",") {
+			switch part {
+			case GroupByTeam:
+				// The team recorded with the calls: moving an account later does
+				// not move its past usage. Older lines have none: the team now.
+				k.team = l.Team
+				if k.team == "" {
+					k.team = UnknownTeam
+					if a, ok := snapAccount(snap, l.Account); ok {
+						k.team = a.Team
+					}
 				}
+			case GroupByAccount:
+				k.account = l.Account
+			case GroupByEntitlement:
+				k.entitlement = l.Entitlement
+			case GroupByModel:
+				k.model = cmp.Or(l.Model, UnknownModel)
+			case GroupByTier:
+				k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
+			case GroupByPrincipal:
+				k.principal = cmp.Or(l.Principal, NoPrincipal)
+			case GroupByProfile:
+				k.profile = l.Profile
 			}
-		case GroupByAccount:
-			k.account = l.Account
-		case GroupByEntitlement:
-			k.entitlement = l.Entitlement
-		case GroupByModel:
-			k.model = cmp.Or(l.Model, UnknownModel)
-		case GroupByTier:
-			k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
-		case GroupByPrincipal:
-			k.principal = cmp.Or(l.Principal, NoPrincipal)
 		}
 		g := groups[k]
 		if g == nil {
-			g = &ReportRow{Month: k.month, Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier, Principal: k.principal}
+			g = &ReportRow{Month: k.month, Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier, Principal: k.principal, Profile: k.profile}
 			if a, ok := snapAccount(snap, k.account); ok && k.account != "" {
 				g.AccountName = a.Name
 			}

@@ -608,3 +608,15 @@ func TestUsageByPrincipal(t *testing.T) {
 		t.Fatalf("CSV by principal:\n%s", csv)
 	}
 }
+
+func TestValidGroupBy(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		"team": true, "entitlement,team,model": true, "tier,account": true,
+		"": false, "team,": false, "team,team": false, "org": false, "team, model": false,
+	} {
+		if got := ValidGroupBy(in); got != want {
+			t.Errorf("ValidGroupBy(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

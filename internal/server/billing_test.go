@@ -66,8 +66,8 @@ func TestBillingProfilesEndToEnd(t *testing.T) {
 	if n := metricValue(t, g1, "gateway_billing_profile_missing_total", "entitlement", "support"); n != 1 {
 		t.Fatalf("gateway_billing_profile_missing_total = %v, want 1", n)
 	}
-	if u := up.sim.ModelUsage()[haiku]; u.Invocations != 1 {
-		t.Fatalf("the call without a profile did not go to the model: %+v", up.sim.ModelUsage())
+	if u := up.sim.UsageByModelID()[haiku]; u.Invocations != 1 {
+		t.Fatalf("the call without a profile did not go to the model: %+v", up.sim.UsageByModelID())
 	}
 
 	// A second replica runs the periodic sync (its first run is at start).
@@ -147,7 +147,7 @@ func TestBillingProfilesEndToEnd(t *testing.T) {
 		perModelID[id] = u
 		requests[id] += r.Requests
 	}
-	served := up.sim.ModelUsage()
+	served := up.sim.UsageByModelID()
 	for id, u := range perModelID {
 		s := served[id]
 		if s.InputTokens != u.InputTokens || s.OutputTokens != u.OutputTokens || s.Invocations != requests[id] {

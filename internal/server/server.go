@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/billing"
+	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/console"
 	"github.com/bedrock-gateway/gateway/internal/metering"
@@ -81,6 +82,7 @@ type Server struct {
 	billingSync    *billing.Periodic // nil unless --billing-sync-interval
 	profiles       profileTable      // recorded application inference profiles
 	awsCfg         aws.Config        // the hub's AWS configuration (credentials, region, endpoint settings)
+	publisher      *cwpub.Publisher  // nil unless --cloudwatch-namespace
 	draining       atomic.Bool
 	tls            bool
 	bootstrapState *state.State
@@ -239,6 +241,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		return nil, fmt.Errorf("parsing upstream endpoint: %w", err)
 	}
 	if s.orgSync, err = s.newOrgSync(region, creds); err != nil {
+		return nil, err
+	}
+	if s.publisher, err = s.newPublisher(ctx, region, creds); err != nil {
 		return nil, err
 	}
 	if s.billingSync, err = s.newBillingSync(s.awsCfg, region); err != nil {
@@ -401,6 +406,10 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 			// can be tried locally (make run).
 			Organization:        s.simOrganization(),
 			VerifyOrganizations: sim.NewSigV4Check(sim.SigV4Check{Service: "organizations", Region: region, Secrets: map[string]string{akid: secret}}),
+			// CloudWatch too, so --cloudwatch-namespace and `gateway usage
+			// reconcile` can be tried against it.
+			VerifyCloudWatch: sim.NewSigV4Check(sim.SigV4Check{Service: "monitoring", PathPrefix: sim.CloudWatchPathPrefix,
+				Secrets: map[string]string{akid: secret}}),
 		}
 		simulator := sim.New(simOpts)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -411,8 +420,8 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 		go func() { _ = srv.Serve(ln) }()
 		s.closers = append(s.closers, func() { _ = srv.Close() })
 		s.simURL = "http://" + ln.Addr().String()
-		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
 		s.simHub = [2]string{akid, secret}
+		s.log.Warn("--simulate: the upstream is the built-in Bedrock simulator, not AWS", "simulator", s.simURL)
 		hubCreds := credentials.NewStaticCredentialsProvider(akid, secret, "")
 		s.awsCfg = aws.Config{Region: region, Credentials: hubCreds}
 		return s.simURL, region, hubCreds, nil
@@ -678,6 +687,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watchProfiles(degradedCtx) }()
+	if s.publisher != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.publisher.Run(degradedCtx) }()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
@@ -706,6 +719,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if err := s.notifier.Close(closeCtx); err != nil {
 		s.log.Error("delivering budget alerts", "error", err)
+	}
+	if s.publisher != nil {
+		// Last: the drained calls are in its statistics by now.
+		if err := s.publisher.Close(closeCtx); err != nil {
+			s.log.Error("publishing the last CloudWatch metrics", "error", err)
+		}
 	}
 	_ = s.ops.Shutdown(shutdownCtx)
 	stopSync()

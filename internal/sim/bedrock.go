@@ -53,28 +53,6 @@ type profileStore struct {
 	byID map[string]*Profile
 }
 
-// ModelUsage is what the simulator served for one model ID, as the caller
-// named it in the path (a base model ID, an ARN, an application inference
-// profile ARN or ID): successful generating calls and their tokens, as
-// reported to the client (the figures Bedrock's AWS/Bedrock CloudWatch
-// metrics are made of, per ModelId).
-type ModelUsage struct {
-	Invocations int64
-	bedrock.Usage
-}
-
-// ModelUsage returns the usage served per model ID since New or the last
-// Reset.
-func (s *Simulator) ModelUsage() map[string]ModelUsage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]ModelUsage, len(s.perModel))
-	for k, v := range s.perModel {
-		out[k] = v
-	}
-	return out
-}
-
 // Profiles returns the application inference profiles, sorted by ID.
 func (s *Simulator) Profiles() []Profile {
 	s.mu.Lock()

@@ -121,7 +121,7 @@ func TestControlPlaneInferenceProfileLifecycle(t *testing.T) {
 			t.Errorf("usage %+v", out.Usage)
 		}
 	}
-	usage := s.ModelUsage()
+	usage := s.UsageByModelID()
 	if u := usage[arn]; u.Invocations != 2 || u.InputTokens != 6 || u.OutputTokens != 2*DefaultOutputTokens {
 		t.Errorf("usage of the ARN: %+v", u)
 	}

@@ -56,4 +56,13 @@
 // minutes either side of its clock and a presigned URL for at most 15 minutes
 // (less when X-Amz-Expires says so). STS calls are not Bedrock requests: they are
 // not in Requests() and Options.Verify does not apply to them.
+//
+// # CloudWatch
+//
+// Calls to CloudWatchPathPrefix go to a CloudWatch stand-in (cloudwatch.go)
+// speaking Smithy RPC v2 CBOR: PutMetricData is stored, GetMetricData and
+// ListMetrics answer from it and from the AWS/Bedrock metrics of what the
+// runtime served (ModelUsage: Invocations, InputTokenCount and
+// OutputTokenCount per ModelId and region). Options.VerifyCloudWatch checks
+// their signatures (service monitoring).
 package sim

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 func FuzzInputTokens(f *testing.F) {
@@ -96,5 +99,59 @@ func FuzzControlPlane(f *testing.F) {
 			do("DELETE", "/inference-profiles/"+p.ID, nil)
 		}
 		do("GET", "/inference-profiles?maxResults=1000", nil)
+	})
+}
+
+// FuzzCloudWatchInput drives the CloudWatch stand-in's CBOR request decoding:
+// any body, for each served operation, decodes to an input or a CloudWatch
+// error, never a panic.
+func FuzzCloudWatchInput(f *testing.F) {
+	for _, seed := range [][]byte{
+		nil, {0xa0}, {0xbf, 0xff}, {0x01}, {0xff},
+		cbor.Encode(cbor.Map{"Namespace": cbor.String("N"), "MetricData": cbor.List{cbor.Map{
+			"MetricName": cbor.String("M"), "Value": cbor.Float64(1),
+			"Dimensions": cbor.List{cbor.Map{"Name": cbor.String("a"), "Value": cbor.String("b")}}}}}),
+		cbor.Encode(cbor.Map{"Namespace": cbor.String("N"), "MetricData": cbor.List{cbor.Map{
+			"MetricName": cbor.String("M"), "Values": cbor.List{cbor.Float64(1), cbor.Uint(2)}, "Counts": cbor.List{cbor.Float64(3), cbor.Float64(1)}}}}),
+		cbor.Encode(cbor.Map{"StartTime": &cbor.Tag{ID: 1, Value: cbor.Float64(1.7e9)}, "EndTime": &cbor.Tag{ID: 1, Value: cbor.Uint(1800000000)},
+			"MetricDataQueries": cbor.List{cbor.Map{"Id": cbor.String("q"), "MetricStat": cbor.Map{
+				"Metric": cbor.Map{"Namespace": cbor.String("N"), "MetricName": cbor.String("M")}, "Period": cbor.Uint(60), "Stat": cbor.String("Sum")}}}}),
+		cbor.Encode(cbor.Map{"Dimensions": cbor.List{cbor.Map{"Name": cbor.String("ModelId")}}, "RecentlyActive": cbor.String("PT3H")}),
+	} {
+		for _, op := range []string{"PutMetricData", "GetMetricData", "ListMetrics"} {
+			f.Add(op, seed)
+		}
+	}
+	f.Fuzz(func(t *testing.T, op string, body []byte) {
+		in, err := decodeCloudWatchInput(op, body)
+		if err != nil {
+			if _, ok := errors.AsType[*cwError](err); !ok {
+				t.Fatalf("error %T %v is not a *cwError", err, err)
+			}
+			return
+		}
+		switch in := in.(type) {
+		case *putMetricDataInput:
+			if len(in.data) == 0 || in.namespace == "" {
+				t.Fatalf("accepted an empty PutMetricData: %+v", in)
+			}
+			for _, d := range in.data {
+				if d.stats.count <= 0 || d.stats.min > d.stats.max {
+					t.Fatalf("bad statistics %+v", d.stats)
+				}
+			}
+		case *getMetricDataInput:
+			if len(in.queries) == 0 || !in.start.Before(in.end) {
+				t.Fatalf("accepted %+v", in)
+			}
+			for _, q := range in.queries {
+				if q.period < 60 {
+					t.Fatalf("period %d", q.period)
+				}
+			}
+		case *listMetricsInput:
+		default:
+			t.Fatalf("decoded %T", in)
+		}
 	})
 }

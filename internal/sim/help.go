@@ -74,6 +74,18 @@ DeleteInferenceProfile, TagResource, UntagResource and ListTagsForResource, held
 memory. Profiles belong to account ` + HubAccount + ` in the region the request was signed for.
 A profile's ARN or ID is a model ID of the runtime operations: it answers as the model it
 copies, and its usage is counted under the ID the caller used.
+
+CloudWatch (Smithy RPC v2 CBOR, as the current SDKs speak it: POST
+/service/GraniteServiceVersion20100801/operation/<Operation>, signed for service
+monitoring in any region with the hub key): PutMetricData (stored, per region, at
+one-minute resolution; gzip bodies accepted), GetMetricData (MetricStat queries with
+Sum, SampleCount, Average, Minimum or Maximum over periods that are multiples of 60
+seconds counted from StartTime; MaxDatapoints a page, NextToken continues) and
+ListMetrics (500 a page). The namespace AWS/Bedrock holds the simulator's own metrics
+of what its runtime served (Invocations, InputTokenCount, OutputTokenCount per ModelId,
+the model label of the call), in the region the call was signed for (us-east-1 when
+unsigned or a bearer token). Faults strike these calls too: throttle is 400 Throttling,
+unavailable 503, the others 500 InternalServiceError, reset drops the connection.
 `
 }
 

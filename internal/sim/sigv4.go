@@ -14,7 +14,13 @@ import (
 // SigV4Check configures NewSigV4Check.
 type SigV4Check struct {
 	Service string // signing name, e.g. "organizations"
-	Region  string // signing region, e.g. "us-east-1"
+	// Region is the signing region, e.g. "us-east-1"; empty accepts any (a
+	// regional service such as CloudWatch, served for every region at once).
+	Region string
+	// PathPrefix, when set, is the prefix the request path must have (an
+	// RPC v2 service's /service/<name>/operation/<Op>); empty: the path must be
+	// "/", as the JSON protocols send it.
+	PathPrefix string
 	// Secrets maps the access key IDs the simulator accepts to their secrets.
 	Secrets map[string]string
 	Now     func() time.Time // default time.Now
@@ -26,7 +32,7 @@ const sigV4MaxSkew = 5 * time.Minute
 // NewSigV4Check returns a check of the SigV4 header signature of a request to
 // an RPC service of the simulator other than Bedrock (whose check lives in
 // internal/authn and is scoped to the bedrock signing name): the target must be
-// "/" without a query, as the JSON protocols send it. Its errors are
+// "/" without a query, as the JSON protocols send it, or under PathPrefix. Its errors are
 // OrganizationsError values worded as AWS words them.
 func NewSigV4Check(c SigV4Check) func(r *http.Request, body []byte) error {
 	now := c.Now
@@ -44,9 +50,13 @@ func NewSigV4Check(c SigV4Check) func(r *http.Request, body []byte) error {
 		if !ok {
 			return OrganizationsError(http.StatusBadRequest, "IncompleteSignatureException", "The Authorization header is not a valid AWS4-HMAC-SHA256 signature.")
 		}
-		if a.service != c.Service || a.region != c.Region || a.terminal != "aws4_request" {
+		if a.service != c.Service || (c.Region != "" && a.region != c.Region) || a.region == "" || a.terminal != "aws4_request" {
+			region := c.Region
+			if region == "" {
+				region = a.region
+			}
 			return OrganizationsError(http.StatusBadRequest, "InvalidSignatureException",
-				"Credential should be scoped to a valid region and service: '"+c.Region+"/"+c.Service+"'.")
+				"Credential should be scoped to a valid region and service: '"+region+"/"+c.Service+"'.")
 		}
 		secret, ok := c.Secrets[a.accessKeyID]
 		if !ok {
@@ -60,7 +70,8 @@ func NewSigV4Check(c SigV4Check) func(r *http.Request, body []byte) error {
 		if d := now().Sub(t); d > sigV4MaxSkew || d < -sigV4MaxSkew {
 			return OrganizationsError(http.StatusBadRequest, "InvalidSignatureException", "Signature expired: "+amzDate+" is outside the allowed window.")
 		}
-		if rawPath(r) != "/" || r.URL.RawQuery != "" {
+		path := rawPath(r)
+		if r.URL.RawQuery != "" || !signablePath(path, c.PathPrefix) {
 			return mismatch
 		}
 		payload := sha256.Sum256(body)
@@ -69,7 +80,7 @@ func NewSigV4Check(c SigV4Check) func(r *http.Request, body []byte) error {
 			return mismatch
 		}
 		var canon strings.Builder
-		canon.WriteString(r.Method + "\n/\n\n")
+		canon.WriteString(r.Method + "\n" + path + "\n\n")
 		signed := strings.Split(a.signedHeaders, ";")
 		if !strings.Contains(";"+a.signedHeaders+";", ";host;") {
 			return mismatch
@@ -107,6 +118,24 @@ func NewSigV4Check(c SigV4Check) func(r *http.Request, body []byte) error {
 		}
 		return nil
 	}
+}
+
+// signablePath reports whether path is "/" (prefix empty) or lies under
+// prefix and needs no percent-encoding, so that it is its own canonical URI.
+func signablePath(path, prefix string) bool {
+	if prefix == "" {
+		return path == "/"
+	}
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	for _, c := range []byte(path) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/-_.~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func hmacSHA256(key []byte, data string) []byte {

@@ -69,6 +69,11 @@ type Options struct {
 	// made by OrganizationsError is answered as it says, any other as
 	// InvalidSignatureException.
 	VerifyOrganizations func(r *http.Request, body []byte) error
+	// VerifyCloudWatch checks the SigV4 signature of a CloudWatch call
+	// (service monitoring, any region; see NewSigV4Check with
+	// CloudWatchPathPrefix); nil means no check. A failure is answered 403
+	// SignatureDoesNotMatch.
+	VerifyCloudWatch func(r *http.Request, body []byte) error
 }
 
 // Observed is one request as the simulator saw it and answered it.
@@ -102,7 +107,7 @@ type Simulator struct {
 	orgCalls map[string]int // Organizations calls per operation
 	stsCalls atomic.Int64   // STS requests served (sts.go)
 	profiles profileStore   // application inference profiles (bedrock.go)
-	perModel map[string]ModelUsage
+	cw       *metricStore   // the CloudWatch stand-in's metrics (cloudwatch.go)
 }
 
 // record is an Observed being filled in by its handler.
@@ -126,6 +131,7 @@ func New(opts Options) *Simulator {
 		log:   log,
 		rng:   mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		async: newAsyncStore(),
+		cw:    newMetricStore(),
 	}
 	s.org, s.orgErr = newOrgIndex(opts.Organization)
 	return s
@@ -153,18 +159,19 @@ func (s *Simulator) Totals() bedrock.Usage {
 	return s.totals
 }
 
-// Reset forgets observed requests, totals, per-model usage, async
-// invocations and the counts of Organizations calls (not the inference
-// profiles).
+// Reset forgets observed requests, totals, async invocations, the counts of
+// Organizations and CloudWatch calls and the usage per model (ModelUsage, the
+// AWS/Bedrock metrics); metrics stored by PutMetricData and the inference
+// profiles stay.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observed = nil
 	s.totals = bedrock.Usage{}
-	s.perModel = nil
 	s.gen++
 	s.async = newAsyncStore()
 	s.orgCalls = nil
+	s.cw.resetNamespace(BedrockNamespace)
 }
 
 // maxBody is Bedrock's body limit (25,000,000 bytes) plus room for JSON framing.
@@ -176,6 +183,10 @@ const maxBody = 26 << 20
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isOrganizations(r) {
 		s.serveOrganizations(w, r) // not a Bedrock call: not in Requests or Totals
+		return
+	}
+	if isCloudWatch(r) {
+		s.serveCloudWatch(w, r) // the CloudWatch stand-in (cloudwatch.go): not a Bedrock request
 		return
 	}
 	if isSTS(r) {
@@ -274,15 +285,7 @@ func (s *Simulator) report(rec *record, u bedrock.Usage) {
 	rec.Usage = u
 	if rec.gen == s.gen {
 		s.totals = s.totals.Add(u)
-		if rec.ModelID != "" {
-			if s.perModel == nil {
-				s.perModel = map[string]ModelUsage{}
-			}
-			m := s.perModel[rec.ModelID]
-			m.Invocations++
-			m.Usage = m.Usage.Add(u)
-			s.perModel[rec.ModelID] = m
-		}
+		s.cw.recordModelUsage(signingRegion(rec.Header), rec.ModelID, u, time.Now())
 	}
 }
 
