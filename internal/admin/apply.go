@@ -16,6 +16,8 @@ type applyResponse struct {
 	Applied bool   `json:"applied"`
 	DryRun  bool   `json:"dry_run"`
 	Version uint64 `json:"version"`
+	// StateVersion is Version, under the name every change answer uses.
+	StateVersion uint64 `json:"state_version"`
 }
 
 // apply makes the store match a state file. It replaces the organization
@@ -68,7 +70,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v})
+		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v, StateVersion: v})
 		return nil
 	}
 	var changes []state.Change
@@ -87,7 +89,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v})
+	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v, StateVersion: v})
 	return nil
 }
 
