@@ -50,6 +50,12 @@ type UsageSource interface {
 	Usage(ctx context.Context, q report.UsageQuery) (*report.Report, error)
 }
 
+// DailyUsageSource produces the per-day usage of GET /admin/v1/usage/daily.
+// Errors map as UsageSource's.
+type DailyUsageSource interface {
+	Daily(ctx context.Context, q report.DailyQuery) (*report.DailyReport, error)
+}
+
 // QuotaSource reports what remains of an entitlement's caps this month, for
 // GET /admin/v1/entitlements/{name}/quota. Errors map as UsageSource's.
 type QuotaSource interface {
@@ -81,6 +87,8 @@ type Options struct {
 	Quota QuotaSource
 	// Billing may be nil: /admin/v1/billing/profiles then answers 501.
 	Billing BillingStore
+	// DailyUsage may be nil: /admin/v1/usage/daily then answers 501.
+	DailyUsage DailyUsageSource
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now stamps created_at and updated_at; nil means time.Now.
@@ -121,6 +129,7 @@ type server struct {
 	sessions    SessionResolver
 	routeTable  []route
 	usage       UsageSource
+	daily       DailyUsageSource
 	quota       QuotaSource
 	billing     BillingStore
 	log         *slog.Logger
@@ -136,6 +145,7 @@ func New(opts Options) http.Handler {
 		store:       opts.Store,
 		syncer:      opts.Syncer,
 		usage:       opts.Usage,
+		daily:       opts.DailyUsage,
 		quota:       opts.Quota,
 		billing:     opts.Billing,
 		log:         opts.Logger,
@@ -187,6 +197,7 @@ func (s *server) routes() {
 	s.handle(p+"/audit", methods{http.MethodGet: viewer(s.listAudit)})
 	s.handle(p+"/apply", methods{http.MethodPost: admin(s.apply)})
 	s.handle(p+"/usage", methods{http.MethodGet: viewer(s.getUsage)})
+	s.handle(p+"/usage/daily", methods{http.MethodGet: viewer(s.getDailyUsage)})
 	// The export is the whole state, and with include_secrets=true every
 	// SigV4 secret: admins only.
 	s.handle(p+"/export", methods{http.MethodGet: admin(s.exportState)})

@@ -19,6 +19,8 @@ type applyResponse struct {
 	// Warnings are things the operator should know about a change that was
 	// nonetheless valid (a synced organization replaced by the file).
 	Warnings []string `json:"warnings,omitempty"`
+	// StateVersion is Version, under the name every change answer uses.
+	StateVersion uint64 `json:"state_version"`
 }
 
 // apply makes the store match a state file. It replaces the organization
@@ -71,7 +73,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v, Warnings: applyWarnings(cur, changes)})
+		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v, StateVersion: v, Warnings: applyWarnings(cur, changes)})
 		return nil
 	}
 	var changes []state.Change
@@ -92,7 +94,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v, Warnings: warnings})
+	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v, StateVersion: v, Warnings: warnings})
 	return nil
 }
 

@@ -20,6 +20,13 @@ func (s *server) listAudit(w http.ResponseWriter, r *http.Request) error {
 		aq.Limit = n
 	}
 	aq.Before = q.Get("before")
+	// Substring filters (ignoring case), as a console's search box sends them.
+	aq.Actor, aq.Action, aq.Target = q.Get("actor"), q.Get("action"), q.Get("target")
+	for name, v := range map[string]string{"actor": aq.Actor, "action": aq.Action, "target": aq.Target} {
+		if len(v) > 256 {
+			return errBadRequest("%s must be at most 256 characters", name)
+		}
+	}
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {

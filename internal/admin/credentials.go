@@ -23,7 +23,8 @@ type issueResponse struct {
 	SecretAccessKey string           `json:"secret_access_key,omitempty"`
 	APIKey          string           `json:"api_key,omitempty"`
 	// Warnings are for the operator issuing the credential.
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+	StateVersion uint64   `json:"state_version"`
 }
 
 // plainHTTPWarning is given with an API key issued while the data listener
@@ -97,7 +98,7 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c.ID = c.DefaultID()
-	_, _, err = s.update(r, "credential.issue", func(st *state.State) error {
+	v, _, err := s.update(r, "credential.issue", func(st *state.State) error {
 		if slices.ContainsFunc(st.Credentials, func(o state.Credential) bool { return o.ID == c.ID }) {
 			// 2^93 access key IDs make this practically impossible; refuse
 			// rather than overwrite.
@@ -111,13 +112,14 @@ func (s *server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp.Credential = publicCredentials([]state.Credential{c})[0]
 	w.Header().Set("Location", "/admin/v1/credentials/"+c.ID)
+	resp.StateVersion = v
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
 }
 
 func (s *server) revokeCredential(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	_, _, err := s.update(r, "credential.revoke", func(st *state.State) error {
+	v, _, err := s.update(r, "credential.revoke", func(st *state.State) error {
 		i := slices.IndexFunc(st.Credentials, func(c state.Credential) bool { return c.ID == id })
 		if i < 0 {
 			return errNotFound("credential %q does not exist", id)
@@ -128,6 +130,6 @@ func (s *server) revokeCredential(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, changeBody{StateVersion: v})
 	return nil
 }

@@ -109,7 +109,7 @@ func TestIssueCredentialInvalid(t *testing.T) {
 func TestRevokeCredential(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t))
-	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/credentials/GWEXAMPLE00000000002", "", ""), http.StatusNoContent)
+	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/credentials/GWEXAMPLE00000000002", "", ""), http.StatusOK)
 	if len(e.store.state().Credentials) != 1 {
 		t.Fatal("credential not removed")
 	}
@@ -122,8 +122,8 @@ func TestRevokeCredential(t *testing.T) {
 func TestAuditEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t))
-	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/credentials/GWEXAMPLE00000000002", "", ""), http.StatusNoContent)
-	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/entitlements/dev-only", "", ""), http.StatusNoContent)
+	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/credentials/GWEXAMPLE00000000002", "", ""), http.StatusOK)
+	wantStatus(t, e.do(http.MethodDelete, "/admin/v1/entitlements/dev-only", "", ""), http.StatusOK)
 	r := e.do(http.MethodGet, "/admin/v1/audit?limit=1", "", "")
 	wantStatus(t, r, http.StatusOK)
 	var got struct {
@@ -137,6 +137,32 @@ func TestAuditEndpoint(t *testing.T) {
 		wantError(t, e.do(http.MethodGet, "/admin/v1/audit?"+q, "", ""), http.StatusBadRequest, codeBadRequest)
 	}
 	wantStatus(t, e.do(http.MethodGet, "/admin/v1/audit?since=2025-01-01T00:00:00Z&before=1-0", "", ""), http.StatusOK)
+
+	// Filters: substrings of actor, action and target, ignoring case.
+	filters := []struct {
+		query   string
+		actions []string
+	}{
+		{"action=REVOKE", []string{"credential.revoke"}},
+		{"action=.delete&actor=ops", []string{"entitlement.delete"}},
+		{"actor=admin:", []string{"entitlement.delete", "credential.revoke"}},
+		{"actor=someone-else", nil},
+		{"target=STATE&action=entitlement", []string{"entitlement.delete"}},
+	}
+	for _, f := range filters {
+		r := e.do(http.MethodGet, "/admin/v1/audit?"+f.query, "", "")
+		wantStatus(t, r, http.StatusOK)
+		got.Entries = nil
+		r.decode(t, &got)
+		var actions []string
+		for _, en := range got.Entries {
+			actions = append(actions, en.Action)
+		}
+		if !slices.Equal(actions, f.actions) {
+			t.Errorf("%s: actions %v, want %v", f.query, actions, f.actions)
+		}
+	}
+	wantError(t, e.do(http.MethodGet, "/admin/v1/audit?actor="+strings.Repeat("a", 257), "", ""), http.StatusBadRequest, codeBadRequest)
 }
 
 // An API key issued while the data listener serves plain HTTP comes with a

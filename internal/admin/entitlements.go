@@ -13,6 +13,10 @@ import (
 
 type entitlementBody struct {
 	Entitlement state.Entitlement `json:"entitlement"`
+	// StateVersion is the state version the answer reflects; after a
+	// change, the version that holds it: the change is in force on a
+	// replica serving this version or a later one.
+	StateVersion uint64 `json:"state_version"`
 }
 
 // stamp is the server's time for created_at and updated_at: UTC, whole
@@ -38,7 +42,7 @@ func (s *server) listEntitlements(w http.ResponseWriter, r *http.Request) error 
 
 func (s *server) getEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	st, _, err := s.load(r.Context())
+	st, v, err := s.load(r.Context())
 	if err != nil {
 		return err
 	}
@@ -46,7 +50,7 @@ func (s *server) getEntitlement(w http.ResponseWriter, r *http.Request) error {
 	if i < 0 {
 		return errNotFound("entitlement %q does not exist", name)
 	}
-	writeJSON(w, http.StatusOK, entitlementBody{Entitlement: st.Entitlements[i]})
+	writeJSON(w, http.StatusOK, entitlementBody{Entitlement: st.Entitlements[i], StateVersion: v})
 	return nil
 }
 
@@ -61,7 +65,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 	now := s.stamp()
 	e.CreatedAt, e.UpdatedAt = now, now
 	var created state.Entitlement
-	_, _, err := s.update(r, "entitlement.create", func(st *state.State) error {
+	v, _, err := s.update(r, "entitlement.create", func(st *state.State) error {
 		if findEntitlement(st, e.Name) >= 0 {
 			return errConflict("entitlement %q already exists", e.Name)
 		}
@@ -76,7 +80,7 @@ func (s *server) createEntitlement(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	w.Header().Set("Location", "/admin/v1/entitlements/"+e.Name)
-	writeJSON(w, http.StatusCreated, entitlementBody{Entitlement: created})
+	writeJSON(w, http.StatusCreated, entitlementBody{Entitlement: created, StateVersion: v})
 	return nil
 }
 
@@ -123,7 +127,7 @@ func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error 
 	}
 	now := s.stamp()
 	var updated state.Entitlement
-	_, _, err := s.update(r, "entitlement.update", func(st *state.State) error {
+	v, _, err := s.update(r, "entitlement.update", func(st *state.State) error {
 		i := findEntitlement(st, name)
 		if i < 0 {
 			return errNotFound("entitlement %q does not exist", name)
@@ -142,7 +146,7 @@ func (s *server) patchEntitlement(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, entitlementBody{Entitlement: updated})
+	writeJSON(w, http.StatusOK, entitlementBody{Entitlement: updated, StateVersion: v})
 	return nil
 }
 
@@ -212,7 +216,7 @@ func applyField(dst, src *state.Entitlement, field string) {
 
 func (s *server) deleteEntitlement(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	_, _, err := s.update(r, "entitlement.delete", func(st *state.State) error {
+	v, _, err := s.update(r, "entitlement.delete", func(st *state.State) error {
 		i := findEntitlement(st, name)
 		if i < 0 {
 			return errNotFound("entitlement %q does not exist", name)
@@ -223,7 +227,7 @@ func (s *server) deleteEntitlement(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, changeBody{StateVersion: v})
 	return nil
 }
 

@@ -77,7 +77,9 @@ func (f *fakeStore) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditE
 	}
 	var out []store.AuditEntry
 	for i := len(f.audit) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, f.audit[i])
+		if q.Matches(f.audit[i]) {
+			out = append(out, f.audit[i])
+		}
 	}
 	return out, nil
 }

@@ -12,14 +12,15 @@ import (
 
 type organizationBody struct {
 	Organization state.Organization `json:"organization"`
+	StateVersion uint64             `json:"state_version"`
 }
 
 func (s *server) getOrganization(w http.ResponseWriter, r *http.Request) error {
-	st, _, err := s.load(r.Context())
+	st, v, err := s.load(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, organizationBody{Organization: nonNilOrg(st.Organization)})
+	writeJSON(w, http.StatusOK, organizationBody{Organization: nonNilOrg(st.Organization), StateVersion: v})
 	return nil
 }
 
@@ -55,7 +56,7 @@ func (s *server) putOrganization(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var result state.Organization
-	_, _, err = s.update(r, ActionReplaceOrganization, func(st *state.State) error {
+	v, _, err := s.update(r, ActionReplaceOrganization, func(st *state.State) error {
 		if err := ReplaceOrganization(st, org, force); err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func (s *server) putOrganization(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, organizationBody{Organization: nonNilOrg(result)})
+	writeJSON(w, http.StatusOK, organizationBody{Organization: nonNilOrg(result), StateVersion: v})
 	return nil
 }
 

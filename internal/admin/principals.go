@@ -10,6 +10,7 @@ import (
 // deniedPrincipalsBody is the deny list as the API shows it.
 type deniedPrincipalsBody struct {
 	DeniedPrincipals []string `json:"denied_principals"`
+	StateVersion     uint64   `json:"state_version"`
 }
 
 // denyRequest adds one pattern to the deny list.
@@ -18,11 +19,11 @@ type denyRequest struct {
 }
 
 func (s *server) listDeniedPrincipals(w http.ResponseWriter, r *http.Request) error {
-	st, _, err := s.load(r.Context())
+	st, v, err := s.load(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deniedPrincipalsBody{DeniedPrincipals: nonNilStrings(st.DeniedPrincipals)})
+	writeJSON(w, http.StatusOK, deniedPrincipalsBody{DeniedPrincipals: nonNilStrings(st.DeniedPrincipals), StateVersion: v})
 	return nil
 }
 
@@ -38,7 +39,7 @@ func (s *server) denyPrincipal(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("%v", err)
 	}
 	var list []string
-	_, _, err := s.update(r, "principal.deny", func(st *state.State) error {
+	v, _, err := s.update(r, "principal.deny", func(st *state.State) error {
 		if slices.Contains(st.DeniedPrincipals, req.Principal) {
 			list = st.DeniedPrincipals
 			return errUnchanged
@@ -53,14 +54,14 @@ func (s *server) denyPrincipal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deniedPrincipalsBody{DeniedPrincipals: nonNilStrings(slices.Clone(list))})
+	writeJSON(w, http.StatusOK, deniedPrincipalsBody{DeniedPrincipals: nonNilStrings(slices.Clone(list)), StateVersion: v})
 	return nil
 }
 
 // allowPrincipal removes a pattern from the deny list (exactly as listed).
 func (s *server) allowPrincipal(w http.ResponseWriter, r *http.Request) error {
 	pattern := r.PathValue("pattern")
-	_, _, err := s.update(r, "principal.allow", func(st *state.State) error {
+	v, _, err := s.update(r, "principal.allow", func(st *state.State) error {
 		i := slices.Index(st.DeniedPrincipals, pattern)
 		if i < 0 {
 			return errNotFound("principal %q is not on the deny list", pattern)
@@ -71,7 +72,7 @@ func (s *server) allowPrincipal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, changeBody{StateVersion: v})
 	return nil
 }
 

@@ -68,6 +68,30 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// getDailyUsage answers GET /admin/v1/usage/daily?month=YYYY-MM&group_by=...:
+// every day of the month with its usage per group (the console's chart).
+func (s *server) getDailyUsage(w http.ResponseWriter, r *http.Request) error {
+	if s.daily == nil {
+		return errNotImplemented("the daily usage report")
+	}
+	q := r.URL.Query()
+	dq := report.DailyQuery{Month: q.Get("month"), GroupBy: q.Get("group_by")}
+	if _, err := time.Parse("2006-01", dq.Month); dq.Month != "" && (err != nil || len(dq.Month) != 7) {
+		return errBadRequest("month %q must be YYYY-MM", dq.Month)
+	}
+	switch dq.GroupBy {
+	case "", "team", "account", "entitlement", "model":
+	default:
+		return errBadRequest("group_by %q must be team, account, entitlement or model", dq.GroupBy)
+	}
+	rep, err := s.daily.Daily(r.Context(), dq)
+	if err != nil {
+		return sourceError(err)
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
 func (s *server) getQuota(w http.ResponseWriter, r *http.Request) error {
 	if s.quota == nil {
 		return errNotImplemented("the quota report")

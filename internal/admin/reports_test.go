@@ -109,3 +109,24 @@ func compactJSON(t *testing.T, b []byte) string {
 	}
 	return buf.String()
 }
+
+type fakeDaily struct{ got report.DailyQuery }
+
+func (f *fakeDaily) Daily(_ context.Context, q report.DailyQuery) (*report.DailyReport, error) {
+	f.got = q
+	return &report.DailyReport{Month: "2026-11", GroupBy: "team", Days: []report.DayUsage{}}, nil
+}
+
+func TestDailyUsageArguments(t *testing.T) {
+	t.Parallel()
+	wantError(t, newEnv(t, seedState(t)).do(http.MethodGet, "/admin/v1/usage/daily", "", ""), http.StatusNotImplemented, codeNotImplemented)
+	src := &fakeDaily{}
+	e := newEnv(t, seedState(t), func(o *Options) { o.DailyUsage = src })
+	for _, q := range []string{"?month=2026-1", "?month=nov", "?group_by=tier", "?group_by=x"} {
+		wantError(t, e.do(http.MethodGet, "/admin/v1/usage/daily"+q, "", ""), http.StatusBadRequest, codeBadRequest)
+	}
+	wantStatus(t, e.do(http.MethodGet, "/admin/v1/usage/daily?month=2026-11&group_by=model", "", ""), http.StatusOK)
+	if src.got != (report.DailyQuery{Month: "2026-11", GroupBy: "model"}) {
+		t.Fatalf("query %+v", src.got)
+	}
+}

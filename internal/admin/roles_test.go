@@ -46,6 +46,7 @@ var wantRoles = map[string]opsauth.Role{
 	"GET /admin/v1/audit":                                  opsauth.RoleViewer,
 	"POST /admin/v1/apply":                                 opsauth.RoleAdmin,
 	"GET /admin/v1/usage":                                  opsauth.RoleViewer,
+	"GET /admin/v1/usage/daily":                            opsauth.RoleViewer,
 	"GET /admin/v1/export":                                 opsauth.RoleAdmin,
 	"GET /admin/v1/denied-principals":                      opsauth.RoleViewer,
 	"POST /admin/v1/denied-principals":                     opsauth.RoleOperator,

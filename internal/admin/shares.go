@@ -16,8 +16,15 @@ type sharesRequest struct {
 }
 
 type sharesBody struct {
-	Entitlement string        `json:"entitlement"`
-	Shares      []state.Share `json:"shares"`
+	Entitlement  string        `json:"entitlement"`
+	Shares       []state.Share `json:"shares"`
+	StateVersion uint64        `json:"state_version"`
+}
+
+// changeBody answers a change that has nothing else to say (a removal):
+// the state version that holds it.
+type changeBody struct {
+	StateVersion uint64 `json:"state_version"`
 }
 
 // readShareRows reads the targets of POST .../shares from a JSON or CSV body.
@@ -123,7 +130,7 @@ func (s *server) addShares(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := s.stamp()
 	var shares []state.Share
-	_, _, err = s.update(r, "share.add", func(st *state.State) error {
+	v, _, err := s.update(r, "share.add", func(st *state.State) error {
 		i := findEntitlement(st, name)
 		if i < 0 {
 			return errNotFound("entitlement %q does not exist", name)
@@ -181,14 +188,14 @@ func (s *server) addShares(w http.ResponseWriter, r *http.Request) error {
 	if shares == nil {
 		shares = []state.Share{}
 	}
-	writeJSON(w, http.StatusOK, sharesBody{Entitlement: name, Shares: shares})
+	writeJSON(w, http.StatusOK, sharesBody{Entitlement: name, Shares: shares, StateVersion: v})
 	return nil
 }
 
 func (s *server) removeShare(w http.ResponseWriter, r *http.Request) error {
 	name, target := r.PathValue("name"), r.PathValue("target")
 	now := s.stamp()
-	_, _, err := s.update(r, "share.remove", func(st *state.State) error {
+	v, _, err := s.update(r, "share.remove", func(st *state.State) error {
 		i := findEntitlement(st, name)
 		if i < 0 {
 			return errNotFound("entitlement %q does not exist", name)
@@ -205,7 +212,7 @@ func (s *server) removeShare(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, changeBody{StateVersion: v})
 	return nil
 }
 

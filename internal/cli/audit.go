@@ -19,11 +19,14 @@ type auditEntry struct {
 }
 
 func runAudit(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("audit", "audit [--limit N] [--since TIME|DURATION] [--before ID] [flags]\n\n"+
+	fs, common := newFlags("audit", "audit [--limit N] [--since TIME|DURATION] [--before ID] [--actor S] [--action S] [--target S] [flags]\n\n"+
 		"Shows the audit log, newest first: who changed what, and when.", env, readFormats)
 	limit := fs.Int("limit", 50, "number of entries (1 to 1000)")
 	since := fs.String("since", "", "only entries since an RFC 3339 time, or this long ago (e.g. 24h)")
 	before := fs.String("before", "", "only entries older than this entry ID (paging)")
+	actor := fs.String("actor", "", "only entries whose actor contains this (ignoring case), e.g. admin:ops")
+	action := fs.String("action", "", "only entries whose action contains this (ignoring case), e.g. share.")
+	target := fs.String("target", "", "only entries whose target contains this (ignoring case), e.g. an entitlement name")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return done(err)
@@ -37,6 +40,11 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	q := url.Values{"limit": {strconv.Itoa(*limit)}}
 	if *before != "" {
 		q.Set("before", *before)
+	}
+	for name, v := range map[string]string{"actor": *actor, "action": *action, "target": *target} {
+		if v != "" {
+			q.Set(name, v)
+		}
 	}
 	if *since != "" {
 		t, err := parseSince(*since)

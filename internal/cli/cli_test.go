@@ -65,7 +65,7 @@ func (m *memStore) Replace(ctx context.Context, actor string, st *state.State) (
 func (m *memStore) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := slices.Clone(m.audit)
+	out := slices.DeleteFunc(slices.Clone(m.audit), func(e store.AuditEntry) bool { return !q.Matches(e) })
 	slices.Reverse(out)
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
@@ -407,6 +407,11 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("limit ignored:\n%s", out)
 	}
 	wantContains(t, h.ok("audit", "--since", "24h", "--output", "json"), `"entries"`)
+	out = h.ok("audit", "--action", "APPLY", "--actor", "cli")
+	if !strings.Contains(out, "apply") || strings.Contains(out, "entitlement.delete") {
+		t.Fatalf("--action apply --actor cli:\n%s", out)
+	}
+	wantContains(t, h.ok("audit", "--target", "nothing-like-it"), "no audit entries")
 	if _, _, err := h.run("audit", "--since", "yesterday"); err == nil {
 		t.Fatal("bad --since accepted")
 	}

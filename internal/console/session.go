@@ -51,6 +51,10 @@ type SessionOptions struct {
 	// SecureCookie marks the cookie Secure even on plain-HTTP requests (a
 	// TLS-terminating proxy in front); requests over TLS always get it.
 	SecureCookie bool
+	// FailedLoginRate (per second) and FailedLoginBurst bound failed
+	// sign-ins per replica; zero means 5 and 20.
+	FailedLoginRate  float64
+	FailedLoginBurst int
 	// Timeout bounds each Redis call; zero means 2 seconds.
 	Timeout time.Duration
 	// Now is the clock of expiry; nil means time.Now.
@@ -71,8 +75,8 @@ type Sessions struct {
 	now     func() time.Time
 	log     *slog.Logger
 	touch   *redis.Script
-	// logins bounds sign-in attempts per replica: a token is long and
-	// random, but nothing else slows down guessing one.
+	// logins bounds failed sign-in attempts per replica: a token is long
+	// and random, but nothing else slows down guessing one.
 	logins *rate.Limiter
 }
 
@@ -81,9 +85,16 @@ func NewSessions(opts SessionOptions) *Sessions {
 	m := &Sessions{
 		rdb: opts.Client, prefix: opts.Prefix, tokens: opts.Tokens, idle: opts.Idle, max: opts.Max,
 		secure: opts.SecureCookie, timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
-		touch:  redis.NewScript(touchLua),
-		logins: rate.NewLimiter(5, 20),
+		touch: redis.NewScript(touchLua),
 	}
+	loginRate, loginBurst := opts.FailedLoginRate, opts.FailedLoginBurst
+	if loginRate <= 0 {
+		loginRate = 5
+	}
+	if loginBurst <= 0 {
+		loginBurst = 20
+	}
+	m.logins = rate.NewLimiter(rate.Limit(loginRate), loginBurst)
 	if m.prefix == "" {
 		m.prefix = "gw"
 	}

@@ -86,14 +86,17 @@ func (m *Sessions) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", `the body must be {"token":"<admin token>"}`)
 		return
 	}
-	if !m.logins.Allow() {
+	// Only failed attempts spend the budget: a burst of wrong tokens slows
+	// everyone down for a moment, a burst of sign-ins does not.
+	if m.logins.Tokens() < 1 {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "too_many_requests", "too many sign-in attempts; try again in a moment")
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "too many failed sign-in attempts; try again in a moment")
 		return
 	}
 	token := strings.TrimSpace(req.Token)
 	p, ok := m.tokens.Current().Authenticate("Bearer " + token)
 	if !ok {
+		m.logins.Allow()
 		m.log.WarnContext(r.Context(), "console sign-in refused: unknown token", "remote", r.RemoteAddr)
 		writeError(w, http.StatusUnauthorized, "unauthorized", msgBadToken)
 		return

@@ -77,12 +77,19 @@
 //	<prefix>:{ent:<name>}:capres:<month>:<level>:<target>  zset: reservation id -> expiry (ms)
 //	<prefix>:{ent:<name>}:rpm:<account>, ...:tpm:<account> GCRA theoretical arrival time (ms)
 //	<prefix>:{ent:<name>}:ledger:<month>                   hash: <account>|<model>|<metric>
+//	<prefix>:{ent:<name>}:ledgerday:<YYYY-MM-DD>           hash: the same fields, per day
 //	<prefix>:{ent:<name>}:alerts:<month>                   hash: <level>:<target>:<threshold> -> used
 //	<prefix>:{ent:<name>}:settled:<id>                     settled marker
 //	<prefix>:usage-events                                  stream of settlements (optional; no hash tag)
 //
 // Cap and alert keys expire at the end of their month plus Grace; ledger keys
-// 400 days after the end of their month.
+// (monthly and per-day) 400 days after the end of their month.
+//
+// The per-day ledger dates a settlement by Redis TIME when it is written, in
+// the configured zone, among candidate days Go computes from its clock
+// within the reservation's month (as reserve picks the month): the days of
+// one month add up to its monthly ledger, and a settlement written late
+// (queued through an outage) counts on the nearest day of its month.
 //
 // # When Redis is unreachable
 //

@@ -28,6 +28,10 @@ func (k keys) ledger(month string) string { return k.base + "ledger:" + month }
 func (k keys) alerts(month string) string { return k.base + "alerts:" + month }
 func (k keys) settled(id string) string   { return k.base + "settled:" + id }
 
+// ledgerDay is the per-day ledger of one day ("2026-11-30"), with the
+// monthly ledger's fields.
+func (k keys) ledgerDay(day string) string { return k.base + "ledgerday:" + day }
+
 // reservationMember is a reservation's member in its caps' zsets: the tokens
 // ride along so a purge needs no lookup per member.
 func reservationMember(id string, tokens int64) string {
@@ -53,6 +57,41 @@ func parseMonth(s string, loc *time.Location) (month, bool) {
 		return month{}, false
 	}
 	return monthOf(t, loc), true
+}
+
+// day is one calendar day in the configured zone.
+type day struct {
+	key   string // "2026-11-30"
+	start time.Time
+}
+
+func dayOf(t time.Time, loc *time.Location) day {
+	t = t.In(loc)
+	start := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	return day{key: start.Format(time.DateOnly), start: start}
+}
+
+// dayCandidates lists the days of month m the settle script may date a
+// settlement in, given the local clock: the day of now and its neighbours,
+// those inside m, ascending; when now is far outside m, its nearest day.
+// The script picks by Redis TIME, so a replica's clock off by less than a
+// day never dates usage on the wrong day.
+func dayCandidates(now time.Time, m month, loc *time.Location) []day {
+	d := dayOf(now, loc)
+	var out []day
+	for _, c := range []day{dayOf(d.start.Add(-time.Hour), loc), d, dayOf(d.start.AddDate(0, 0, 1), loc)} {
+		if !c.start.Before(m.start) && c.start.Before(m.end) {
+			out = append(out, c)
+		}
+	}
+	switch {
+	case len(out) > 0:
+	case now.Before(m.start):
+		out = append(out, dayOf(m.start, loc))
+	default:
+		out = append(out, dayOf(m.end.Add(-time.Hour), loc))
+	}
+	return out
 }
 
 // boundaryWindow is how close to a month boundary the local clock must be for

@@ -185,10 +185,17 @@ func (s *settlement) kindFlags() string {
 // settleCall builds the keys and arguments of the settle script for s.
 func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 	k := l.keysFor(s.Entitlement)
-	keys := make([]string, 0, 4+2*len(s.Caps))
+	var days []day
+	if m, ok := parseMonth(s.Month, l.opts.Location); ok && s.Kind != kindOrphan {
+		days = dayCandidates(l.now(), m, l.opts.Location)
+	}
+	keys := make([]string, 0, 4+2*len(s.Caps)+len(days))
 	keys = append(keys, k.settled(s.ID), k.ledger(s.Month), k.alerts(s.Month), k.tpm(s.Account))
 	for _, c := range s.Caps {
 		keys = append(keys, k.capHash(s.Month, c), k.capZset(s.Month, c))
+	}
+	for _, d := range days {
+		keys = append(keys, k.ledgerDay(d.key))
 	}
 	held := 0
 	if s.Held {
@@ -204,6 +211,10 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 		for _, t := range c.Thresholds {
 			args = append(args, t)
 		}
+	}
+	args = append(args, len(days))
+	for _, d := range days {
+		args = append(args, d.start.UnixMilli())
 	}
 	return keys, args
 }

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] settled marker, KEYS[2] ledger hash, KEYS[3] alerts hash,
 -- KEYS[4] TPM GCRA key, then per cap c two keys at 4 + (c-1)*2 + {1,2}: the cap
--- hash and its reservation zset.
+-- hash and its reservation zset, then the candidate per-day ledger hashes.
 --
 -- ARGV: 1 time_offset_ms (added to Redis TIME, which dates the per-minute
 -- true-up: Options.RedisTimeOffset, 0 in production; see "Time" in doc.go),
@@ -15,7 +15,9 @@
 -- 8 cache_read, 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms,
 -- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,
 -- 16 held ('1': a reservation was made in Redis), then per cap:
--- limit, alert label, n, n thresholds.
+-- limit, alert label, n, n thresholds; then the candidate days of the
+-- per-day ledger: D, then D start times in ms (their hashes are the last D
+-- keys; D 0: no per-day ledger).
 --
 -- Returns {0} when this ID was settled or released before, otherwise
 -- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now,
@@ -149,6 +151,42 @@ end
 if first then
   -- The ledger hash only grows, so its expiry needs setting once per line.
   redis.call('PEXPIREAT', ledger, ARGV[10])
+end
+
+-- The per-day ledger: the same fields in the day of Redis TIME, picked among
+-- the candidate days of the month Go passes after the caps' arguments
+-- (ARGV[pos] D, then the D days' start ms, ascending; their hashes are the
+-- last D keys). A time outside them (a settlement written late, after an
+-- outage) counts on the nearest, so the days add up to the month.
+local D = tonumber(ARGV[pos]) or 0
+if D > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+  local pick = 1
+  for d = 2, D do
+    if now >= tonumber(ARGV[pos + d]) then
+      pick = d
+    end
+  end
+  local day = KEYS[4 + 2 * C + pick]
+  local incr = {{'errors', 1}}
+  if settle then
+    incr = {{'requests', 1}, {'input', ARGV[6]}, {'output', ARGV[7]}, {'cache_read', ARGV[8]},
+      {'cache_write', ARGV[9]}, {'counted', counted}}
+    if estimated then
+      incr[#incr + 1] = {'estimated', 1}
+    end
+    if failed then
+      incr[#incr + 1] = {'errors', 1}
+    end
+  end
+  for _, f in ipairs(incr) do
+    local v = tonumber(f[2])
+    if v ~= 0 then
+      redis.call('HINCRBY', day, p .. f[1], v)
+    end
+  end
+  redis.call('PEXPIREAT', day, ARGV[10])
 end
 
 local delta = -reserved_tokens

@@ -106,6 +106,56 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	if _, err := pipe.Exec(cctx); err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
+	return l.ledgerRows(month, entitlements, cmds), nil
+}
+
+// DayLedger is the per-day ledger of one day ("2026-11-30").
+type DayLedger struct {
+	Date string
+	Rows []LedgerRow // their Month is the day's month
+}
+
+// LedgerDays returns the per-day ledger of every day of month (in the
+// configured zone), oldest first, for the given entitlements: one pipelined
+// round trip.
+func (l *Limiter) LedgerDays(ctx context.Context, month string, entitlements []string) ([]DayLedger, error) {
+	m, ok := parseMonth(month, l.opts.Location)
+	if !ok {
+		return nil, fmt.Errorf("reading daily ledger: bad month %q (want YYYY-MM)", month)
+	}
+	var days []day
+	for d := dayOf(m.start, l.opts.Location); d.start.Before(m.end); d = dayOf(d.start.AddDate(0, 0, 1), l.opts.Location) {
+		days = append(days, d)
+	}
+	out := make([]DayLedger, len(days))
+	for i, d := range days {
+		out[i].Date = d.key
+	}
+	if len(entitlements) == 0 {
+		return out, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	pipe := l.client.Pipeline()
+	cmds := make([][]*redis.MapStringStringCmd, len(days))
+	for i, d := range days {
+		cmds[i] = make([]*redis.MapStringStringCmd, len(entitlements))
+		for j, e := range entitlements {
+			cmds[i][j] = pipe.HGetAll(cctx, l.keysFor(e).ledgerDay(d.key))
+		}
+	}
+	if _, err := pipe.Exec(cctx); err != nil {
+		return nil, fmt.Errorf("reading daily ledger: %w", err)
+	}
+	for i := range days {
+		out[i].Rows = l.ledgerRows(month, entitlements, cmds[i])
+	}
+	return out, nil
+}
+
+// ledgerRows turns ledger hashes (one per entitlement) into rows sorted by
+// entitlement, account, model, tier, team, principal and profile.
+func (l *Limiter) ledgerRows(month string, entitlements []string, cmds []*redis.MapStringStringCmd) []LedgerRow {
 	type rowKey struct {
 		ent string
 		ledgerKey
@@ -177,5 +227,5 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		}
 		return a.Profile < b.Profile
 	})
-	return out, nil
+	return out
 }

@@ -212,6 +212,8 @@ type ReportOptions struct {
 	// the usage of an entitlement deleted during the month is missing from
 	// that month's report; LedgerScanner.Entitlements finds them in Redis.
 	ExtraEntitlements func(ctx context.Context, month string) ([]string, error)
+	// Days reads the per-day ledger; nil makes Daily fail.
+	Days DailyLedgerReader
 }
 
 // Reports builds monthly usage reports from the ledger and answers quota

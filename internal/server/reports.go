@@ -21,7 +21,7 @@ import (
 func newReports(lim *quota.Limiter, snap func() *authz.Snapshot, prices *metering.PriceTable,
 	loc *time.Location, rdb redis.UniversalClient) *report.Reports {
 	return report.NewReports(report.ReportOptions{
-		Ledger: limiterReports{lim}, Status: limiterReports{lim},
+		Ledger: limiterReports{lim}, Status: limiterReports{lim}, Days: limiterReports{lim},
 		Snapshot: func() report.Snapshot {
 			if sn := snap(); sn != nil {
 				return snapshotReports{sn}
@@ -46,6 +46,22 @@ func (l limiterReports) Ledger(ctx context.Context, month string, entitlements [
 	out := make([]report.LedgerRow, len(rows))
 	for i, r := range rows {
 		out[i] = report.LedgerRow(r) // the same fields: a new one fails to compile here
+	}
+	return out, nil
+}
+
+func (l limiterReports) LedgerDays(ctx context.Context, month string, entitlements []string) ([]report.DayLedger, error) {
+	days, err := l.lim.LedgerDays(ctx, month, entitlements)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]report.DayLedger, len(days))
+	for i, d := range days {
+		out[i].Date = d.Date
+		out[i].Rows = make([]report.LedgerRow, len(d.Rows))
+		for j, r := range d.Rows {
+			out[i].Rows[j] = report.LedgerRow(r)
+		}
 	}
 	return out, nil
 }

@@ -28,7 +28,24 @@ type AuditQuery struct {
 	Limit  int       // default 100, max 1000
 	Before string    // an entry ID: return entries older than it (paging)
 	Since  time.Time // zero: no lower bound
+	// Actor, Action and Target, when set, keep only the entries whose field
+	// contains them (ignoring case), all of them.
+	Actor, Action, Target string
 }
+
+// filtered reports whether q selects by the entries' fields.
+func (q AuditQuery) filtered() bool { return q.Actor != "" || q.Action != "" || q.Target != "" }
+
+// Matches reports whether e passes q's field filters (not its paging).
+func (q AuditQuery) Matches(e AuditEntry) bool {
+	has := func(field, sub string) bool {
+		return sub == "" || strings.Contains(strings.ToLower(field), strings.ToLower(sub))
+	}
+	return has(e.Actor, q.Actor) && has(e.Action, q.Action) && has(e.Target, q.Target)
+}
+
+// auditScanBatch is how many entries a filtered query reads per round trip.
+const auditScanBatch = 500
 
 // Audit query limits.
 const (
@@ -65,19 +82,35 @@ func (s *Store) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 		}
 		upper = "(" + q.Before
 	}
-	msgs, err := s.client.XRevRangeN(ctx, s.keys.audit, upper, "-", int64(limit)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("reading audit log: %w", err)
+	batch := int64(limit)
+	if q.filtered() {
+		// Filters skip entries: read on in batches until the page is full or
+		// the log (trimmed to AuditMax entries) ends.
+		batch = max(batch, auditScanBatch)
 	}
-	out := make([]AuditEntry, 0, len(msgs))
-	for _, m := range msgs {
-		e := decodeAudit(m)
-		if !q.Since.IsZero() && e.Time.Before(q.Since) {
-			break
+	out := make([]AuditEntry, 0, limit)
+	for {
+		msgs, err := s.client.XRevRangeN(ctx, s.keys.audit, upper, "-", batch).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reading audit log: %w", err)
 		}
-		out = append(out, e)
+		for _, m := range msgs {
+			e := decodeAudit(m)
+			if !q.Since.IsZero() && e.Time.Before(q.Since) {
+				return out, nil
+			}
+			if q.Matches(e) {
+				out = append(out, e)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if int64(len(msgs)) < batch {
+			return out, nil
+		}
+		upper = "(" + msgs[len(msgs)-1].ID
 	}
-	return out, nil
 }
 
 // ErrInvalidCursor means AuditQuery.Before is not an audit entry ID.

@@ -173,6 +173,85 @@ func TestAuditPaging(t *testing.T) {
 	}
 }
 
+// TestAuditFilters: actor, action and target select by substring, ignoring
+// case, together, across more entries than one read returns, with paging.
+func TestAuditFilters(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := redistest.Start(t).Client(t)
+	s := newStore(t, c, Options{})
+	// 1,200 changes: every 100th by admin:Finance-Bot, replacing entitlement
+	// "e" with "budget-<i>" (two entries: one per entitlement; one for the
+	// first), the next one putting "e" back.
+	const n = 1200
+	const finance = 2*n/100 - 1
+	for i := range n {
+		actor, name := "admin:ops", "e"
+		if i%100 == 0 {
+			actor, name = "admin:Finance-Bot", "budget-"+strconv.Itoa(i)
+		}
+		if _, err := s.Update(ctx, actor, "entitlement.update", func(st *state.State) error {
+			st.Entitlements = []state.Entitlement{sampleEntitlement(name)}
+			st.Entitlements[0].Description = strconv.Itoa(i)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Audit(ctx, AuditQuery{Limit: 1})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("audit: %v %v", all, err)
+	}
+	tests := []struct {
+		name string
+		q    AuditQuery
+		want int
+	}{
+		{"actor substring, any case", AuditQuery{Actor: "finance"}, finance},
+		{"actor and limit", AuditQuery{Actor: "FINANCE-bot", Limit: 5}, 5},
+		{"action", AuditQuery{Action: "entitlement.up"}, DefaultAuditLimit},
+		{"no match", AuditQuery{Action: "credential"}, 0},
+		{"actor and action", AuditQuery{Actor: "finance", Action: "update"}, finance},
+		{"actor and a mismatching action", AuditQuery{Actor: "finance", Action: "delete"}, 0},
+	}
+	for _, tt := range tests {
+		got, err := s.Audit(ctx, tt.q)
+		if err != nil || len(got) != tt.want {
+			t.Errorf("%s: %d entries (%v), want %d", tt.name, len(got), err, tt.want)
+		}
+		for _, e := range got {
+			if !tt.q.Matches(e) {
+				t.Errorf("%s: entry %+v does not match", tt.name, e)
+			}
+		}
+	}
+	// Paging through the filtered entries finds each once.
+	seen, cursor := 0, ""
+	for {
+		got, err := s.Audit(ctx, AuditQuery{Actor: "finance", Limit: 4, Before: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		seen += len(got)
+		cursor = got[len(got)-1].ID
+	}
+	if seen != finance {
+		t.Fatalf("paging found %d entries, want %d", seen, finance)
+	}
+	// Targets name the entitlement each entry changed: budget-1100 was
+	// created, then removed.
+	got, err := s.Audit(ctx, AuditQuery{Target: "BUDGET-11", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Target != "entitlement/budget-1100" || got[1].Target != got[0].Target {
+		t.Fatalf("target filter: %d entries", len(got))
+	}
+}
+
 func TestAuditTrimmed(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
