@@ -70,6 +70,9 @@ type Serve struct {
 	OrganizationsEndpoint string
 	OrgSyncTeamTag        string
 	TLSSelfSigned         bool
+	// Console serves the web console at /console/ on the ops listener
+	// (only with an admin token: signing in takes one).
+	Console bool
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -152,6 +155,7 @@ func (c *Serve) Settings() []Setting {
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
 		{"tls-self-signed", "false", "with --simulate only: serve TLS with a CA and a certificate for 127.0.0.1 and localhost generated at start into a temporary directory (the CA file's path is printed), so that bearer tokens work locally (make run)", false, &c.TLSSelfSigned},
+		{"console", "true", "serve the web console at /console/ on the ops listener; it is on only when an admin token is configured (signing in takes one)", false, &c.Console},
 	}
 }
 
