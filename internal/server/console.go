@@ -9,11 +9,11 @@ import (
 
 // mountConsole serves the web console's pages at /console/ on the ops
 // listener when --console is on and an admin token exists to sign in with.
-func (s *Server) mountConsole(mux *http.ServeMux, haveTokens bool) {
+func (s *Server) mountConsole(mux *http.ServeMux) {
 	if !s.cfg.Console {
 		return
 	}
-	if !haveTokens {
+	if len(s.cfg.AdminAuthTokens()) == 0 && s.cfg.AdminTokenFile == "" {
 		s.log.Info("the web console is off: it needs an admin token to sign in with (GATEWAY_ADMIN_TOKEN or --admin-token-file)")
 		return
 	}
