@@ -13,7 +13,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 	if !s.cfg.Console {
 		return
 	}
-	if len(s.cfg.AdminAuthTokens()) == 0 && s.cfg.AdminTokenFile == "" {
+	if !s.ConsoleEnabled() {
 		s.log.Info("the web console is off: it needs an admin token to sign in with (GATEWAY_ADMIN_TOKEN or --admin-token-file)")
 		return
 	}
@@ -37,4 +37,10 @@ func dialAddr(addr string) string {
 		return "{host}:" + port
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// ConsoleEnabled reports whether the ops listener serves the web console:
+// --console is on and there is an admin token to sign in with.
+func (s *Server) ConsoleEnabled() bool {
+	return s.cfg.Console && (len(s.cfg.AdminAuthTokens()) > 0 || s.cfg.AdminTokenFile != "")
 }

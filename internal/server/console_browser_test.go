@@ -269,3 +269,84 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// largeOrgState is an organization of 5,000 accounts in 100 OUs and 200
+// capped entitlements, each shared with one OU.
+func largeOrgState() string {
+	var b strings.Builder
+	b.WriteString("organization:\n  id: o-largeorg0001\n  root: r-ab12\n  hub_account: \"100000000000\"\n  units:\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "    - {id: ou-ab12-u%07d, name: unit-%03d}\n", i, i)
+	}
+	b.WriteString("  accounts:\n    - {id: \"100000000000\", name: hub}\n")
+	for i := 1; i <= 5000; i++ {
+		fmt.Fprintf(&b, "    - {id: \"%012d\", name: acct-%04d, unit: ou-ab12-u%07d, team: team-%02d}\n", 100000000000+i, i, i%100, i%20)
+	}
+	b.WriteString("entitlements:\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "  - {name: model-%03d, model: %s, scope: [o-largeorg0001], limits: {monthly_tokens: 1000000000}, shares: [{target: ou-ab12-u%07d}]}\n", i, haiku, i%100)
+	}
+	return b.String()
+}
+
+// TestConsoleLargeOrganization opens the pages of an organization of 5,000
+// accounts and 200 entitlements and logs how long each took (measured, not
+// asserted: this machine's load decides the numbers).
+func TestConsoleLargeOrganization(t *testing.T) {
+	t.Parallel()
+	br := browser.Start(t)
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: largeOrgState()})
+	origin := "http://" + g.OpsAddr()
+	resp, err := http.Get(origin + "/console/api/session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		origin = newConsoleShim(t, origin, map[string][2]string{adminToken: {"test", "admin"}}).URL
+	}
+	shots := browser.NewShots(t, filepath.Join("..", ".."))
+	ctx := br.Tab(t, 3*time.Minute)
+	defer func() {
+		for _, e := range br.Errors() {
+			t.Errorf("the page reported: %s", e)
+		}
+	}()
+	timed := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		start := time.Now()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
+	}
+	timed("sign in",
+		chromedp.Navigate(origin+"/console/"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=token]`), adminToken),
+		chromedp.Click(`//button[normalize-space()="Sign in"]`),
+		chromedp.WaitVisible(`//tr[@data-key="model-000"]`))
+	var full bool
+	timed("entitlements list, first page of 50 with their used %",
+		chromedp.Navigate(origin+"/console/#/entitlements"),
+		chromedp.WaitVisible(`//span[@class="count"][normalize-space()="200"]`),
+		browser.Into(&full, chromedp.Poll[bool](`document.querySelectorAll('main .gauge').length === 50`)),
+		shots.Take("large-entitlements"))
+	timed("filter the list",
+		chromedp.SendKeys(chromedp.CSS(`input.filter`), "model-19"),
+		chromedp.WaitVisible(`//span[@class="count"][normalize-space()="10 of 200"]`))
+	timed("an entitlement's page",
+		chromedp.Navigate(origin+"/console/#/entitlements/model-042"),
+		chromedp.WaitVisible(`//tr[@data-key="ou-ab12-u0000042"]`))
+	timed("share dialog: search 5,000 accounts",
+		chromedp.Click(`//button[normalize-space()="Share"]`),
+		chromedp.SendKeys(chromedp.CSS(`dialog input[type=search]`), "acct-4999"),
+		chromedp.WaitVisible(`//dialog//li[contains(@class,"account")]//code[normalize-space()="100000004999"]`),
+		shots.Take("large-share-search"))
+	timed("organization page",
+		chromedp.Navigate(origin+"/console/#/organization"),
+		chromedp.WaitVisible(`//h1[normalize-space()="Organization"]`),
+		chromedp.Click(`//button[@class="twisty"][@aria-label="unit-007"]`),
+		chromedp.WaitVisible(`//code[normalize-space()="100000000007"]`))
+}

@@ -32,6 +32,8 @@ function parseHash() {
 
 async function route() {
   if (!signedIn) return;
+  // A dialog belongs to the page it was opened on (Back closes it too).
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   const {page, args, params} = parseHash();
   const render = pages[page] || pages.entitlements;
   for (const a of top.querySelectorAll('[data-nav]')) {
