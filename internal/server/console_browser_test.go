@@ -126,6 +126,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(btn("Sign in")),
 		chromedp.WaitVisible(`//h1[normalize-space()="Entitlements"]`),
 		chromedp.WaitVisible(`//tr[@data-key="customer-support-llm"]`),
+		chromedp.WaitVisible(`//tr[@data-key="customer-support-llm"]//span[@class="gauge-text"]`),
+		shots.Doc("entitlements"),
 	)
 
 	// Create: the API's own validation message lands by the field it is about.
@@ -142,7 +144,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(input("Name", "input"), "team-chat"),
 		chromedp.Click(btn("Create")),
 		chromedp.WaitVisible(`//p[contains(@class,"field-error")][contains(.,"is not a region name")]`),
-		shots.Take("entitlement-form"),
+		shots.Doc("entitlement-form"),
 		clearField(input("Region (optional)", "input")),
 		chromedp.Click(btn("Create")),
 		chromedp.WaitVisible(`//h1[starts-with(normalize-space(),"team-chat")]`),
@@ -159,7 +161,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(btn("Preview")),
 		chromedp.WaitVisible(`//tr[@data-verdict="refused"][@data-target="999999999999"]`),
 		chromedp.WaitVisible(`//tr[@data-verdict="accepted"][@data-target="222222222222"]`),
-		shots.Take("share-preview"),
+		shots.Doc("share-preview"),
 		chromedp.Click(btn("Share with 1 accepted target")),
 		chromedp.WaitVisible(`//tr[@data-key="222222222222"]`),
 		shots.Take("entitlement"),
@@ -183,7 +185,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`//table[contains(@class,"data")]//th[normalize-space()="team-chat"]`),
 		browser.Into(&total, chromedp.Text(chromedp.CSS(`#total-tokens`))),
 		chromedp.ScrollIntoView(chromedp.CSS(`#daily-chart`)),
-		shots.Take("usage"),
+		shots.Doc("usage"),
 	)
 	if total == "0" || total == "" {
 		t.Errorf("usage total tokens = %q, want the call's tokens", total)
@@ -197,7 +199,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		shots.Take("revoke-confirm"),
 		chromedp.Click(btn("Revoke share")),
 		chromedp.WaitVisible(`//p[@id="inforce"][@data-inforce="applied" or @data-inforce="all"]`),
-		shots.Take("revoked"),
+		shots.Doc("revoked"),
 	)
 	_, err := converse(callCtx, client, "team-chat", 64)
 	var ae smithy.APIError
@@ -215,7 +217,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(btn("Issue")),
 		chromedp.WaitVisible(chromedp.CSS(`#new-secret`)),
 		browser.Into(&env, chromedp.Text(chromedp.CSS(`#new-env`))),
-		shots.Take("credential-issued"),
+		shots.Doc("credential-issued"),
 		chromedp.Click(btn("I have copied it")),
 		chromedp.WaitVisible(`//td[normalize-space()="notebook"]`),
 		shots.Take("credentials"),

@@ -123,7 +123,8 @@ func (b *Browser) Errors() []string {
 
 // Shots writes screenshots into a directory: $BROWSER_ARTIFACTS/<test name>
 // when set (CI keeps it), else a temporary one; with UPDATE_SCREENSHOTS=1
-// they are also copied into the repository's docs/screenshots (for the README).
+// those taken with Doc are also copied into the repository's
+// docs/screenshots (for the README).
 type Shots struct {
 	dir, docs string
 }
@@ -148,15 +149,21 @@ func NewShots(tb testing.TB, repoRoot string) *Shots {
 	return s
 }
 
-// Take returns an action saving the viewport as name.png.
-func (s *Shots) Take(name string) chromedp.Action[chromedp.Void] {
+// Take returns an action saving the viewport as name.png in the artifacts.
+func (s *Shots) Take(name string) chromedp.Action[chromedp.Void] { return s.take(name, false) }
+
+// Doc is Take for the screenshots the README shows: with
+// UPDATE_SCREENSHOTS=1 they are also written to docs/screenshots.
+func (s *Shots) Doc(name string) chromedp.Action[chromedp.Void] { return s.take(name, true) }
+
+func (s *Shots) take(name string, doc bool) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		png, err := chromedp.CaptureScreenshot()(ctx, t)
 		if err != nil {
 			return fmt.Errorf("screenshot %s: %w", name, err)
 		}
 		for _, d := range []string{s.dir, s.docs} {
-			if d == "" {
+			if d == "" || (d == s.docs && !doc) {
 				continue
 			}
 			if err := os.WriteFile(filepath.Join(d, name+".png"), png, 0o644); err != nil {
