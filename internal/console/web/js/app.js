@@ -30,8 +30,9 @@ function parseHash() {
   return {page: parts[0] || 'entitlements', args: parts.slice(1), params: new URLSearchParams(query || '')};
 }
 
-async function route() {
+async function route(ev) {
   if (!signedIn) return;
+  const moved = !!ev;
   // A dialog belongs to the page it was opened on (Back closes it too).
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   const {page, args, params} = parseHash();
@@ -53,6 +54,9 @@ async function route() {
     container.removeAttribute('aria-busy');
   }
   document.title = `${(container.querySelector('h1') || {}).textContent || 'Console'} · Bedrock Entitlement Gateway`;
+  // After a page change, keyboard and screen-reader users start at the new
+  // page's content, not at the link they left.
+  if (moved && !document.querySelector('dialog[open]')) main.focus({preventScroll: true});
 }
 
 function showSignIn(message) {

@@ -56,7 +56,7 @@ export function indexOrg(o) {
 export function orgTree(ix, {selectable = false, selected = new Set(), onChange = () => {}, showTeams = false, label = 'Organization'} = {}) {
   const search = h('input', {type: 'search', placeholder: 'Search accounts and OUs by name, ID or team…', 'aria-label': 'Search the organization'});
   const results = h('div', {class: 'tree-results', 'aria-live': 'polite'});
-  const tree = h('ul', {class: 'tree', role: 'tree', 'aria-label': label});
+  const tree = h('ul', {class: 'tree', 'aria-label': label});
 
   function tick(id, text) {
     if (!selectable) return null;
@@ -71,7 +71,7 @@ export function orgTree(ix, {selectable = false, selected = new Set(), onChange 
   }
 
   function accountItem(a) {
-    return h('li', {role: 'treeitem', class: 'account'},
+    return h('li', {class: 'account'},
       tick(a.id, `account ${a.name} ${a.id}`),
       h('span', {class: 'name'}, a.name), ' ', h('code', {}, a.id),
       showTeams || selectable ? h('span', {class: 'team'}, ix.teamOf(a)) : null,
@@ -79,7 +79,7 @@ export function orgTree(ix, {selectable = false, selected = new Set(), onChange 
   }
 
   function unitItem(id, name, open) {
-    const kids = h('ul', {role: 'group'});
+    const kids = h('ul', {});
     const nAcc = countAccounts(id);
     const toggle = h('button', {type: 'button', class: 'twisty', 'aria-expanded': 'false', 'aria-label': name});
     let filled = false;
@@ -107,7 +107,7 @@ export function orgTree(ix, {selectable = false, selected = new Set(), onChange 
       }
     };
     toggle.addEventListener('click', () => setOpen(toggle.getAttribute('aria-expanded') !== 'true'));
-    const item = h('li', {role: 'treeitem', class: 'unit'}, toggle,
+    const item = h('li', {class: 'unit'}, toggle,
       tick(id, `${name} ${id}`),
       h('span', {class: 'name'}, name), ' ', h('code', {}, id), h('span', {class: 'count'}, ` ${nAcc} account${nAcc === 1 ? '' : 's'}`), kids);
     setOpen(open);
@@ -125,7 +125,7 @@ export function orgTree(ix, {selectable = false, selected = new Set(), onChange 
 
   function renderTree() {
     replace(tree, selectable ?
-      h('li', {role: 'treeitem', class: 'org'}, tick(ix.id, `the whole organization ${ix.id}`), h('span', {class: 'name'}, 'Whole organization'), ' ', h('code', {}, ix.id)) : null,
+      h('li', {class: 'org'}, tick(ix.id, `the whole organization ${ix.id}`), h('span', {class: 'name'}, 'Whole organization'), ' ', h('code', {}, ix.id)) : null,
     unitItem(ix.root, 'Root', true));
   }
 
