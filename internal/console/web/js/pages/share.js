@@ -102,7 +102,7 @@ export function shareDialog(e, ix) {
             h('td', {}, ix.nameOf(r.target) || ''),
             h('td', {class: 'num'}, r.monthly_tokens ? fmtInt(r.monthly_tokens) : '—'),
             h('td', {}, badge(r.verdict, r.verdict === 'accepted' ? 'ok' : 'bad')),
-            h('td', {}, r.reason || ''))))),
+            h('td', {}, r.reason || '', r.detail && r.detail !== r.reason ? h('div', {class: 'hint'}, r.detail) : null))))),
         pages > 1 ? h('div', {class: 'pager'},
           h('button', {type: 'button', class: 'secondary small', disabled: cur === 0, onclick: () => goto(req, (cur - 1) * PAGE)}, 'Previous'),
           h('span', {}, ` rows ${page.offset + 1}–${Math.min(page.total, page.offset + rows.length)} of ${page.total} `),
