@@ -180,15 +180,21 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Usage shows it, by entitlement.
 	var total string
+	var chart bool
 	run("usage",
 		chromedp.Navigate(origin+"/console/#/usage?by=entitlement"),
 		chromedp.WaitVisible(`//table[contains(@class,"data")]//th[normalize-space()="team-chat"]`),
 		browser.Into(&total, chromedp.Text(chromedp.CSS(`#total-tokens`))),
+		browser.Into(&chart, chromedp.Poll[bool](`document.querySelector('#daily-chart .uplot') !== null || document.querySelector('#daily-chart p.muted') !== null`)),
+		browser.Into(&chart, chromedp.Evaluate[bool](`document.querySelector('#daily-chart .uplot') !== null`)),
 		chromedp.ScrollIntoView(chromedp.CSS(`#daily-chart`)),
 		shots.Doc("usage"),
 	)
 	if total == "0" || total == "" {
 		t.Errorf("usage total tokens = %q, want the call's tokens", total)
+	}
+	if realSessions && !chart {
+		t.Errorf("no daily chart on the usage page")
 	}
 
 	// Revoke, with a confirmation; the page says when it is in force.

@@ -120,6 +120,8 @@ async function drawDaily(el, month, ctx) {
   const plot = new window.uPlot({
     width, height: 280,
     scales: {x: {time: true}},
+    // Days are the gateway's (UTC here), not the browser's time zone.
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
     axes: [{}, {values: (u, vals) => vals.map((v) => fmtInt(v)), size: 70}],
     series: [{label: 'Day', value: (u, v) => (v == null ? '' : new Date(v * 1000).toISOString().slice(0, 10))},
       ...teams.map((t, i) => ({label: t, stroke: palette[i % palette.length], width: 2, points: {show: true}, value: (u, v) => (v == null ? '' : fmtInt(v))}))],
