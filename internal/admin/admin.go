@@ -8,6 +8,8 @@ package admin
 
 import (
 	"context"
+	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -64,8 +66,15 @@ type Options struct {
 	Syncer Syncer
 	// Tokens are the accepted bearer tokens (digests only). The audit log
 	// records "admin:"+Name as the actor, never the token. With none, every
-	// request is refused with 403.
+	// request is refused with 403. TokenSource, when set, is used instead.
 	Tokens []opsauth.Token
+	// TokenSource gives the tokens accepted now (a token file followed as it
+	// changes); POST /admin/v1/tokens/reload reads it again when it is a
+	// TokenReloader.
+	TokenSource opsauth.Source
+	// Sessions, when set, lets console sessions (the bgw_session cookie)
+	// call the admin API as the token they signed in with.
+	Sessions SessionResolver
 	// Usage may be nil: /admin/v1/usage then answers 501.
 	Usage UsageSource
 	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
@@ -89,10 +98,26 @@ const (
 	maxSmallBody = 1 << 20
 )
 
+// TokenReloader reads the admin token file again (opsauth.FileSource).
+type TokenReloader interface {
+	Reload() (*opsauth.Set, error)
+}
+
+// SessionResolver finds the console session of a request (console.Manager).
+type SessionResolver interface {
+	// Resolve returns the principal and CSRF token of the request's session
+	// cookie; ok is false when there is no cookie or its session is not valid
+	// (expired, signed out, its token removed). An error means the sessions
+	// could not be read.
+	Resolve(r *http.Request) (p opsauth.Principal, csrf string, ok bool, err error)
+}
+
 type server struct {
 	store       Store
 	syncer      Syncer
-	tokens      *opsauth.Set
+	tokens      opsauth.Source
+	sessions    SessionResolver
+	routeTable  []route
 	usage       UsageSource
 	quota       QuotaSource
 	log         *slog.Logger
@@ -112,12 +137,16 @@ func New(opts Options) http.Handler {
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
-		tokens:      opsauth.NewSet(opts.Tokens),
+		tokens:      opts.TokenSource,
+		sessions:    opts.Sessions,
 		mux:         http.NewServeMux(),
 		plainHTTP:   opts.PlainHTTPData,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.tokens == nil {
+		s.tokens = opsauth.NewSet(opts.Tokens)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -129,25 +158,38 @@ func New(opts Options) http.Handler {
 	return s
 }
 
+// The least role each endpoint needs (see opsauth.Role): viewers read
+// everything but secrets; operators also change entitlements, shares,
+// credentials and the principal deny list; admins also replace the
+// organization, apply, export and reload the token file.
+func viewer(h handlerFunc) endpoint   { return endpoint{opsauth.RoleViewer, h} }
+func operator(h handlerFunc) endpoint { return endpoint{opsauth.RoleOperator, h} }
+func admin(h handlerFunc) endpoint    { return endpoint{opsauth.RoleAdmin, h} }
+
 func (s *server) routes() {
 	const p = "/admin/v1"
-	s.handle(p+"/entitlements", methods{http.MethodGet: s.listEntitlements, http.MethodPost: s.createEntitlement})
+	s.handle(p+"/whoami", methods{http.MethodGet: viewer(s.whoami)})
+	s.handle(p+"/entitlements", methods{http.MethodGet: viewer(s.listEntitlements), http.MethodPost: operator(s.createEntitlement)})
 	s.handle(p+"/entitlements/{name}", methods{
-		http.MethodGet: s.getEntitlement, http.MethodPatch: s.patchEntitlement, http.MethodDelete: s.deleteEntitlement,
+		http.MethodGet: viewer(s.getEntitlement), http.MethodPatch: operator(s.patchEntitlement), http.MethodDelete: operator(s.deleteEntitlement),
 	})
-	s.handle(p+"/entitlements/{name}/shares", methods{http.MethodPost: s.addShares})
-	s.handle(p+"/entitlements/{name}/shares/{target}", methods{http.MethodDelete: s.removeShare})
-	s.handle(p+"/entitlements/{name}/quota", methods{http.MethodGet: s.getQuota})
-	s.handle(p+"/organization", methods{http.MethodGet: s.getOrganization, http.MethodPut: s.putOrganization})
-	s.handle(p+"/credentials", methods{http.MethodGet: s.listCredentials, http.MethodPost: s.issueCredential})
-	s.handle(p+"/credentials/{id}", methods{http.MethodDelete: s.revokeCredential})
-	s.handle(p+"/audit", methods{http.MethodGet: s.listAudit})
-	s.handle(p+"/apply", methods{http.MethodPost: s.apply})
-	s.handle(p+"/usage", methods{http.MethodGet: s.getUsage})
-	s.handle(p+"/export", methods{http.MethodGet: s.exportState})
-	s.handle(p+"/denied-principals", methods{http.MethodGet: s.listDeniedPrincipals, http.MethodPost: s.denyPrincipal})
+	s.handle(p+"/entitlements/{name}/shares", methods{http.MethodPost: operator(s.addShares)})
+	s.handle(p+"/entitlements/{name}/shares/preview", methods{http.MethodPost: operator(s.previewShares)})
+	s.handle(p+"/entitlements/{name}/shares/{target}", methods{http.MethodDelete: operator(s.removeShare)})
+	s.handle(p+"/entitlements/{name}/quota", methods{http.MethodGet: viewer(s.getQuota)})
+	s.handle(p+"/organization", methods{http.MethodGet: viewer(s.getOrganization), http.MethodPut: admin(s.putOrganization)})
+	s.handle(p+"/credentials", methods{http.MethodGet: viewer(s.listCredentials), http.MethodPost: operator(s.issueCredential)})
+	s.handle(p+"/credentials/{id}", methods{http.MethodDelete: operator(s.revokeCredential)})
+	s.handle(p+"/audit", methods{http.MethodGet: viewer(s.listAudit)})
+	s.handle(p+"/apply", methods{http.MethodPost: admin(s.apply)})
+	s.handle(p+"/usage", methods{http.MethodGet: viewer(s.getUsage)})
+	// The export is the whole state, and with include_secrets=true every
+	// SigV4 secret: admins only.
+	s.handle(p+"/export", methods{http.MethodGet: admin(s.exportState)})
+	s.handle(p+"/denied-principals", methods{http.MethodGet: viewer(s.listDeniedPrincipals), http.MethodPost: operator(s.denyPrincipal)})
 	// A pattern is an ARN: it holds slashes.
-	s.handle(p+"/denied-principals/{pattern...}", methods{http.MethodDelete: s.allowPrincipal})
+	s.handle(p+"/denied-principals/{pattern...}", methods{http.MethodDelete: operator(s.allowPrincipal)})
+	s.handle(p+"/tokens/reload", methods{http.MethodPost: admin(s.reloadTokens)})
 	s.mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no such admin endpoint: %s", r.URL.Path)
 	}))
@@ -157,27 +199,47 @@ func (s *server) routes() {
 // client, any other error becomes a logged 500.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-type methods map[string]handlerFunc
+// endpoint is a handler and the least role it needs.
+type endpoint struct {
+	role opsauth.Role
+	h    handlerFunc
+}
+
+type methods map[string]endpoint
+
+// route is one method of one pattern, as registered (tests walk them all).
+type route struct {
+	pattern, method string
+	role            opsauth.Role
+}
 
 func (s *server) handle(pattern string, m methods) {
 	allow := make([]string, 0, len(m))
 	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if m[method] != nil {
+		if e, ok := m[method]; ok {
 			allow = append(allow, method)
+			s.routeTable = append(s.routeTable, route{pattern: pattern, method: method, role: e.role})
 		}
 	}
 	allowed := strings.Join(allow, ", ")
 	s.mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		h := m[r.Method]
-		if h == nil && r.Method == http.MethodHead {
-			h = m[http.MethodGet]
+		e, ok := m[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			e, ok = m[http.MethodGet]
 		}
-		if h == nil {
+		if !ok {
 			w.Header().Set("Allow", allowed)
 			return &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
 				Message: "method " + r.Method + " is not allowed here; allowed: " + allowed}
 		}
-		return h(w, r)
+		p, _ := opsauth.FromContext(r.Context())
+		if !p.Role.Allows(e.role) {
+			s.log.InfoContext(r.Context(), "admin request refused: role", "method", r.Method, "path", r.URL.Path,
+				"actor", actor(r), "role", p.Role, "needs", e.role)
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: fmt.Sprintf("%s %s needs the %s role; %s has the %s role", r.Method, pattern, e.role, p.Name, p.Role)}
+		}
+		return e.h(w, r)
 	}))
 }
 
@@ -198,22 +260,90 @@ func actor(r *http.Request) string {
 	return "admin:" + p.Name
 }
 
-// ServeHTTP authenticates every request before routing it.
+// ServeHTTP authenticates every request before routing it: a bearer token,
+// or else a console session cookie, whose unsafe methods must carry the
+// session's CSRF token.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if s.tokens.Len() == 0 {
+	tokens := s.tokens.Current()
+	if tokens.Len() == 0 {
 		s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
 			Message: "admin tokens are not configured on this gateway (set GATEWAY_ADMIN_TOKEN or --admin-token-file); the admin API is disabled"})
 		return
 	}
-	// Every role may do everything until the console gives roles meaning;
-	// the principal (with its role) travels in the context for that.
-	p, ok := s.tokens.Authenticate(r.Header.Get("Authorization"))
+	p, ok := tokens.Authenticate(r.Header.Get("Authorization"))
+	if !ok && r.Header.Get("Authorization") == "" && s.sessions != nil {
+		var err error
+		p, ok, err = s.sessionPrincipal(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway-admin"`)
 		s.writeError(w, r, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-			Message: "a valid admin token is required: Authorization: Bearer <token>"})
+			Message: "a valid admin token is required: Authorization: Bearer <token> (or a console session)"})
 		return
 	}
 	s.mux.ServeHTTP(w, r.WithContext(opsauth.NewContext(r.Context(), p)))
+}
+
+// csrfHeader carries a console session's CSRF token on every change.
+const csrfHeader = "X-CSRF-Token"
+
+// sessionPrincipal authenticates a request by its console session. A cookie
+// is sent by the browser with any request to the ops listener, wherever it
+// comes from, so a change must also prove it comes from the console's own
+// pages: they alone can read the CSRF token.
+func (s *server) sessionPrincipal(r *http.Request) (opsauth.Principal, bool, error) {
+	p, csrf, ok, err := s.sessions.Resolve(r)
+	if err != nil {
+		return opsauth.Principal{}, false, fmt.Errorf("reading console session: %w", err)
+	}
+	if !ok {
+		return opsauth.Principal{}, false, nil
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		got := r.Header.Get(csrfHeader)
+		if got == "" || csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(csrf)) != 1 {
+			return opsauth.Principal{}, false, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: "a change made with a console session needs the session's CSRF token in the " + csrfHeader + " header"}
+		}
+	}
+	return p, true, nil
+}
+
+// whoami answers GET /admin/v1/whoami: the caller's token name and role.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) error {
+	p, _ := opsauth.FromContext(r.Context())
+	writeJSON(w, http.StatusOK, map[string]string{"name": p.Name, "role": string(p.Role)})
+	return nil
+}
+
+type tokenInfo struct {
+	Name string       `json:"name"`
+	Role opsauth.Role `json:"role"`
+}
+
+// reloadTokens answers POST /admin/v1/tokens/reload: the token file is read
+// again now (it is also followed as it changes) and the tokens in force are
+// listed by name and role.
+func (s *server) reloadTokens(w http.ResponseWriter, r *http.Request) error {
+	set := s.tokens.Current()
+	if rl, ok := s.tokens.(TokenReloader); ok {
+		var err error
+		set, err = rl.Reload()
+		if err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: codeValidationFailed,
+				Message: "the admin token file was not reloaded; the previous tokens stay in force: " + err.Error()}
+		}
+	}
+	s.log.InfoContext(r.Context(), "admin tokens reloaded", "actor", actor(r), "tokens", set.Len())
+	list := []tokenInfo{}
+	for _, p := range set.Principals() {
+		list = append(list, tokenInfo{Name: p.Name, Role: p.Role})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": list})
+	return nil
 }

@@ -48,12 +48,11 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestAuthActorInAudit: the audit actor is the token's name; a viewer token
-// may change things too, until the console gives roles their meaning.
+// TestAuthActorInAudit: the audit actor is the token's name.
 func TestAuthActorInAudit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, seedState(t), func(o *Options) {
-		o.Tokens = append(o.Tokens, opsauth.NewToken("ci", opsauth.RoleViewer, "another-token-abcdefgh"))
+		o.Tokens = append(o.Tokens, opsauth.NewToken("ci", opsauth.RoleOperator, "another-token-abcdefgh"))
 	})
 	r := e.doAuth(http.MethodDelete, "/admin/v1/entitlements/dev-only", "", "", "Bearer another-token-abcdefgh")
 	wantStatus(t, r, http.StatusNoContent)

@@ -16,6 +16,9 @@ type applyResponse struct {
 	Applied bool   `json:"applied"`
 	DryRun  bool   `json:"dry_run"`
 	Version uint64 `json:"version"`
+	// Warnings are things the operator should know about a change that was
+	// nonetheless valid (a synced organization replaced by the file).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // apply makes the store match a state file. It replaces the organization
@@ -68,13 +71,15 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v})
+		writeJSON(w, http.StatusOK, applyResponse{Changes: changes, DryRun: true, Version: v, Warnings: applyWarnings(cur, changes)})
 		return nil
 	}
 	var changes []state.Change
+	var warnings []string
 	v, applied, err := s.update(r, "apply", func(st *state.State) error {
 		next, c, err := plan(st, file, prune, now)
 		changes = c
+		warnings = applyWarnings(st, c)
 		if err != nil {
 			return err
 		}
@@ -87,7 +92,24 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v})
+	writeJSON(w, http.StatusOK, applyResponse{Changes: changes, Applied: applied, Version: v, Warnings: warnings})
+	return nil
+}
+
+// applyWarnings: a file whose organization section changes an organization
+// that org sync wrote replaces it now, and the next sync writes AWS's back.
+func applyWarnings(cur *state.State, changes []state.Change) []string {
+	if cur.Organization.Source != state.OrgSourceAWS {
+		return nil
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case state.KindOrganization, state.KindUnit, state.KindAccount:
+			return []string{"the organization is synced from AWS Organizations (gateway org sync): " +
+				"this file's organization section replaces it now, and the next sync overwrites it again; " +
+				"leave the organization section out of the file to let sync own it"}
+		}
+	}
 	return nil
 }
 

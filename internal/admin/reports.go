@@ -37,9 +37,9 @@ func (s *server) getUsage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	switch uq.GroupBy {
-	case "", "team", "account", "entitlement", "model", "tier":
+	case "", "team", "account", "entitlement", "model", "tier", "principal":
 	default:
-		return errBadRequest("group_by %q must be team, account, entitlement, model or tier", uq.GroupBy)
+		return errBadRequest("group_by %q must be team, account, entitlement, model, tier or principal", uq.GroupBy)
 	}
 	switch format {
 	case "", "json", "csv":

@@ -71,7 +71,7 @@ func TestUsageAndQuota(t *testing.T) {
 	}
 	r = e.do(http.MethodGet, "/admin/v1/usage?month=2025-01&group_by=team&format=csv", "", "")
 	wantStatus(t, r, http.StatusOK)
-	if want := report.CSVHeader + "\n2025-01,dev,,,,1,0,0,0,0,0,0.000001,0,0,0,\n2025-01,,,,,1,0,0,0,0,0,0.000001,0,0,0,\n"; string(r.body) != want ||
+	if want := report.CSVHeader + "\n2025-01,dev,,,,1,0,0,0,0,0,0.000001,0,0,0,,\n2025-01,,,,,1,0,0,0,0,0,0.000001,0,0,0,,\n"; string(r.body) != want ||
 		r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
 		r.header.Get("Content-Disposition") != `attachment; filename="usage-2025-01.csv"` {
 		t.Fatalf("csv %q %q", r.body, r.header)
@@ -81,7 +81,7 @@ func TestUsageAndQuota(t *testing.T) {
 	}
 	r = e.do(http.MethodGet, "/admin/v1/usage?from=2024-12&to=2025-01&format=csv", "", "")
 	wantStatus(t, r, http.StatusOK)
-	if want := report.CSVHeader + "\n2024-12,,,,,0,0,0,0,0,0,0.000000,0,0,0,\n2025-01,dev,,,,1,0,0,0,0,0,0.000001,0,0,0,\n2025-01,,,,,1,0,0,0,0,0,0.000001,0,0,0,\n"; string(r.body) != want ||
+	if want := report.CSVHeader + "\n2024-12,,,,,0,0,0,0,0,0,0.000000,0,0,0,,\n2025-01,dev,,,,1,0,0,0,0,0,0.000001,0,0,0,,\n2025-01,,,,,1,0,0,0,0,0,0.000001,0,0,0,,\n"; string(r.body) != want ||
 		r.header.Get("Content-Disposition") != `attachment; filename="usage-2024-12_2025-01.csv"` {
 		t.Fatalf("csv %q %q", r.body, r.header)
 	}

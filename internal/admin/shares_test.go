@@ -191,6 +191,20 @@ func FuzzParseSharesCSV(f *testing.F) {
 				t.Fatalf("bad problem %+v", p)
 			}
 		}
+		// The preview's scan sees every row the parser counts, in order.
+		n, last := 0, 0
+		if err := scanSharesCSV(bytes.NewReader(data), 3, func(row *csvRow, target string) {
+			n++
+			if row.line <= last || (row.fault == faultNone) != (target != "") || row.fault != faultNone && row.problem() == "" {
+				t.Fatalf("row %d: %+v target %q after line %d", n, row, target, last)
+			}
+			last = row.line
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(rows)+problems.total {
+			t.Fatalf("scan saw %d rows, parse %d good and %d bad", n, len(rows), problems.total)
+		}
 	})
 }
 

@@ -55,6 +55,52 @@ func isTargetID(s string) bool {
 	return state.IsAccountID(s) || state.IsOUID(s) || state.IsOrgID(s) || state.IsRootID(s)
 }
 
+// csvRow is one row of a share list as scanned: a line that is not blank,
+// a comment or the header. Its byte slices are valid only during the
+// callback of scanSharesCSV.
+type csvRow struct {
+	line    int
+	text    []byte // the row, comment and surrounding space removed (cut for a long line)
+	target  []byte // first field, trimmed and unquoted
+	count   []byte // second field
+	columns int
+	tokens  int64 // monthly_tokens: the second field, else the default
+	fault   rowFault
+	prev    int // for faultDuplicate: the line that named the target first
+}
+
+// rowFault is what is wrong with a row, if anything.
+type rowFault uint8
+
+const (
+	faultNone rowFault = iota
+	faultLong
+	faultColumns
+	faultEmpty
+	faultTarget
+	faultTokens
+	faultDuplicate
+)
+
+// problem describes a faulty row; built only for rows that are reported.
+func (r *csvRow) problem() string {
+	switch r.fault {
+	case faultLong:
+		return fmt.Sprintf("the line is longer than %d bytes", maxCSVLine)
+	case faultColumns:
+		return fmt.Sprintf("expected at most 2 columns (target, monthly_tokens), got %d", r.columns)
+	case faultEmpty:
+		return "the target is empty"
+	case faultTarget:
+		return notATarget
+	case faultTokens:
+		return fmt.Sprintf("monthly_tokens %q is not a non-negative whole number", clip(string(r.count)))
+	case faultDuplicate:
+		return fmt.Sprintf("duplicate: %s is already on line %d", r.target, r.prev)
+	}
+	return ""
+}
+
 // parseSharesCSV reads a share list: one target per line, optionally a second
 // column with the share's monthly_tokens (defaultTokens when absent or empty).
 // It tolerates a UTF-8 BOM, CRLF, blank lines, surrounding whitespace, fields in
@@ -68,9 +114,33 @@ func isTargetID(s string) bool {
 // with its line number (the first maxProblems of them, and their count); rows
 // is only meaningful when there are no problems. The error is r's.
 func parseSharesCSV(r io.Reader, defaultTokens int64) (rows []shareRow, problems problemList, err error) {
+	err = scanSharesCSV(r, defaultTokens, func(row *csvRow, target string) {
+		if row.fault == faultNone {
+			rows = append(rows, shareRow{Line: row.line, Target: target, MonthlyTokens: row.tokens})
+			return
+		}
+		// The message is built only for a problem that will be listed: a
+		// large upload of bad rows costs no garbage per line.
+		if !problems.room() {
+			problems.total++
+			return
+		}
+		problems.add(problem{Line: row.line, Value: clip(string(row.text)), Problem: row.problem()})
+	})
+	if err != nil {
+		return nil, problems, err
+	}
+	return rows, problems, nil
+}
+
+// scanSharesCSV reads a share list (see parseSharesCSV) and calls fn for
+// every row, good or not, in order; target is the row's target as a string
+// for a good row (a duplicate is faulty), else "". The error is r's.
+func scanSharesCSV(r io.Reader, defaultTokens int64, fn func(row *csvRow, target string)) error {
 	br := bufio.NewReaderSize(r, maxCSVLine)
 	seen := make(map[string]int)
 	first := true
+	var row csvRow
 	for lineNo := 1; ; lineNo++ {
 		line, rerr := br.ReadSlice('\n')
 		if lineNo == 1 {
@@ -78,93 +148,80 @@ func parseSharesCSV(r io.Reader, defaultTokens int64) (rows []shareRow, problems
 		}
 		if errors.Is(rerr, bufio.ErrBufferFull) {
 			// Report the line by its start and skip the rest of it unread.
-			if problems.room() {
-				problems.add(problem{Line: lineNo, Value: clip(string(line[:min(len(line), maxCSVValue+1)])),
-					Problem: fmt.Sprintf("the line is longer than %d bytes", maxCSVLine)})
-			} else {
-				problems.total++
-			}
+			row = csvRow{line: lineNo, text: line[:min(len(line), maxCSVValue+1)], fault: faultLong}
+			row.target = row.text
+			fn(&row, "")
 			first = false
 			for errors.Is(rerr, bufio.ErrBufferFull) {
 				_, rerr = br.ReadSlice('\n')
 			}
 			if rerr == io.EOF {
-				return rows, problems, nil
+				return nil
 			}
 			if rerr != nil {
-				return nil, problems, rerr
+				return rerr
 			}
 			continue
 		}
 		if rerr != nil && rerr != io.EOF {
-			return nil, problems, rerr
+			return rerr
 		}
-		parseShareLine(line, lineNo, defaultTokens, &first, seen, &rows, &problems)
+		if scanShareLine(line, lineNo, defaultTokens, &first, seen, &row) {
+			target := ""
+			if row.fault == faultNone {
+				target = string(row.target)
+				seen[target] = lineNo
+			}
+			fn(&row, target)
+		}
 		if rerr == io.EOF {
-			return rows, problems, nil
+			return nil
 		}
 	}
 }
 
-// parseShareLine handles one line of a share list (see parseSharesCSV).
-func parseShareLine(line []byte, lineNo int, defaultTokens int64, first *bool, seen map[string]int, rows *[]shareRow, problems *problemList) {
+// scanShareLine reads one line of a share list into row; false for a line
+// that is no row (blank, a comment, the header).
+func scanShareLine(line []byte, lineNo int, defaultTokens int64, first *bool, seen map[string]int, row *csvRow) bool {
 	if i := bytes.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
 	}
 	text := bytes.TrimSpace(line)
 	if len(text) == 0 {
-		return
+		return false
 	}
-	// Fields stay bytes until a row is good: a bad row allocates nothing
-	// (the short conversions below do not escape), so a large upload of bad
-	// rows costs no garbage per line.
-	columns := bytes.Count(text, []byte{','}) + 1
+	// Fields stay bytes until a row is good: a bad row allocates nothing.
 	f0, f1 := splitFields(text)
 	if *first {
 		*first = false
 		if isHeader(string(f0)) {
-			return
+			return false
 		}
 	}
-	// The message is built only for a problem that will be listed.
-	bad := func(why func() string) {
-		if !problems.room() {
-			problems.total++
-			return
-		}
-		problems.add(problem{Line: lineNo, Value: clip(string(text)), Problem: why()})
-	}
+	*row = csvRow{line: lineNo, text: text, target: f0, count: f1, columns: bytes.Count(text, []byte{','}) + 1, tokens: defaultTokens}
 	switch {
-	case columns > 2:
-		bad(func() string {
-			return fmt.Sprintf("expected at most 2 columns (target, monthly_tokens), got %d", columns)
-		})
-		return
+	case row.columns > 2:
+		row.fault = faultColumns
 	case len(f0) == 0:
-		bad(func() string { return "the target is empty" })
-		return
+		row.fault = faultEmpty
 	case len(f0) > maxTargetLen || !isTargetID(string(f0)):
-		bad(func() string { return notATarget })
-		return
+		row.fault = faultTarget
 	}
-	tokens := defaultTokens
+	if row.fault != faultNone {
+		return true
+	}
 	if len(f1) > 0 {
 		n, err := strconv.ParseInt(string(f1), 10, 64)
 		if err != nil || n < 0 {
-			bad(func() string {
-				return fmt.Sprintf("monthly_tokens %q is not a non-negative whole number", clip(string(f1)))
-			})
-			return
+			row.fault = faultTokens
+			return true
 		}
-		tokens = n
+		row.tokens = n
 	}
 	if prev, dup := seen[string(f0)]; dup {
-		bad(func() string { return fmt.Sprintf("duplicate: %s is already on line %d", f0, prev) })
-		return
+		row.fault, row.prev = faultDuplicate, prev
 	}
-	target := string(f0)
-	seen[target] = lineNo
-	*rows = append(*rows, shareRow{Line: lineNo, Target: target, MonthlyTokens: tokens})
+	return true
 }
 
 // maxTargetLen is longer than any target ID (an OU ID is at most 68 bytes).

@@ -55,7 +55,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   credentials  issue | list | revoke
   principals   deny | allow PATTERN... | list: IAM roles and users refused outright
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
-  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier)
+  usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier|principal)
   audit        the audit log
   org          sync: read AWS Organizations, show (--apply: write) the difference
 

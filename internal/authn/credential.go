@@ -13,6 +13,10 @@ type Credential struct {
 	// Secret is the SigV4 secret access key (sigv4 only). Never log it.
 	Secret    string
 	ExpiresAt time.Time // zero: never
+	// Principal is the canonical IAM role or user ARN (no path, no session)
+	// of an IAM identity; empty for gateway-issued credentials. The ledger
+	// records it, and it is computed once per verified token, not per call.
+	Principal string
 }
 
 // Lookup finds credentials; the authorization snapshot implements it, so

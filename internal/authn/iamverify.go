@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/state"
 	"github.com/bedrock-gateway/gateway/pkg/iamtoken"
 )
 
@@ -60,6 +61,17 @@ type IAMVerifierOptions struct {
 	// MaxInflight bounds concurrent STS calls; beyond it a token that is
 	// not cached gets ServiceUnavailableException. Default 64.
 	MaxInflight int
+	// VerifyRate bounds STS verifications per second over all sources
+	// (cached answers cost none); default DefaultIAMVerifyRate. Beyond it a
+	// token that is not cached gets ThrottlingException.
+	VerifyRate float64
+	// VerifyRatePerSource bounds them per source address; default
+	// DefaultIAMVerifyRatePerSource; negative: no per-source bound (behind a
+	// load balancer that hides client addresses, every caller is one source).
+	VerifyRatePerSource float64
+	// MaxInflightPerSource bounds concurrent STS calls per source address;
+	// default 8.
+	MaxInflightPerSource int
 	// Timeout bounds one STS call; default 5s.
 	Timeout time.Duration
 	// Transport carries STS calls; default a clone of http.DefaultTransport.
@@ -77,6 +89,7 @@ type IAMVerifier struct {
 	opts   IAMVerifierOptions
 	client *http.Client
 	sem    chan struct{} // STS calls in flight
+	budget *verifyBudget
 
 	mu      sync.Mutex
 	entries map[[32]byte]*list.Element // of *iamEntry
@@ -114,6 +127,15 @@ func NewIAMVerifier(opts IAMVerifierOptions) *IAMVerifier {
 	if opts.Timeout <= 0 {
 		opts.Timeout = defaultSTSTimeout
 	}
+	if opts.VerifyRate <= 0 {
+		opts.VerifyRate = DefaultIAMVerifyRate
+	}
+	if opts.VerifyRatePerSource == 0 {
+		opts.VerifyRatePerSource = DefaultIAMVerifyRatePerSource
+	}
+	if opts.MaxInflightPerSource <= 0 {
+		opts.MaxInflightPerSource = defaultIAMInflightPerSource
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -134,6 +156,7 @@ func NewIAMVerifier(opts IAMVerifierOptions) *IAMVerifier {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		sem:     make(chan struct{}, opts.MaxInflight),
+		budget:  newVerifyBudget(opts.VerifyRate, opts.VerifyRatePerSource, opts.MaxInflightPerSource, opts.Now),
 		entries: make(map[[32]byte]*list.Element),
 		flights: make(map[[32]byte]*iamFlight),
 	}
@@ -154,7 +177,7 @@ func (v *IAMVerifier) Begin(ctx context.Context, r *http.Request, gatewayID stri
 	if !ok || !IsIAMToken(token) {
 		return false, nil
 	}
-	c, err := v.Verify(ctx, token, gatewayID)
+	c, err := v.VerifyFrom(ctx, token, gatewayID, r.RemoteAddr)
 	if err != nil {
 		return true, err
 	}
@@ -167,6 +190,14 @@ func (v *IAMVerifier) Begin(ctx context.Context, r *http.Request, gatewayID stri
 // (malformed, expired, refused by STS), ServiceUnavailableException when STS
 // cannot answer now (not a denial: the client retries).
 func (v *IAMVerifier) Verify(ctx context.Context, token, gatewayID string) (*Credential, error) {
+	return v.VerifyFrom(ctx, token, gatewayID, "")
+}
+
+// VerifyFrom is Verify for a token sent from source (a RemoteAddr): a token
+// that is not cached also spends the source's verification budget
+// (VerifyRatePerSource, MaxInflightPerSource), and its answer is
+// ThrottlingException when that is spent.
+func (v *IAMVerifier) VerifyFrom(ctx context.Context, token, gatewayID, source string) (*Credential, error) {
 	if gatewayID == "" {
 		return nil, bedrock.Unavailable("The gateway has no gateway id yet (no organization loaded).")
 	}
@@ -198,7 +229,7 @@ func (v *IAMVerifier) Verify(ctx context.Context, token, gatewayID string) (*Cre
 	v.mu.Unlock()
 
 	if !joined {
-		v.fly(ctx, key, token, gatewayID, f)
+		v.fly(ctx, key, token, gatewayID, source, f)
 	}
 	select {
 	case <-f.done:
@@ -220,8 +251,8 @@ func (e *iamEntry) result() (*Credential, error) {
 
 // fly verifies one token for every caller waiting on f, and caches the
 // answer unless it is STS being unavailable.
-func (v *IAMVerifier) fly(ctx context.Context, key [32]byte, token, gatewayID string, f *iamFlight) {
-	cred, expires, err, fromSTS := v.verify(ctx, token, gatewayID)
+func (v *IAMVerifier) fly(ctx context.Context, key [32]byte, token, gatewayID, source string, f *iamFlight) {
+	cred, expires, err, fromSTS := v.verify(ctx, token, gatewayID, source)
 	f.cred, f.err = cred, err
 	v.mu.Lock()
 	delete(v.flights, key)
@@ -258,7 +289,7 @@ func (v *IAMVerifier) store(key [32]byte, cred *Credential, err *bedrock.Error, 
 // verify checks the token's shape, then asks STS. The expiry returned bounds
 // how long the answer may be cached (the token's own expiry); fromSTS says the
 // answer is STS's (an identity or a refusal), which may be cached.
-func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (_ *Credential, _ time.Time, _ *bedrock.Error, fromSTS bool) {
+func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID, source string) (_ *Credential, _ time.Time, _ *bedrock.Error, fromSTS bool) {
 	req, err := ParseIAMToken(token, IAMTokenOptions{GatewayID: gatewayID, AllowedOrigin: v.opts.STSEndpoint, Now: v.opts.Now})
 	if err != nil {
 		v.opts.Logger.Debug("IAM identity token refused", "reason", err.Error())
@@ -269,7 +300,13 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (_ *C
 		return nil, time.Time{}, errInvalidToken(), false
 	}
 	// Bound what unverified tokens cost: a flood of distinct tokens gets
-	// 503s, not an unbounded number of STS calls.
+	// throttled (per source and overall) or 503s, not an unbounded number of
+	// STS calls.
+	release, berr := v.budget.acquire(source)
+	if berr != nil {
+		return nil, time.Time{}, berr, false
+	}
+	defer release()
 	select {
 	case v.sem <- struct{}{}:
 		defer func() { <-v.sem }()
@@ -294,6 +331,7 @@ func (v *IAMVerifier) verify(ctx context.Context, token, gatewayID string) (_ *C
 		Label:     id.Arn,
 		Kind:      KindIAM,
 		ExpiresAt: req.Expires,
+		Principal: state.CanonicalPrincipal(id.Arn),
 	}, req.Expires, nil, true
 }
 

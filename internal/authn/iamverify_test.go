@@ -328,3 +328,75 @@ func BenchmarkIAMVerifierCached(b *testing.B) {
 		b.Fatalf("STS calls = %d, want 1 (the rest from the cache)", n)
 	}
 }
+
+// TestIAMVerifierBudget: tokens that are not cached spend a verification
+// budget per source address and overall, so outsiders minting fresh tokens
+// cannot turn the gateway into an STS amplifier; a throttled token costs no
+// STS call, cached tokens cost no budget, and time refills it.
+func TestIAMVerifierBudget(t *testing.T) {
+	t.Parallel()
+	user := identity(t, ":user/support-dev")
+	// fresh mints distinct tokens (another validity each): none is cached.
+	fresh := func(t *testing.T, endpoint string, i int) string {
+		t.Helper()
+		cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(user.AccessKeyID, user.SecretAccessKey, user.SessionToken)}
+		tok, err := iamtoken.Mint(context.Background(), cfg, iamtoken.Options{GatewayID: testGatewayID, STSEndpoint: endpoint, Expires: time.Duration(60+i) * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	t.Run("per source", func(t *testing.T) {
+		t.Parallel()
+		s, srv := stsSim(t)
+		var now atomic.Int64
+		now.Store(time.Now().UnixNano())
+		clock := func() time.Time { return time.Unix(0, now.Load()) }
+		// 1 a second per source: a burst of 2.
+		v := authn.NewIAMVerifier(authn.IAMVerifierOptions{STSEndpoint: srv.URL, VerifyRatePerSource: 1, Now: clock})
+		const a, b = "203.0.113.7:5000", "198.51.100.9:443"
+		first := fresh(t, srv.URL, 0)
+		for i := range 2 {
+			if _, err := v.VerifyFrom(context.Background(), fresh(t, srv.URL, i), testGatewayID, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := v.VerifyFrom(context.Background(), fresh(t, srv.URL, 2), testGatewayID, "203.0.113.7:5001")
+		wantBedrockError(t, err, "ThrottlingException")
+		if n := s.STSCalls(); n != 2 {
+			t.Fatalf("STS calls = %d, want 2 (the throttled token is not sent)", n)
+		}
+		// A cached token from the same source is still answered.
+		if _, err := v.VerifyFrom(context.Background(), first, testGatewayID, a); err != nil {
+			t.Fatalf("cached token: %v", err)
+		}
+		// Another source has its own budget.
+		if _, err := v.VerifyFrom(context.Background(), fresh(t, srv.URL, 3), testGatewayID, b); err != nil {
+			t.Fatal(err)
+		}
+		// A second later the source may verify one more.
+		now.Add(int64(time.Second))
+		if _, err := v.VerifyFrom(context.Background(), fresh(t, srv.URL, 4), testGatewayID, a); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("overall", func(t *testing.T) {
+		t.Parallel()
+		s, srv := stsSim(t)
+		frozen := time.Now()
+		v := authn.NewIAMVerifier(authn.IAMVerifierOptions{STSEndpoint: srv.URL, VerifyRate: 1, VerifyRatePerSource: -1,
+			Now: func() time.Time { return frozen }})
+		var throttled int
+		for i := range 4 {
+			_, err := v.VerifyFrom(context.Background(), fresh(t, srv.URL, i), testGatewayID, "192.0.2.1:1")
+			if err != nil {
+				wantBedrockError(t, err, "ThrottlingException")
+				throttled++
+			}
+		}
+		// A burst of 2, then 1 a second; no time passes.
+		if throttled != 2 || s.STSCalls() != 2 {
+			t.Fatalf("throttled %d, STS calls %d", throttled, s.STSCalls())
+		}
+	})
+}

@@ -13,10 +13,11 @@ import (
 )
 
 type applyResult struct {
-	Changes []state.Change `json:"changes"`
-	Applied bool           `json:"applied"`
-	DryRun  bool           `json:"dry_run"`
-	Version uint64         `json:"version"`
+	Changes  []state.Change `json:"changes"`
+	Applied  bool           `json:"applied"`
+	DryRun   bool           `json:"dry_run"`
+	Version  uint64         `json:"version"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 func runApply(ctx context.Context, args []string, env Env) error {
@@ -59,6 +60,9 @@ func runApply(ctx context.Context, args []string, env Env) error {
 		contentType: "application/yaml", body: body}, &res)
 	if err != nil {
 		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(env.Stderr, "gateway apply: warning: "+w)
 	}
 	if ok, err := common.printRaw(env.Stdout, raw); ok {
 		return err

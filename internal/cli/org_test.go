@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -120,6 +123,32 @@ func TestOrgSync(t *testing.T) {
 		t.Errorf("retail OU %+v", u)
 	}
 	wantContains(t, h.sync(), "no changes")
+	if got := h.store.state().Organization.Source; got != state.OrgSourceAWS {
+		t.Fatalf("organization source %q after sync, want %s", got, state.OrgSourceAWS)
+	}
+
+	// Once sync wrote the organization, an apply of a file with an
+	// organization section warns (the file still replaces it; a dry run
+	// shows it); a file without one leaves the organization alone quietly.
+	withOrg := filepath.Join(t.TempDir(), "with-org.yaml")
+	if err := os.WriteFile(withOrg, []byte("organization:\n  id: o-exampleorg1\n  hub_account: \"111111111111\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := h.run("apply", "-f", withOrg, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, errOut, "warning: the organization is synced from AWS Organizations")
+	noOrg := filepath.Join(t.TempDir(), "no-org.yaml")
+	if err := os.WriteFile(noOrg, []byte("entitlements: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := h.run("apply", "-f", noOrg); err != nil || errOut != "" {
+		t.Fatalf("apply without an organization: %v, stderr %q", err, errOut)
+	}
+	if got := h.store.state().Organization; got.Source != state.OrgSourceAWS || len(got.Accounts) != 6 {
+		t.Fatalf("apply without an organization section changed it: %+v", got)
+	}
 
 	// A team typed into the gateway survives when AWS has no tag; the shop
 	// account gets a share and 666 a credential, so neither may vanish.
@@ -209,15 +238,15 @@ func TestOrgSync(t *testing.T) {
 func TestOrgSyncLarge(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	// 60 OUs nested 4 deep (6, 12, 18, 24 per level) and 1,000 accounts,
-	// every third one tagged.
+	// The size: 300 OUs nested 5 deep (10, 30, 60, 90, 110 per
+	// level) and 5,000 accounts, every third one tagged.
 	org := &sim.Organization{
 		Organization: state.Organization{ID: "o-bigorg0001", Root: "r-big1", HubAccount: "100000000000"},
 		Tags:         map[string]map[string]string{},
 	}
 	prev := []string{""}
 	var all []string
-	for level, n := range []int{6, 12, 18, 24} {
+	for level, n := range []int{10, 30, 60, 90, 110} {
 		var cur []string
 		for j := range n {
 			id := fmt.Sprintf("ou-big1-l%d%06d", level+1, j)
@@ -227,7 +256,7 @@ func TestOrgSyncLarge(t *testing.T) {
 		all = append(all, cur...)
 		prev = cur
 	}
-	for k := range 1000 {
+	for k := range 5000 {
 		id := fmt.Sprintf("%012d", 200000000000+k)
 		org.Accounts = append(org.Accounts, state.Account{ID: id, Name: fmt.Sprint("account-", k), Unit: all[k%len(all)]})
 		if k%3 == 0 {
@@ -235,7 +264,9 @@ func TestOrgSyncLarge(t *testing.T) {
 		}
 	}
 	s := orgSim(t, h, org)
-	wantContains(t, h.sync("--apply"), "organization o-bigorg0001: 60 OUs, 1001 accounts; applied")
+	start := time.Now()
+	wantContains(t, h.sync("--apply"), "organization o-bigorg0001: 300 OUs, 5001 accounts; applied")
+	t.Logf("read, planned and applied 300 OUs and 5,001 accounts in %v", time.Since(start))
 	got := h.store.state().Organization
 	units := unitsByID(got)
 	for _, u := range org.Units {
@@ -253,7 +284,7 @@ func TestOrgSyncLarge(t *testing.T) {
 			t.Fatalf("account %+v, want %+v", accts[a.ID], want)
 		}
 	}
-	if n := s.OrganizationsCalls()["ListTagsForResource"]; n != 1001 {
+	if n := s.OrganizationsCalls()["ListTagsForResource"]; n != 5001 {
 		t.Errorf("%d ListTagsForResource calls, want one per account", n)
 	}
 	wantContains(t, h.sync(), "no changes")

@@ -14,7 +14,7 @@ import (
 )
 
 func runUsage(ctx context.Context, args []string, env Env) error {
-	fs, common := newFlags("usage", "usage [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--by team|account|entitlement|model|tier] [-o table|json|yaml|csv] [flags]\n\n"+
+	fs, common := newFlags("usage", "usage [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--by team|account|entitlement|model|tier|principal] [-o table|json|yaml|csv] [flags]\n\n"+
 		"Prints the monthly usage report: requests and input, output, cache read and cache write\n"+
 		"tokens with their cost and the tokens the caps counted, grouped as asked, with a totals\n"+
 		"row per month.", env, readFormats)
@@ -23,7 +23,7 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 	month := fs.String("month", "", "month, YYYY-MM (default this month in the gateway's --time-zone)")
 	from := fs.String("from", "", fmt.Sprintf("first month, YYYY-MM, with --to: several months in one report (at most %d)", report.MaxMonths))
 	to := fs.String("to", "", "last month, YYYY-MM, with --from")
-	by := fs.String("by", "team", "group by team, account, entitlement, model or tier (service tier, or optimized latency)")
+	by := fs.String("by", "team", "group by team, account, entitlement, model, tier (service tier, or optimized latency) or principal (IAM role or user)")
 	format := fs.String("format", "", "deprecated: use -o/--output")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -43,9 +43,9 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 		common.output = *format
 	}
 	switch *by {
-	case "team", "account", "entitlement", "model", "tier":
+	case "team", "account", "entitlement", "model", "tier", "principal":
 	default:
-		return usageError(fs, "usage: --by must be team, account, entitlement, model or tier, not %q", *by)
+		return usageError(fs, "usage: --by must be team, account, entitlement, model, tier or principal, not %q", *by)
 	}
 	for _, f := range []struct{ name, v string }{{"month", *month}, {"from", *from}, {"to", *to}} {
 		if t, err := time.Parse("2006-01", f.v); f.v != "" && (err != nil || t.Format("2006-01") != f.v) {

@@ -76,11 +76,11 @@ TOTAL                            12       1          2  1000140  250102         
 
 No price configured (counted at 0 USD): cohere.command-r-v1:0
 `},
-		{"csv", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,200,0,
-2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,2,
-2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,0,0,
-2026-10,,,,,12,1000140,250102,3,7,1250252,1.800037,1,1250200,2,
+		{"csv", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,200,0,,
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,2,,
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,0,0,,
+2026-10,,,,,12,1000140,250102,3,7,1250252,1.800037,1,1250200,2,,
 `},
 		{"json", `{
   "month": "2026-10",
@@ -189,7 +189,7 @@ func TestUsageMonths(t *testing.T) {
 		{[]string{"usage"}, report.UsageQuery{GroupBy: "team"}, ""},
 		{[]string{"usage", "--month", "2026-09"}, report.UsageQuery{Month: "2026-09", GroupBy: "team"}, ""},
 		{[]string{"usage", "--from", "2026-08", "--to", "2026-10", "-o", "csv"}, report.UsageQuery{From: "2026-08", To: "2026-10", GroupBy: "team"},
-			report.CSVHeader + "\n2026-08,,,,,0,0,0,0,0,0,0.000000,0,0,0,\n2026-10,,,,,0,0,0,0,0,0,0.000000,0,0,0,\n"},
+			report.CSVHeader + "\n2026-08,,,,,0,0,0,0,0,0,0.000000,0,0,0,,\n2026-10,,,,,0,0,0,0,0,0,0.000000,0,0,0,,\n"},
 	}
 	for _, tt := range tests {
 		rec.mu.Lock()

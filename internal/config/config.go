@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -65,6 +66,13 @@ type Serve struct {
 	GatewayID           string
 	STSEndpoint         string
 	IAMIdentityCacheTTL time.Duration
+	// IAMVerifyRate and IAMVerifyRatePerSource bound STS verifications of
+	// tokens not cached, per second, overall and per source address.
+	IAMVerifyRate          float64
+	IAMVerifyRatePerSource float64
+	// Console sessions (sign-in with an admin token).
+	ConsoleSessionIdle time.Duration
+	ConsoleSessionMax  time.Duration
 	// Periodic org sync (gateway org sync --apply on one replica at a time).
 	OrgSyncInterval       time.Duration
 	OrganizationsEndpoint string
@@ -119,7 +127,7 @@ func (c *Serve) Settings() []Setting {
 		{"simulate", "false", "run the built-in Bedrock simulator in-process and use it as the upstream (for trying the gateway out)", false, &c.Simulate},
 		{"bootstrap", "", "state file that seeds an empty store at start (organization, entitlements, shares, credentials); a store that holds state is left alone, with a warning", false, &c.Bootstrap},
 		{"admin-token", "", "admin API bearer token (role admin), as NAME=TOKEN or TOKEN; separate several with commas; no token here or in --admin-token-file = no admin API", true, &c.AdminTokens},
-		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read at start", false, &c.AdminTokenFile},
+		{"admin-token-file", "", "file of admin API tokens, one a line: NAME ROLE sha256:HEX (ROLE admin, operator or viewer; HEX the token's SHA-256; # comments), read again when it changes", false, &c.AdminTokenFile},
 		{"max-body-bytes", "25000000", "largest request body accepted (larger gets ValidationException)", false, &c.MaxBodyBytes},
 		{"body-read-timeout", "30s", "longest time to receive a request body once its credential passed the header checks (then RequestTimeoutException, 408); the bidirectional stream is exempt", false, &c.BodyReadTimeout},
 		{"max-inflight-body-bytes", "536870912", "request-body bytes buffered at once by requests not yet answered (beyond: ServiceUnavailableException, 503, and the connection closed)", false, &c.MaxInflightBody},
@@ -139,7 +147,9 @@ func (c *Serve) Settings() []Setting {
 		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},
 		{"metrics-token", "", "when set, /metrics requires Authorization: Bearer <this token> (at least 16 characters)", true, &c.MetricsToken},
 		{"metrics-token-file", "", "file holding --metrics-token (one line), read at start", false, &c.MetricsTokenFile},
-		{"pprof", "false", "serve /debug/pprof on the ops listener, to admin tokens only (cmdline is never served)", false, &c.Pprof},
+		{"pprof", "false", "serve /debug/pprof on the ops listener, to admin-role tokens only (cmdline is never served)", false, &c.Pprof},
+		{"console-session-idle", "30m", "a console session unused for this long ends (each use starts it again)", false, &c.ConsoleSessionIdle},
+		{"console-session-max", "12h", "a console session ends this long after sign-in, however much it is used", false, &c.ConsoleSessionMax},
 		{"prices-file", "", "YAML price table per upstream model (USD per million input, output, cache_read, cache_write tokens)", false, &c.PricesFile},
 		{"alert-webhook-url", "", "URL that budget alerts are POSTed to", false, &c.AlertWebhookURL},
 		{"alert-webhook-secret", "", "HMAC-SHA256 key signing budget alert webhooks (X-Gateway-Signature)", true, &c.AlertWebhookSecret},
@@ -151,6 +161,8 @@ func (c *Serve) Settings() []Setting {
 		{"gateway-id", "", "this gateway's id, the audience IAM identity tokens are minted for (default bgw-<organization id>)", false, &c.GatewayID},
 		{"sts-endpoint", "", "STS origin (scheme://host[:port], no path) accepted in IAM identity tokens besides the AWS STS hosts: a VPC endpoint or a simulator; http only here", false, &c.STSEndpoint},
 		{"iam-identity-cache-ttl", "5m", "how long a verified IAM identity is reused (never beyond its token's expiry)", false, &c.IAMIdentityCacheTTL},
+		{"iam-verify-rate", "200", "STS verifications per second of IAM identity tokens not cached, over all callers (bursts of twice that); beyond it ThrottlingException, so fresh tokens minted by anyone cannot flood STS", false, &c.IAMVerifyRate},
+		{"iam-verify-rate-per-source", "20", "the same per source address (the TCP peer: behind a load balancer, the balancer), with at most 8 verifications in flight per address; 0 turns the per-address bound off", false, &c.IAMVerifyRatePerSource},
 		{"org-sync-interval", "0s", "when > 0, sync the organization from AWS Organizations this often (as gateway org sync --apply, never pruning), on one replica at a time", false, &c.OrgSyncInterval},
 		{"organizations-endpoint", "", "Organizations API URL for the periodic org sync instead of AWS's (a simulator, a proxy)", false, &c.OrganizationsEndpoint},
 		{"org-sync-team-tag", "team", "account tag holding the team for the periodic org sync; untagged accounts keep their team", false, &c.OrgSyncTeamTag},
@@ -331,8 +343,15 @@ func (c *Serve) readSecretFiles(settings []Setting) []error {
 
 // AdminAuthTokens returns every admin token: those of GATEWAY_ADMIN_TOKEN
 // (or the config file), role admin and named "token<i>" when unnamed, then
-// those of --admin-token-file.
+// those of --admin-token-file as read at start.
 func (c *Serve) AdminAuthTokens() []opsauth.Token {
+	return append(c.AdminEnvTokens(), c.adminFileTokens...)
+}
+
+// AdminEnvTokens returns the admin tokens of GATEWAY_ADMIN_TOKEN (or the
+// config file), role admin and named "token<i>" when unnamed: those that
+// stay when --admin-token-file is read again.
+func (c *Serve) AdminEnvTokens() []opsauth.Token {
 	var tokens []opsauth.Token
 	for i, t := range c.AdminTokens {
 		name, value, named := SplitToken(t)
@@ -341,7 +360,7 @@ func (c *Serve) AdminAuthTokens() []opsauth.Token {
 		}
 		tokens = append(tokens, opsauth.NewToken(name, opsauth.RoleAdmin, value))
 	}
-	return append(tokens, c.adminFileTokens...)
+	return tokens
 }
 
 func (c *Serve) loadFile(path string, settings []Setting) error {
@@ -489,8 +508,19 @@ func (c *Serve) Validate() error {
 	if c.UsageStreamMaxLen < 0 {
 		bad("--usage-stream-max-len must not be negative")
 	}
+	if c.ConsoleSessionIdle <= 0 || c.ConsoleSessionMax <= 0 {
+		bad("--console-session-idle and --console-session-max must be positive")
+	} else if c.ConsoleSessionIdle > c.ConsoleSessionMax {
+		bad("--console-session-idle must not exceed --console-session-max")
+	}
 	if c.IAMIdentityCacheTTL <= 0 {
 		bad("--iam-identity-cache-ttl must be positive")
+	}
+	if !(c.IAMVerifyRate > 0) || math.IsInf(c.IAMVerifyRate, 0) {
+		bad("--iam-verify-rate must be a positive number")
+	}
+	if !(c.IAMVerifyRatePerSource >= 0) || math.IsInf(c.IAMVerifyRatePerSource, 0) {
+		bad("--iam-verify-rate-per-source must be 0 (off) or a positive number")
 	}
 	if c.OrgSyncInterval < 0 {
 		bad("--org-sync-interval must not be negative")

@@ -18,9 +18,10 @@ import (
 	"strings"
 )
 
-// Role is what a token may do. Until the admin console gives roles their
-// meaning every role is accepted everywhere; the role is kept on the
-// Principal so that enforcement can be added where requests are handled.
+// Role is what a token may do. Roles are ordered: viewer reads everything but
+// secrets; operator also changes entitlements, shares, credentials and the
+// principal deny list; admin may do everything. Each endpoint names the
+// least role it needs (Allows).
 type Role string
 
 // The roles an admin token may carry.
@@ -29,6 +30,23 @@ const (
 	RoleOperator Role = "operator"
 	RoleViewer   Role = "viewer"
 )
+
+// rank orders the roles; an unknown role ranks below every known one.
+func (r Role) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Allows reports whether a principal with role r may use an endpoint that
+// needs role need.
+func (r Role) Allows(need Role) bool { return r.rank() > 0 && r.rank() >= need.rank() }
 
 // ParseRole accepts admin, operator or viewer.
 func ParseRole(s string) (Role, error) {
@@ -64,6 +82,20 @@ const digestPrefix = "sha256:"
 // "NAME ROLE sha256:HEX" (HEX the SHA-256 of the token, 64 hex digits), with
 // blank lines and '#' comments allowed. Every bad line is reported, by number.
 func ParseFile(data []byte) ([]Token, error) {
+	tokens, err := parse(data)
+	if err == nil && len(tokens) == 0 {
+		err = errors.New("no tokens (want lines of NAME ROLE sha256:HEX)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tokens, nil
+}
+
+// parse is ParseFile without its refusal of a file without tokens: a running
+// gateway re-reading its token file accepts one, so that emptying the file
+// ends every session opened with its tokens.
+func parse(data []byte) ([]Token, error) {
 	var (
 		tokens []Token
 		errs   []error
@@ -100,9 +132,6 @@ func ParseFile(data []byte) ([]Token, error) {
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, err)
-	}
-	if len(errs) == 0 && len(tokens) == 0 {
-		errs = append(errs, errors.New("no tokens (want lines of NAME ROLE sha256:HEX)"))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -182,10 +211,18 @@ func (s *Set) Authenticate(authorization string) (Principal, bool) {
 	if token == "" {
 		return Principal{}, false
 	}
-	sum := sha256.Sum256([]byte(token))
+	return s.Lookup(sha256.Sum256([]byte(token)))
+}
+
+// Lookup returns the principal of the token with the given SHA-256 digest,
+// comparing against every token in constant time (as Authenticate). Sessions
+// keep the digest of the token they were opened with and look it up on every
+// use, so a token removed from the file ends its sessions and a changed role
+// applies at once.
+func (s *Set) Lookup(digest [sha256.Size]byte) (Principal, bool) {
 	match := -1
 	for i := range s.tokens {
-		if subtle.ConstantTimeCompare(sum[:], s.tokens[i].Digest[:]) == 1 && match < 0 {
+		if subtle.ConstantTimeCompare(digest[:], s.tokens[i].Digest[:]) == 1 && match < 0 {
 			match = i
 		}
 	}
@@ -194,6 +231,18 @@ func (s *Set) Authenticate(authorization string) (Principal, bool) {
 	}
 	return Principal{Name: s.tokens[match].Name, Role: s.tokens[match].Role}, true
 }
+
+// Principals lists who the tokens act as (never their digests).
+func (s *Set) Principals() []Principal {
+	out := make([]Principal, len(s.tokens))
+	for i, t := range s.tokens {
+		out[i] = Principal{Name: t.Name, Role: t.Role}
+	}
+	return out
+}
+
+// Current makes a fixed Set a Source.
+func (s *Set) Current() *Set { return s }
 
 type principalKey struct{}
 
@@ -208,19 +257,30 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// Require serves next only to requests bearing one of the set's tokens;
-// others get 401 with a WWW-Authenticate challenge of the given realm. The
-// principal is put in the request's context.
-func Require(s *Set, realm string, next http.Handler) http.Handler {
+// Require serves next only to requests bearing one of the source's tokens
+// whose role allows need; others get 401 with a WWW-Authenticate challenge of
+// the given realm, or 403 naming the role needed. The principal is put in the
+// request's context.
+func Require(src Source, need Role, realm string, next http.Handler) http.Handler {
 	challenge := `Bearer realm="` + realm + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.Authenticate(r.Header.Get("Authorization"))
+		w.Header().Set("Cache-Control", "no-store")
+		p, ok := src.Current().Authenticate(r.Header.Get("Authorization"))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", challenge)
-			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "a valid token is required: Authorization: Bearer <token>", http.StatusUnauthorized)
+			return
+		}
+		if !p.Role.Allows(need) {
+			http.Error(w, fmt.Sprintf("this needs the %s role; token %s has the %s role", need, p.Name, p.Role), http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
 	})
+}
+
+// Source gives the tokens accepted now: a fixed *Set, or a *FileSource that
+// follows the admin token file.
+type Source interface {
+	Current() *Set
 }

@@ -125,21 +125,27 @@ func TestAuthenticate(t *testing.T) {
 
 func TestRequire(t *testing.T) {
 	t.Parallel()
-	set := NewSet([]Token{NewToken("ops", RoleViewer, "test-admin-token-0123456789")})
-	h := Require(set, "gateway-test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := FromContext(r.Context())
-		fmt.Fprintf(w, "%s/%s", p.Name, p.Role)
-	}))
+	set := NewSet([]Token{
+		NewToken("ops", RoleViewer, "test-admin-token-0123456789"),
+		NewToken("root", RoleAdmin, "test-root-token-0123456789"),
+	})
 	cases := []struct {
+		need       Role
 		header     string
 		wantStatus int
 		wantBody   string
 	}{
-		{"", http.StatusUnauthorized, "a valid token is required"},
-		{"Bearer wrong", http.StatusUnauthorized, "a valid token is required"},
-		{"Bearer test-admin-token-0123456789", http.StatusOK, "ops/viewer"},
+		{RoleViewer, "", http.StatusUnauthorized, "a valid token is required"},
+		{RoleViewer, "Bearer wrong", http.StatusUnauthorized, "a valid token is required"},
+		{RoleViewer, "Bearer test-admin-token-0123456789", http.StatusOK, "ops/viewer"},
+		{RoleAdmin, "Bearer test-admin-token-0123456789", http.StatusForbidden, "needs the admin role"},
+		{RoleAdmin, "Bearer test-root-token-0123456789", http.StatusOK, "root/admin"},
 	}
 	for _, tc := range cases {
+		h := Require(set, tc.need, "gateway-test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := FromContext(r.Context())
+			fmt.Fprintf(w, "%s/%s", p.Name, p.Role)
+		}))
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "/x", nil)
 		if tc.header != "" {
@@ -147,11 +153,40 @@ func TestRequire(t *testing.T) {
 		}
 		h.ServeHTTP(rec, req)
 		if rec.Code != tc.wantStatus || !strings.Contains(rec.Body.String(), tc.wantBody) {
-			t.Errorf("%q: %d %q, want %d %q", tc.header, rec.Code, rec.Body, tc.wantStatus, tc.wantBody)
+			t.Errorf("%s %q: %d %q, want %d %q", tc.need, tc.header, rec.Code, rec.Body, tc.wantStatus, tc.wantBody)
 		}
 		if tc.wantStatus == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") != `Bearer realm="gateway-test"` {
 			t.Errorf("%q: WWW-Authenticate %q", tc.header, rec.Header().Get("WWW-Authenticate"))
 		}
+	}
+}
+
+func TestRoleAllows(t *testing.T) {
+	t.Parallel()
+	roles := []Role{RoleViewer, RoleOperator, RoleAdmin}
+	for i, have := range roles {
+		for j, need := range roles {
+			if got := have.Allows(need); got != (i >= j) {
+				t.Errorf("%s.Allows(%s) = %v", have, need, got)
+			}
+		}
+		if Role("").Allows(have) || Role("root").Allows(have) {
+			t.Errorf("an unknown role is allowed what needs %s", have)
+		}
+	}
+}
+
+func TestLookup(t *testing.T) {
+	t.Parallel()
+	set := NewSet([]Token{NewToken("a", RoleViewer, "token-a-0123456789"), NewToken("b", RoleAdmin, "token-b-0123456789")})
+	if p, ok := set.Lookup(sha256.Sum256([]byte("token-b-0123456789"))); !ok || p != (Principal{"b", RoleAdmin}) {
+		t.Fatalf("Lookup = %v, %v", p, ok)
+	}
+	if _, ok := set.Lookup(sha256.Sum256([]byte("token-c-0123456789"))); ok {
+		t.Fatal("an unknown digest was found")
+	}
+	if got := set.Principals(); len(got) != 2 || got[0] != (Principal{"a", RoleViewer}) {
+		t.Fatalf("Principals = %v", got)
 	}
 }
 

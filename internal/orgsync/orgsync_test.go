@@ -25,6 +25,7 @@ func TestNewPlanKeepsUsedRecords(t *testing.T) {
 			{ID: "222222222222", Name: "used", Unit: "ou-ex12-inner001"},
 			{ID: "333333333333", Name: "unused", Unit: "ou-ex12-inner001"},
 		}}
+	cur.Source = state.OrgSourceAWS // synced before
 	snap := &Snapshot{Organization: state.Organization{ID: "o-exampleorg1", Root: "r-ex12", HubAccount: "111111111111"},
 		States: map[string]string{}, Tagged: map[string]bool{}}
 	inUse := func(id string) []string {

@@ -60,6 +60,7 @@ type PlanOptions struct {
 func NewPlan(cur state.Organization, snap *Snapshot, o PlanOptions) *Plan {
 	p := &Plan{Changes: []Change{}, Kept: []Change{}, Inactive: []Change{}}
 	next := snap.Organization
+	next.Source = state.OrgSourceAWS
 	next.Units = slices.Clone(next.Units)
 	next.Accounts = slices.Clone(next.Accounts)
 
@@ -133,6 +134,9 @@ func NewPlan(cur state.Organization, snap *Snapshot, o PlanOptions) *Plan {
 	}
 	if cur.ID != next.ID {
 		add(OpUpdate, "organization", next.ID, fmt.Sprintf("id %s", fromTo(cur.ID, next.ID)))
+	}
+	if cur.Source != next.Source {
+		add(OpUpdate, "organization", next.ID, "source: now synced from AWS Organizations")
 	}
 	if cur.Root != next.Root {
 		add(OpUpdate, "organization", next.ID, fmt.Sprintf("root %s", fromTo(cur.Root, next.Root)))

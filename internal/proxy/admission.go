@@ -27,6 +27,9 @@ type QuotaRequest struct {
 	Tokens int64
 	// Tier is the pricing tier the call asked for, recorded with its usage.
 	Tier string
+	// Principal is the caller's canonical IAM principal ARN, recorded with
+	// its usage; empty for gateway-issued credentials.
+	Principal string
 }
 
 // Ticket is an admitted reservation.
@@ -73,7 +76,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 		return nil
 	}
 	ctx, span := h.opts.Tracer.Start(ctx, "quota.reserve")
-	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier})
+	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier, Principal: c.ledgerPrincipal()})
 	span.End()
 	if err != nil {
 		if rej, ok := err.(*Rejection); ok && rej.Reason != ReasonClientGone {

@@ -10,3 +10,13 @@ func (c *call) principal() string {
 	}
 	return c.cred.Label
 }
+
+// ledgerPrincipal is the caller's canonical IAM principal (role or user ARN,
+// no path, no session), computed once when its token was verified; "" for
+// gateway-issued credentials.
+func (c *call) ledgerPrincipal() string {
+	if c.cred == nil || c.cred.Kind != authn.KindIAM {
+		return ""
+	}
+	return c.cred.Principal
+}

@@ -89,49 +89,78 @@ const (
 	metricCounted = "counted"
 )
 
-// ledgerField is "<account>|<model>|<metric>" for the default tier and
+// ledgerKey is what one ledger line is counted under, besides its metric.
+type ledgerKey struct {
+	Account, Team, Principal, Model, Tier string
+}
+
+// prefix is the ledger field without its metric. A field is
+// "<account>|<model>|<metric>" for the default tier and
 // "<account>|<model>|<tier>:<metric>" for any other pricing tier, so the
 // ledger written before tiers existed reads as the default tier, and the
 // fields of the default tier are unchanged. The account's team when the call
 // was made follows the account as "<account>@<team, query-escaped>", so a
-// report groups past usage by the team it was made for; the escaping keeps
-// '|', ':' and '@' out of it. Lines without a team (written before teams
-// were recorded) read with an empty team.
-func ledgerPrefix(account, team, model, tier string) string {
-	if team != "" {
-		account += "@" + url.QueryEscape(team)
+// report groups past usage by the team it was made for; then, for callers
+// with an IAM identity, "#<principal ARN, query-escaped>". The escaping keeps
+// '|', ':', '@' and '#' out of both. Lines without a team or principal
+// (written before they were recorded, or by gateway-issued credentials) read
+// with them empty.
+func (k ledgerKey) prefix() string {
+	account := k.Account
+	if k.Team != "" {
+		account += "@" + url.QueryEscape(k.Team)
 	}
-	if tier == "" {
-		return account + "|" + model + "|"
+	if k.Principal != "" {
+		account += "#" + url.QueryEscape(k.Principal)
 	}
-	return account + "|" + model + "|" + tier + ":"
+	if k.Tier == "" {
+		return account + "|" + k.Model + "|"
+	}
+	return account + "|" + k.Model + "|" + k.Tier + ":"
 }
 
-// parseLedgerField splits a ledger field into account, team (empty when not
-// recorded), model, tier (empty for the default tier's fields) and metric.
-// Account IDs never contain '|' or '@'; the tier and metric are after the
-// last '|', and tiers never contain ':'.
-func parseLedgerField(f string) (account, team, model, tier, metric string, ok bool) {
+// parseLedgerField splits a ledger field into its key (team and principal
+// empty when not recorded, tier empty for the default tier's fields) and
+// metric. Account IDs never contain '|', '@' or '#'; the tier and metric are
+// after the last '|', and tiers never contain ':'.
+func parseLedgerField(f string) (k ledgerKey, metric string, ok bool) {
 	i := strings.IndexByte(f, '|')
 	j := strings.LastIndexByte(f, '|')
 	if i < 0 || j <= i {
-		return "", "", "", "", "", false
+		return ledgerKey{}, "", false
 	}
 	metric = f[j+1:]
-	if k := strings.IndexByte(metric, ':'); k >= 0 {
-		if k == 0 {
-			return "", "", "", "", "", false
+	if c := strings.IndexByte(metric, ':'); c >= 0 {
+		if c == 0 {
+			return ledgerKey{}, "", false
 		}
-		tier, metric = metric[:k], metric[k+1:]
+		k.Tier, metric = metric[:c], metric[c+1:]
 	}
-	account = f[:i]
-	if k := strings.IndexByte(account, '@'); k >= 0 {
-		raw := account[k+1:]
-		t, err := url.QueryUnescape(raw)
-		if err != nil || t == "" || url.QueryEscape(t) != raw {
-			return "", "", "", "", "", false
+	account := f[:i]
+	if c := strings.IndexByte(account, '#'); c >= 0 {
+		p, ok := unescapeLedgerPart(account[c+1:])
+		if !ok {
+			return ledgerKey{}, "", false
 		}
-		account, team = account[:k], t
+		account, k.Principal = account[:c], p
 	}
-	return account, team, f[i+1 : j], tier, metric, true
+	if c := strings.IndexByte(account, '@'); c >= 0 {
+		t, ok := unescapeLedgerPart(account[c+1:])
+		if !ok {
+			return ledgerKey{}, "", false
+		}
+		account, k.Team = account[:c], t
+	}
+	k.Account, k.Model = account, f[i+1:j]
+	return k, metric, true
+}
+
+// unescapeLedgerPart reverses the query escaping of a team or principal,
+// refusing anything prefix would not have written.
+func unescapeLedgerPart(raw string) (string, bool) {
+	v, err := url.QueryUnescape(raw)
+	if err != nil || v == "" || url.QueryEscape(v) != raw {
+		return "", false
+	}
+	return v, true
 }

@@ -64,6 +64,10 @@ type Request struct {
 	// Team is the account's team when the call is made, recorded in the
 	// ledger so moving the account later does not move its past usage.
 	Team string
+	// Principal is the caller's canonical IAM principal ARN (see
+	// state.CanonicalPrincipal), recorded in the ledger; empty for
+	// gateway-issued credentials.
+	Principal string
 }
 
 // Reservation is an admitted request's hold on its caps, to be settled or

@@ -24,7 +24,8 @@ type settlement struct {
 	ID          string        `json:"id"`
 	Entitlement string        `json:"entitlement"`
 	Account     string        `json:"account"`
-	Team        string        `json:"team,omitempty"` // the account's team at call time; empty = not recorded
+	Team        string        `json:"team,omitempty"`      // the account's team at call time; empty = not recorded
+	Principal   string        `json:"principal,omitempty"` // the caller's IAM principal; empty for gateway credentials
 	Model       string        `json:"model"`
 	Tier        string        `json:"tier,omitempty"` // pricing tier; empty = default
 	Month       string        `json:"month"`
@@ -90,7 +91,7 @@ func (l *Limiter) newSettlement(r *Reservation, kind string, counted int64, usag
 		tier = "" // the default tier's ledger fields carry no tier
 	}
 	return &settlement{
-		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Team: r.req.Team, Model: r.req.Model, Tier: tier,
+		Kind: kind, ID: r.ID, Entitlement: r.req.Entitlement, Account: r.req.Account, Team: r.req.Team, Principal: r.req.Principal, Model: r.req.Model, Tier: tier,
 		Month: r.Month, MonthEnd: r.monthEnd, Caps: r.req.Caps, Counted: counted, Usage: usage,
 		Tokens: r.Tokens, TPM: r.req.TokensPerMinute, Held: !r.Degraded,
 	}
@@ -193,7 +194,7 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 		held = 1
 	}
 	args := make([]any, 0, 16+4*len(s.Caps))
-	args = append(args, l.timeOffsetMs(), s.ID, s.kindFlags(), s.Counted, ledgerPrefix(s.Account, s.Team, s.Model, s.Tier),
+	args = append(args, l.timeOffsetMs(), s.ID, s.kindFlags(), s.Counted, ledgerKey{Account: s.Account, Team: s.Team, Principal: s.Principal, Model: s.Model, Tier: s.Tier}.prefix(),
 		s.Usage.InputTokens, s.Usage.OutputTokens, s.Usage.CacheReadTokens, s.Usage.CacheWriteTokens,
 		s.MonthEnd.Add(ledgerRetention).UnixMilli(), s.MonthEnd.Add(l.opts.Grace).UnixMilli(),
 		(2 * l.opts.ReservationTTL).Milliseconds(), s.TPM, s.Tokens, len(s.Caps), held)

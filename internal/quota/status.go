@@ -78,10 +78,13 @@ type LedgerRow struct {
 	// CountedTokens is what the caps were charged, per the entitlement's
 	// count rule; 0 for usage settled before it was recorded.
 	CountedTokens int64
+	// Principal is the IAM principal (canonical role or user ARN) that made
+	// the calls; empty for gateway-issued credentials.
+	Principal string
 }
 
 // Ledger returns the month's ledger rows of the given entitlements, sorted by
-// entitlement, account, model, tier and team.
+// entitlement, account, model, tier, team and principal.
 func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []string) ([]LedgerRow, error) {
 	if _, ok := parseMonth(month, l.opts.Location); !ok {
 		return nil, fmt.Errorf("reading ledger: bad month %q (want YYYY-MM)", month)
@@ -99,23 +102,26 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 	if _, err := pipe.Exec(cctx); err != nil {
 		return nil, fmt.Errorf("reading ledger: %w", err)
 	}
-	type rowKey struct{ ent, account, team, model, tier string }
+	type rowKey struct {
+		ent string
+		ledgerKey
+	}
 	rows := map[rowKey]*LedgerRow{}
 	for i, e := range entitlements {
 		for f, v := range cmds[i].Val() {
-			account, team, model, tier, metric, ok := parseLedgerField(f)
+			k, metric, ok := parseLedgerField(f)
 			n, err := strconv.ParseInt(v, 10, 64)
 			if !ok || err != nil {
 				l.log.Warn("skipping malformed ledger field", "entitlement", e, "field", f)
 				continue
 			}
-			if tier == "" {
-				tier = bedrock.TierDefault
+			if k.Tier == "" {
+				k.Tier = bedrock.TierDefault
 			}
-			rk := rowKey{e, account, team, model, tier}
+			rk := rowKey{e, k}
 			r := rows[rk]
 			if r == nil {
-				r = &LedgerRow{Month: month, Entitlement: e, Account: account, Model: model, Tier: tier, Team: team}
+				r = &LedgerRow{Month: month, Entitlement: e, Account: k.Account, Model: k.Model, Tier: k.Tier, Team: k.Team, Principal: k.Principal}
 				rows[rk] = r
 			}
 			switch metric {
@@ -156,7 +162,10 @@ func (l *Limiter) Ledger(ctx context.Context, month string, entitlements []strin
 		if a.Tier != b.Tier {
 			return a.Tier < b.Tier
 		}
-		return a.Team < b.Team
+		if a.Team != b.Team {
+			return a.Team < b.Team
+		}
+		return a.Principal < b.Principal
 	})
 	return out, nil
 }

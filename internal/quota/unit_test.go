@@ -118,27 +118,32 @@ func TestCapExceededMessage(t *testing.T) {
 func TestLedgerField(t *testing.T) {
 	t.Parallel()
 	const arn = "arn:aws:bedrock:us-east-1::foundation-model/x"
+	const role = "arn:aws:iam::222222222222:role/support-bot"
 	for _, tc := range []struct {
-		field                              string
-		account, team, model, tier, metric string
+		field  string
+		key    ledgerKey
+		metric string
 	}{
-		{ledgerPrefix("222222222222", "", arn, "") + metricCacheRead, "222222222222", "", arn, "", metricCacheRead},
-		{ledgerPrefix("222222222222", "", arn, "priority") + metricInput, "222222222222", "", arn, "priority", metricInput},
-		{ledgerPrefix("222222222222", "", "m", "priority+optimized") + metricRequests, "222222222222", "", "m", "priority+optimized", metricRequests},
+		{ledgerKey{Account: "222222222222", Model: arn}.prefix() + metricCacheRead, ledgerKey{Account: "222222222222", Model: arn}, metricCacheRead},
+		{ledgerKey{Account: "222222222222", Model: arn, Tier: "priority"}.prefix() + metricInput, ledgerKey{Account: "222222222222", Model: arn, Tier: "priority"}, metricInput},
+		{ledgerKey{Account: "222222222222", Model: "m", Tier: "priority+optimized"}.prefix() + metricRequests, ledgerKey{Account: "222222222222", Model: "m", Tier: "priority+optimized"}, metricRequests},
 		// A team may hold any printable text, the separators included.
-		{ledgerPrefix("222222222222", "dev", "m", "") + metricCounted, "222222222222", "dev", "m", "", metricCounted},
-		{ledgerPrefix("222222222222", "R&D | a@b: c", arn, "flex") + metricOutput, "222222222222", "R&D | a@b: c", arn, "flex", metricOutput},
-		{ledgerPrefix("222222222222", "équipe", "m", "") + metricErrors, "222222222222", "équipe", "m", "", metricErrors},
+		{ledgerKey{Account: "222222222222", Team: "dev", Model: "m"}.prefix() + metricCounted, ledgerKey{Account: "222222222222", Team: "dev", Model: "m"}, metricCounted},
+		{ledgerKey{Account: "222222222222", Team: "R&D | a@b: c#1", Model: arn, Tier: "flex"}.prefix() + metricOutput, ledgerKey{Account: "222222222222", Team: "R&D | a@b: c#1", Model: arn, Tier: "flex"}, metricOutput},
+		{ledgerKey{Account: "222222222222", Team: "équipe", Model: "m"}.prefix() + metricErrors, ledgerKey{Account: "222222222222", Team: "équipe", Model: "m"}, metricErrors},
+		// The IAM principal, with or without a team; role names may hold '@'.
+		{ledgerKey{Account: "222222222222", Team: "dev", Principal: role, Model: arn}.prefix() + metricInput, ledgerKey{Account: "222222222222", Team: "dev", Principal: role, Model: arn}, metricInput},
+		{ledgerKey{Account: "222222222222", Principal: "arn:aws:iam::222222222222:user/a@b", Model: "m", Tier: "flex"}.prefix() + metricInput, ledgerKey{Account: "222222222222", Principal: "arn:aws:iam::222222222222:user/a@b", Model: "m", Tier: "flex"}, metricInput},
 		// Written before tiers existed: the default tier.
-		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", "222222222222", "", "anthropic.claude-3-5-haiku-20241022-v1:0", "", "output"},
+		{"222222222222|anthropic.claude-3-5-haiku-20241022-v1:0|output", ledgerKey{Account: "222222222222", Model: "anthropic.claude-3-5-haiku-20241022-v1:0"}, "output"},
 	} {
-		a, team, m, tier, metric, ok := parseLedgerField(tc.field)
-		if !ok || a != tc.account || team != tc.team || m != tc.model || tier != tc.tier || metric != tc.metric {
-			t.Errorf("%q parsed %q %q %q %q %q %v", tc.field, a, team, m, tier, metric, ok)
+		k, metric, ok := parseLedgerField(tc.field)
+		if !ok || k != tc.key || metric != tc.metric {
+			t.Errorf("%q parsed %+v %q %v", tc.field, k, metric, ok)
 		}
 	}
-	for _, bad := range []string{"", "x", "a|b", "a|m|:input", "a@|m|input", "a@%zz|m|input", "a@%41|m|input"} {
-		if _, _, _, _, _, ok := parseLedgerField(bad); ok {
+	for _, bad := range []string{"", "x", "a|b", "a|m|:input", "a@|m|input", "a@%zz|m|input", "a@%41|m|input", "a#|m|input", "a@t#%zz|m|input", "a#p@t|m|input"} {
+		if _, _, ok := parseLedgerField(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}
@@ -159,17 +164,18 @@ func FuzzParseLedgerField(f *testing.F) {
 	f.Add("222222222222|anthropic.claude|requests")
 	f.Add("222222222222|anthropic.claude|flex:requests")
 	f.Add("222222222222@a+b%7C|anthropic.claude|flex:requests")
+	f.Add("222222222222@a#arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fr|m|input")
 	f.Add("a||b")
 	f.Add("|||")
 	f.Fuzz(func(t *testing.T, s string) {
-		a, team, m, tier, metric, ok := parseLedgerField(s)
+		k, metric, ok := parseLedgerField(s)
 		if !ok {
 			return
 		}
-		if strings.ContainsAny(a, "|@") || strings.Contains(metric, "|") || strings.ContainsAny(tier, "|:") {
-			t.Fatalf("%q split into %q %q %q %q %q", s, a, team, m, tier, metric)
+		if strings.ContainsAny(k.Account, "|@#") || strings.Contains(metric, "|") || strings.ContainsAny(k.Tier, "|:") {
+			t.Fatalf("%q split into %+v %q", s, k, metric)
 		}
-		if ledgerPrefix(a, team, m, tier)+metric != s {
+		if k.prefix()+metric != s {
 			t.Fatalf("%q does not round-trip", s)
 		}
 	})

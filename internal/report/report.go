@@ -31,14 +31,15 @@ const (
 	GroupByEntitlement = "entitlement"
 	GroupByModel       = "model"
 	GroupByTier        = "tier"
+	GroupByPrincipal   = "principal"
 )
 
 // CSVHeader is the usage report's CSV header (a public contract: finance tools
 // parse it). Columns added later come last, so earlier ones keep their positions.
 // A month's totals row has the month and every grouping column (team,
-// account, entitlement, model, tier) empty; a group row always has its
+// account, entitlement, model, tier, principal) empty; a group row always has its
 // grouping column set, so neither can be taken for the other.
-const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier"
+const CSVHeader = "month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal"
 
 // MaxMonths is the longest span one usage report covers.
 const MaxMonths = 24
@@ -46,6 +47,10 @@ const MaxMonths = 24
 // UnknownTeam is the team of ledger accounts that are no longer in the
 // organization, so their usage is still reported.
 const UnknownTeam = "(unknown)"
+
+// NoPrincipal is the principal group of calls made with gateway-issued
+// credentials (access keys, API keys), which carry no IAM principal.
+const NoPrincipal = "(gateway credential)"
 
 // UnknownModel groups ledger lines without a model (none are written so),
 // so a group row never has an empty grouping column.
@@ -63,7 +68,7 @@ type UsageQuery struct {
 	// From and To, YYYY-MM, both or neither, not with Month: the months
 	// From to To, both included.
 	From, To string
-	GroupBy  string // team, account, entitlement, model or tier; empty means team
+	GroupBy  string // team, account, entitlement, model, tier or principal; empty means team
 }
 
 // LedgerRow is one line of the monthly usage ledger: the usage of one
@@ -82,6 +87,9 @@ type LedgerRow struct {
 	// CountedTokens is what the caps were charged, per the entitlement's
 	// count rule; 0 for usage settled before it was recorded.
 	CountedTokens int64
+	// Principal is the IAM principal (canonical role or user ARN) that made
+	// the calls; empty for gateway-issued credentials.
+	Principal string
 }
 
 // LedgerReader reads the monthly usage ledger (the server adapts
@@ -227,6 +235,9 @@ type ReportRow struct {
 	Model       string `json:"model,omitempty"`
 	// Tier is the pricing tier (default, priority, flex, reserved, optimized, ...).
 	Tier string `json:"tier,omitempty"`
+	// Principal is the IAM role or user ARN (sessions and paths dropped), or
+	// NoPrincipal for calls made with gateway-issued credentials.
+	Principal string `json:"principal,omitempty"`
 	// Requests counts settled requests; Errors counts admitted requests whose
 	// upstream call failed (before the response: no charge; mid-stream: also
 	// settled, so in Requests too). EstimatedRequests
@@ -273,9 +284,9 @@ func (r *Reports) Usage(ctx context.Context, q UsageQuery) (*Report, error) {
 		groupBy = GroupByTeam
 	}
 	switch groupBy {
-	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier:
+	case GroupByTeam, GroupByAccount, GroupByEntitlement, GroupByModel, GroupByTier, GroupByPrincipal:
 	default:
-		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model or tier", ErrInvalidQuery, groupBy)
+		return nil, fmt.Errorf("%w: group_by %q must be team, account, entitlement, model, tier or principal", ErrInvalidQuery, groupBy)
 	}
 	snap, err := r.snapshot()
 	if err != nil {
@@ -373,7 +384,7 @@ func (r *Reports) entitlementNames(ctx context.Context, snap Snapshot, month str
 	return slices.Compact(names), nil
 }
 
-type groupKey struct{ month, team, account, entitlement, model, tier string }
+type groupKey struct{ month, team, account, entitlement, model, tier, principal string }
 
 // build groups lines (each of one of months, oldest first) by groupBy.
 func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []LedgerRow) *Report {
@@ -418,10 +429,12 @@ func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []
 			k.model = cmp.Or(l.Model, UnknownModel)
 		case GroupByTier:
 			k.tier = cmp.Or(l.Tier, bedrock.TierDefault)
+		case GroupByPrincipal:
+			k.principal = cmp.Or(l.Principal, NoPrincipal)
 		}
 		g := groups[k]
 		if g == nil {
-			g = &ReportRow{Month: k.month, Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier}
+			g = &ReportRow{Month: k.month, Team: k.team, Account: k.account, Entitlement: k.entitlement, Model: k.model, Tier: k.tier, Principal: k.principal}
 			if a, ok := snapAccount(snap, k.account); ok && k.account != "" {
 				g.AccountName = a.Name
 			}
@@ -448,7 +461,7 @@ func (r *Reports) build(snap Snapshot, months []string, groupBy string, lines []
 		}
 	}
 	slices.SortFunc(rep.Rows, func(a, b ReportRow) int {
-		return cmpStrings(a.Month, b.Month, a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model, a.Tier, b.Tier)
+		return cmpStrings(a.Month, b.Month, a.Team, b.Team, a.Account, b.Account, a.Entitlement, b.Entitlement, a.Model, b.Model, a.Tier, b.Tier, a.Principal, b.Principal)
 	})
 	for m := range unpriced {
 		rep.UnpricedModels = append(rep.UnpricedModels, m)
@@ -532,5 +545,5 @@ func csvRecord(r ReportRow) []string {
 	return []string{r.Month, r.Team, r.Account, r.Entitlement, r.Model,
 		i(r.Requests, 10), i(r.InputTokens, 10), i(r.OutputTokens, 10),
 		i(r.CacheReadTokens, 10), i(r.CacheWriteTokens, 10), i(r.TotalTokens, 10), r.CostUSD.String(),
-		i(r.Errors, 10), i(r.CountedTokens, 10), i(r.EstimatedRequests, 10), r.Tier}
+		i(r.Errors, 10), i(r.CountedTokens, 10), i(r.EstimatedRequests, 10), r.Tier, r.Principal}
 }

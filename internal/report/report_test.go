@@ -203,37 +203,37 @@ func TestUsageCSV(t *testing.T) {
 		by   string
 		want string
 	}{
-		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+		{"team", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `},
-		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,
-2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
-2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
-2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+		{"", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,(unknown),,,,1,40,2,0,0,42,0.000000,0,0,0,,
+2026-10,Development,,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,,
+2026-10,data-science,,,,7,12346,679,0,0,13025,0.000908,0,12347,0,,
+2026-10,platform,,,,1,100,100,0,0,200,0.000030,0,100,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `},
-		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,100,0,
-2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,
-2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0,12347,0,
-2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,0,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+		{"account", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,,111111111111,,,1,100,100,0,0,200,0.000030,0,100,0,,
+2026-10,,222222222222,,,10,1000000,250000,3,7,1250010,1.800007,1,1250000,0,,
+2026-10,,333333333333,,,7,12346,679,0,0,13025,0.000908,0,12347,0,,
+2026-10,,999999999999,,,1,40,2,0,0,42,0.000000,0,0,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `},
-		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,
-2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+		{"entitlement", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,,
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `},
-		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0,12445,0,
-2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0,0,0,
-2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+		{"model", `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,,,,amazon.nova-lite-v1:0,6,12445,778,0,0,13223,0.000933,0,12445,0,,
+2026-10,,,,cohere.command-r-v1:0,1,40,2,0,0,42,0.000000,0,0,0,,
+2026-10,,,,us.anthropic.claude-3-5-haiku-20241022-v1:0,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `},
 	}
 	for _, tt := range tests {
@@ -304,7 +304,7 @@ func TestUsageEmptyMonthAndDefaults(t *testing.T) {
 	r := newTestReports(t, ledger)
 	got := csvOf(t, r, "2026-11", "model")
 	// The totals row keeps its month; every grouping column is empty.
-	want := CSVHeader + "\n2026-11,,,,,0,0,0,0,0,0,0.000000,0,0,0,\n"
+	want := CSVHeader + "\n2026-11,,,,,0,0,0,0,0,0,0.000000,0,0,0,,\n"
 	if got != want {
 		t.Errorf("empty month CSV:\n%s\nwant\n%s", got, want)
 	}
@@ -337,7 +337,7 @@ func TestUsageExtraEntitlements(t *testing.T) {
 		ExtraEntitlements: func(context.Context, string) ([]string, error) { return []string{"deleted-one", "copy"}, nil },
 	})
 	got := csvOf(t, r, "2026-10", "entitlement")
-	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0,0,0,\n") {
+	if !strings.Contains(got, "\n2026-10,,,deleted-one,,1,1000000,0,0,0,1000000,0.060000,0,0,0,,\n") {
 		t.Errorf("deleted entitlement missing:\n%s", got)
 	}
 	r = NewReports(ReportOptions{
@@ -455,11 +455,11 @@ prices:
 	}
 	snap := testSnapshot(t)
 	r := NewReports(ReportOptions{Ledger: &fakeLedger{rows: rows}, Snapshot: func() Snapshot { return snap }, Prices: priceTable{prices}})
-	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier
-2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,0,0,default
-2026-10,,,,,1,5,0,0,0,5,0.000000,0,0,0,flex
-2026-10,,,,,2,1000000,1000000,0,0,2000000,7.000000,0,0,0,priority
-2026-10,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,0,0,
+	want := `month,team,account,entitlement,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd,errors,counted_tokens,estimated_requests,tier,principal
+2026-10,,,,,2,2000000,1000000,0,0,3000000,4.000000,0,0,0,default,
+2026-10,,,,,1,5,0,0,0,5,0.000000,0,0,0,flex,
+2026-10,,,,,2,1000000,1000000,0,0,2000000,7.000000,0,0,0,priority,
+2026-10,,,,,5,3000005,2000000,0,0,5000005,11.000000,0,0,0,,
 `
 	if got := csvOf(t, r, "2026-10", "tier"); got != want {
 		t.Errorf("CSV by tier:\n%s\nwant:\n%s", got, want)
@@ -525,12 +525,12 @@ func TestUsageMonthRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := CSVHeader + `
-2026-08,,,,,0,0,0,0,0,0,0.000000,0,0,0,
-2026-09,,,copy,,99,99,0,0,0,99,0.000006,0,0,0,
-2026-09,,,,,99,99,0,0,0,99,0.000006,0,0,0,
-2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,
-2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,
-2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,
+2026-08,,,,,0,0,0,0,0,0,0.000000,0,0,0,,
+2026-09,,,copy,,99,99,0,0,0,99,0.000006,0,0,0,,
+2026-09,,,,,99,99,0,0,0,99,0.000006,0,0,0,,
+2026-10,,,copy,,7,12485,780,0,0,13265,0.000933,0,12445,0,,
+2026-10,,,support-llm,,12,1000001,250001,3,7,1250012,1.800012,1,1250002,0,,
+2026-10,,,,,19,1012486,250781,3,7,1263277,1.800945,1,1262447,0,,
 `
 	if b.String() != want {
 		t.Errorf("range CSV:\n%s\nwant:\n%s", b.String(), want)
@@ -577,5 +577,34 @@ func TestUsageDefaultMonthInZone(t *testing.T) {
 	rep, err := r.Usage(context.Background(), UsageQuery{})
 	if err != nil || rep.Month != "2026-10" {
 		t.Errorf("default month: %v %+v, want 2026-10", err, rep)
+	}
+}
+
+// TestUsageByPrincipal: calls with an IAM identity group by their principal,
+// gateway-issued credentials under NoPrincipal; the principal column is last
+// in the CSV, so earlier columns keep their positions.
+func TestUsageByPrincipal(t *testing.T) {
+	t.Parallel()
+	const role = "arn:aws:iam::222222222222:role/support-bot"
+	rows := []LedgerRow{
+		{Month: "2026-10", Entitlement: "support-llm", Account: "222222222222", Model: haiku, Principal: role, Requests: 2, InputTokens: 10, OutputTokens: 5},
+		{Month: "2026-10", Entitlement: "copy", Account: "222222222222", Model: haiku, Principal: role, Requests: 1, InputTokens: 1, OutputTokens: 1},
+		{Month: "2026-10", Entitlement: "support-llm", Account: "333333333333", Model: haiku, Requests: 4, InputTokens: 3, OutputTokens: 3},
+	}
+	r := newTestReports(t, &fakeLedger{rows: rows})
+	rep, err := r.Usage(context.Background(), UsageQuery{Month: "2026-10", GroupBy: GroupByPrincipal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, row := range rep.Rows {
+		got[row.Principal] = row.Requests
+	}
+	if len(got) != 2 || got[role] != 3 || got[NoPrincipal] != 4 {
+		t.Fatalf("rows by principal %+v", rep.Rows)
+	}
+	csv := csvOf(t, r, "2026-10", GroupByPrincipal)
+	if !strings.Contains(csv, ","+role+"\n") || !strings.Contains(csv, ","+NoPrincipal+"\n") {
+		t.Fatalf("CSV by principal:\n%s", csv)
 	}
 }

@@ -91,6 +91,8 @@ func tableRow(months bool, groupBy string, r ReportRow) []string {
 		row = append(row, r.Entitlement)
 	case GroupByTier:
 		row = append(row, r.Tier)
+	case GroupByPrincipal:
+		row = append(row, r.Principal)
 	default:
 		row = append(row, r.Model)
 	}

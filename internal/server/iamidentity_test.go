@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,9 +21,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/smithy-go/auth/bearer"
 
+	"github.com/bedrock-gateway/gateway/internal/report"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/prereq"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
+	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
 	"github.com/bedrock-gateway/gateway/pkg/iamtoken"
 )
 
@@ -138,6 +141,36 @@ func TestIAMIdentityWithSDK(t *testing.T) {
 		}
 		if n := up.sim.STSCalls() - before; n != 1 {
 			t.Fatalf("STS calls for 10 requests with one token = %d, want 1", n)
+		}
+	})
+
+	t.Run("usage by principal", func(t *testing.T) {
+		// The ledger records the role, not the session, and the user; the
+		// report groups by it. Settlements are queued: wait for them.
+		month := time.Now().In(time.UTC).Format("2006-01")
+		want := map[string]bool{
+			"arn:aws:iam::222222222222:role/support-bot": true,
+			"arn:aws:iam::222222222222:user/support-dev": true,
+		}
+		var rep report.Report
+		wait.Until(t, "usage by principal", 20*time.Second, func() error {
+			rep = report.Report{}
+			if code := g.admin(t, http.MethodGet, "/admin/v1/usage?month="+month+"&group_by=principal", nil, &rep); code != http.StatusOK {
+				return fmt.Errorf("usage: HTTP %d", code)
+			}
+			got := map[string]bool{}
+			for _, r := range rep.Rows {
+				if r.Requests > 0 {
+					got[r.Principal] = true
+				}
+			}
+			if len(got) != len(want) || !got["arn:aws:iam::222222222222:role/support-bot"] || !got["arn:aws:iam::222222222222:user/support-dev"] {
+				return fmt.Errorf("principals with usage %v, want %v", got, want)
+			}
+			return nil
+		})
+		if rep.GroupBy != "principal" {
+			t.Fatalf("group_by %q", rep.GroupBy)
 		}
 	})
 

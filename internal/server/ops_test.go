@@ -14,7 +14,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 )
 
-// TestOpsListenerAuth: /debug/pprof is served to admin tokens only and never
+// TestOpsListenerAuth: /debug/pprof is served to admin-role tokens only and never
 // serves cmdline; /metrics, with a metrics token, only to that token; the
 // probes stay open; tokens of --admin-token-file (hashes only) work.
 func TestOpsListenerAuth(t *testing.T) {
@@ -47,7 +47,9 @@ func TestOpsListenerAuth(t *testing.T) {
 		{"/debug/pprof/", "wrong-token-0123456789", http.StatusUnauthorized, "token is required"},
 		{"/debug/pprof/", metricsToken, http.StatusUnauthorized, "token is required"},
 		{"/debug/pprof/", adminToken, http.StatusOK, "heap"},
-		{"/debug/pprof/heap?debug=1", viewerToken, http.StatusOK, "heap profile"},
+		{"/debug/pprof/heap?debug=1", viewerToken, http.StatusForbidden, "needs the admin role"},
+		{"/debug/pprof/heap?debug=1", adminToken, http.StatusOK, "heap profile"},
+		{"/admin/v1/export", viewerToken, http.StatusForbidden, "needs the admin role"},
 		{"/debug/pprof/cmdline", "", http.StatusUnauthorized, "token is required"},
 		{"/debug/pprof/cmdline", adminToken, http.StatusNotFound, ""},
 		{"/metrics", "", http.StatusUnauthorized, "token is required"},

@@ -30,9 +30,13 @@ func (s *Server) newOrgSync(region string, creds aws.CredentialsProvider) (*orgs
 	// thousands of accounts, and a short interval must not let syncs pile up.
 	timeout := min(max(cfg.OrgSyncInterval, time.Minute), 10*time.Minute)
 	lockTTL := timeout + time.Minute
+	endpoint := cfg.OrganizationsEndpoint
+	if endpoint == "" && cfg.Simulate {
+		endpoint = s.simURL // the simulator serves the bootstrap file's organization
+	}
 	p, err := orgsync.NewPeriodic(orgsync.PeriodicOptions{
 		Interval: cfg.OrgSyncInterval,
-		Client:   orgsync.NewClient(aws.Config{Region: region, Credentials: creds}, cfg.OrganizationsEndpoint),
+		Client:   orgsync.NewClient(aws.Config{Region: region, Credentials: creds}, endpoint),
 		TeamTag:  cfg.OrgSyncTeamTag,
 		Lock: func(ctx context.Context) (func(context.Context) error, bool, error) {
 			l, ok, err := s.store.TryLock(ctx, orgSyncLock, lockTTL)

@@ -1,9 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +17,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/orgsync"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -190,5 +196,53 @@ func TestPeriodicOrgSync(t *testing.T) {
 	}
 	if !found {
 		t.Error("no audit entry by org-sync")
+	}
+}
+
+// TestSimulateServesOrganizations: with --simulate the built-in simulator
+// serves the bootstrap file's organization through the Organizations API and
+// the periodic sync reads it with no endpoint given, so make run users can
+// watch the sync work; the synced organization is marked as AWS's.
+func TestSimulateServesOrganizations(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	path := filepath.Join(t.TempDir(), "state.yaml")
+	if err := os.WriteFile(path, []byte(baseState), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-level", "warn",
+		"--simulate", "--bootstrap", path, "--org-sync-interval", "20ms"}
+	env := map[string]string{"GATEWAY_ADMIN_TOKEN": "test=" + adminToken, "GATEWAY_REDIS_URL": rs.URL()}
+	cfg, err := config.Load(args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, Deps{Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	g := &gateway{Server: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+
+	wait.For(t, "a periodic sync against the simulator", time.Minute, func() bool {
+		return orgSyncCount(t, g, orgsync.ResultOK) >= 1
+	})
+	st, _, err := g.store.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Organization.Source != state.OrgSourceAWS || len(st.Organization.Accounts) != 4 || len(st.Organization.Units) != 5 {
+		t.Fatalf("organization after the sync: %+v", st.Organization)
+	}
+	for _, a := range st.Organization.Accounts {
+		if a.ID == "222222222222" && (a.Team != "development" || a.Unit != "ou-ab12-devteam1") {
+			t.Fatalf("account %+v lost its team or OU in the round trip", a)
+		}
+	}
+	if e := orgSyncCount(t, g, orgsync.ResultError); e != 0 {
+		t.Fatalf("%v syncs failed", e)
 	}
 }

@@ -50,6 +50,7 @@ func (q *limiterQuota) Reserve(ctx context.Context, req proxy.QuotaRequest) (pro
 		FailOpen:          e.Limits.OnStoreUnavailable == state.FailOpen,
 		Tier:              req.Tier,
 		Team:              d.Account.Team, // the ledger keeps the team at call time
+		Principal:         req.Principal,
 	})
 	if err != nil {
 		return nil, q.rejection(e.Name, err)

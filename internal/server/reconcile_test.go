@@ -204,7 +204,7 @@ func TestReconciliation(t *testing.T) {
 	}
 	wantTotal := fmt.Sprintf(",%d,%d,%d,%d,%d,", want.InputTokens, want.OutputTokens, want.CacheReadTokens, want.CacheWriteTokens,
 		want.InputTokens+want.OutputTokens+want.CacheReadTokens+want.CacheWriteTokens)
-	if !strings.Contains(lines[len(lines)-1], wantTotal) || !strings.HasSuffix(lines[len(lines)-1], ",9,") {
+	if !strings.Contains(lines[len(lines)-1], wantTotal) || !strings.HasSuffix(lines[len(lines)-1], ",9,,") {
 		t.Errorf("CSV totals %q do not carry %q and 9 estimated requests", lines[len(lines)-1], wantTotal)
 	}
 	t.Logf("reconciled %+v exact and %+v estimated across the ledger, Prometheus and the report", exact, broken)

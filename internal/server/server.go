@@ -31,6 +31,7 @@ import (
 	"github.com/bedrock-gateway/gateway/internal/authz"
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
 	"github.com/bedrock-gateway/gateway/internal/config"
+	"github.com/bedrock-gateway/gateway/internal/console"
 	"github.com/bedrock-gateway/gateway/internal/metering"
 	"github.com/bedrock-gateway/gateway/internal/opsauth"
 	"github.com/bedrock-gateway/gateway/internal/orgsync"
@@ -365,11 +366,17 @@ func (s *Server) upstream(ctx context.Context, deps Deps) (endpoint, region stri
 			return "", "", nil, err
 		}
 		verifier := authn.NewVerifier(authn.Options{})
-		simulator := sim.New(sim.Options{
+		simOpts := sim.Options{
 			Logger:       s.log,
 			Verify:       func(r *http.Request, body []byte) error { return authn.VerifyStatic(verifier, r, body, lookup) },
 			VerifyStream: authn.StreamVerifier(verifier, lookup),
-		})
+			// The Organizations API serves the bootstrap file's
+			// organization, so --org-sync-interval and `gateway org sync`
+			// can be tried locally (make run).
+			Organization:        s.simOrganization(),
+			VerifyOrganizations: sim.NewSigV4Check(sim.SigV4Check{Service: "organizations", Region: region, Secrets: map[string]string{akid: secret}}),
+		}
+		simulator := sim.New(simOpts)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", "", nil, fmt.Errorf("starting simulator: %w", err)
@@ -446,16 +453,26 @@ func (s *Server) listen() error {
 	var metricsHandler http.Handler = promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	if cfg.MetricsToken != "" {
 		metricsHandler = opsauth.Require(opsauth.NewSet([]opsauth.Token{opsauth.NewToken("metrics", opsauth.RoleViewer, cfg.MetricsToken)}),
-			"gateway-metrics", metricsHandler)
+			opsauth.RoleViewer, "gateway-metrics", metricsHandler)
 	}
 	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	tokens := cfg.AdminAuthTokens()
-	if len(tokens) == 0 {
+	tokens, err := opsauth.NewFileSource(opsauth.FileSourceOptions{Static: cfg.AdminEnvTokens(), File: cfg.AdminTokenFile, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	if tokens.Current().Len() == 0 {
 		s.log.Warn("no admin token (GATEWAY_ADMIN_TOKEN or --admin-token-file): the admin API is disabled")
 	}
-	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
+	// Console sessions live in Redis beside the state, so any replica serves
+	// any signed-in user.
+	sessions := console.NewSessions(console.SessionOptions{
+		Client: s.rdb, Tokens: tokens, Idle: cfg.ConsoleSessionIdle, Max: cfg.ConsoleSessionMax,
+		SecureCookie: cfg.BehindTLSProxy, Timeout: s.redisTimeout(), Logger: s.log,
+	})
+	mux.Handle(console.SessionPath, sessions)
+	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
 		Usage:         s.reports, Quota: s.reports}))
 	s.mountConsole(mux)
@@ -468,7 +485,7 @@ func (s *Server) listen() error {
 		debug.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		debug.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		debug.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/debug/pprof/", opsauth.Require(opsauth.NewSet(tokens), "gateway-admin", debug))
+		mux.Handle("/debug/pprof/", opsauth.Require(tokens, opsauth.RoleAdmin, "gateway-admin", debug))
 	}
 	s.ops = &http.Server{Handler: withBodyDeadline(mux, cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog,
 		IdleTimeout: 120 * time.Second, HTTP2: listenerHTTP2()}
@@ -563,6 +580,24 @@ func (s *Server) GatewayID() string {
 	return ""
 }
 
+// simOrganization is the organization the built-in simulator's
+// Organizations API serves: the --bootstrap file's, or none.
+func (s *Server) simOrganization() *sim.Organization {
+	if s.cfg.Bootstrap == "" {
+		return nil
+	}
+	st, err := state.LoadFile(s.cfg.Bootstrap)
+	if err != nil {
+		return nil // bootstrap itself reports it
+	}
+	org := sim.OrganizationFromState(st.Organization)
+	if err := org.Check(); err != nil {
+		s.log.Warn("--simulate: the simulator does not serve the bootstrap file's organization", "error", err)
+		return nil
+	}
+	return org
+}
+
 // iamVerifier builds the IAM identity verifier. With --simulate and no
 // --sts-endpoint, the simulator (which serves STS too) is the STS endpoint,
 // so that `make run` users can try IAM identity locally.
@@ -574,10 +609,16 @@ func (s *Server) iamVerifier() *authn.IAMVerifier {
 	if s.cfg.TLSCert == "" && !s.cfg.BehindTLSProxy {
 		s.log.Warn("--iam-identity without TLS (--tls-cert) or --behind-tls-proxy: IAM identity tokens are bearer tokens, refused over plain HTTP")
 	}
+	perSource := s.cfg.IAMVerifyRatePerSource
+	if perSource == 0 {
+		perSource = -1 // off
+	}
 	return authn.NewIAMVerifier(authn.IAMVerifierOptions{
-		STSEndpoint: endpoint,
-		CacheTTL:    s.cfg.IAMIdentityCacheTTL,
-		Logger:      s.log,
+		STSEndpoint:         endpoint,
+		CacheTTL:            s.cfg.IAMIdentityCacheTTL,
+		VerifyRate:          s.cfg.IAMVerifyRate,
+		VerifyRatePerSource: perSource,
+		Logger:              s.log,
 	})
 }
 

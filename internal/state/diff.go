@@ -77,9 +77,10 @@ func diffOrganization(out []Change, old, new *Organization) []Change {
 		ID         string `yaml:"id"`
 		Root       string `yaml:"root"`
 		HubAccount string `yaml:"hub_account"`
+		Source     string `yaml:"source"`
 	}
-	a := orgFields{old.ID, old.Root, old.HubAccount}
-	b := orgFields{new.ID, new.Root, new.HubAccount}
+	a := orgFields{old.ID, old.Root, old.HubAccount, old.Source}
+	b := orgFields{new.ID, new.Root, new.HubAccount, new.Source}
 	detail := func() string {
 		return strings.Join(fieldDiffs(reflect.ValueOf(a), reflect.ValueOf(b), nil), "; ")
 	}

@@ -172,6 +172,7 @@ func (s *State) Clone() *State {
 			ID:         s.Organization.ID,
 			Root:       s.Organization.Root,
 			HubAccount: s.Organization.HubAccount,
+			Source:     s.Organization.Source,
 			Units:      slices.Clone(s.Organization.Units),
 			Accounts:   slices.Clone(s.Organization.Accounts),
 		},

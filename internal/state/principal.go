@@ -75,6 +75,23 @@ func ParsePrincipal(arn string) (Principal, bool) {
 	return Principal{Partition: partition, Account: account, Kind: kind, Name: name}, true
 }
 
+// ARN is the principal's canonical IAM ARN without path or session:
+// arn:<partition>:iam::<account>:role/<name> or user/<name>. It is what the
+// usage ledger records, so every session of one role adds up to one row.
+func (p Principal) ARN() string {
+	return "arn:" + p.Partition + ":iam::" + p.Account + ":" + p.Kind + "/" + p.Name
+}
+
+// CanonicalPrincipal returns ParsePrincipal(arn).ARN(), or "" when arn is not
+// an IAM user, role or assumed-role session ARN.
+func CanonicalPrincipal(arn string) string {
+	p, ok := ParsePrincipal(arn)
+	if !ok {
+		return ""
+	}
+	return p.ARN()
+}
+
 func isPartition(p string) bool { return p == "aws" || p == "aws-cn" || p == "aws-us-gov" }
 
 // CheckPrincipalPattern validates a principal pattern:

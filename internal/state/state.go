@@ -26,7 +26,15 @@ type Organization struct {
 	HubAccount string    `yaml:"hub_account" json:"hub_account"` // 12 digits
 	Units      []Unit    `yaml:"units,omitempty" json:"units"`
 	Accounts   []Account `yaml:"accounts,omitempty" json:"accounts"`
+	// Source says where the organization comes from: OrgSourceAWS once
+	// `gateway org sync` (or serve --org-sync-interval) wrote it; empty when
+	// it was typed into a state file. An apply that replaces a synced
+	// organization warns that the next sync will overwrite it.
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
+
+// OrgSourceAWS is Organization.Source when AWS Organizations is the source.
+const OrgSourceAWS = "aws-organizations"
 
 // Unit is an organizational unit. An empty Parent (or the root ID) means the root.
 type Unit struct {

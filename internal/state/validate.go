@@ -133,6 +133,9 @@ func (v *validator) organization() {
 	if !IsAccountID(o.HubAccount) {
 		v.add(item, "hub_account %q is not a 12-digit account ID", o.HubAccount)
 	}
+	if o.Source != "" && o.Source != OrgSourceAWS {
+		v.add(item, "source %q must be empty or %s (set by org sync)", o.Source, OrgSourceAWS)
+	}
 
 	for i := range o.Units {
 		v.unit(i, &o.Units[i])

@@ -220,3 +220,40 @@ func FuzzAuditCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditRecordsPrincipals: admin changes that name IAM principals (a
+// share narrowed to principals, the deny list) carry the patterns in the
+// audit log, so "who may use this" changes are traceable.
+func TestAuditRecordsPrincipals(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, redistest.Start(t).Client(t), Options{})
+	if _, err := s.Replace(ctx, "admin:bootstrap", sampleState(1)); err != nil {
+		t.Fatal(err)
+	}
+	const pattern = "arn:aws:iam::222222222222:role/support-*"
+	const denied = "arn:aws:iam::222222222222:user/leaver"
+	if _, err := s.Update(ctx, "admin:ops", "share.update", func(st *state.State) error {
+		st.Entitlements[0].Shares = []state.Share{{Target: "222222222222", Principals: []string{pattern}}}
+		st.DeniedPrincipals = []string{denied}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.Audit(ctx, AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawShare, sawDeny bool
+	for _, e := range entries {
+		switch {
+		case e.Action == "share.update" && strings.HasPrefix(e.Target, "entitlement/"):
+			sawShare = strings.Contains(string(e.After), pattern) && !strings.Contains(string(e.Before), pattern)
+		case e.Action == "share.update" && strings.Contains(e.Target, denied):
+			sawDeny = e.Actor == "admin:ops"
+		}
+	}
+	if !sawShare || !sawDeny {
+		t.Fatalf("audit entries do not name the principals (share %v, deny %v): %+v", sawShare, sawDeny, entries)
+	}
+}
