@@ -24,8 +24,9 @@ import (
 const viewerToken = "viewer-token-0123456789abcdef"
 
 // consoleGateway starts a gateway with an admin token (name test) and a
-// viewer token (name finance), and returns it with the console's origin.
-func consoleGateway(t *testing.T) (*gateway, string, bool) {
+// viewer token (name finance), and returns it with the console's origin and
+// whether it has the daily usage API.
+func consoleGateway(t *testing.T) (g *gateway, origin string, daily bool) {
 	t.Helper()
 	rs := redistest.Start(t)
 	up := newUpstream(t, sim.Options{})
@@ -34,7 +35,7 @@ func consoleGateway(t *testing.T) (*gateway, string, bool) {
 	if err := os.WriteFile(tokenFile, []byte("finance viewer sha256:"+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: baseState + `
+	g = startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: baseState + `
 entitlements:
   - name: customer-support-llm
     model: ` + haiku + `
@@ -43,21 +44,8 @@ entitlements:
     shares: [{target: ou-ab12-dev00001}, {target: "444444444444", monthly_tokens: 2000000}]
 `,
 		args: []string{"--admin-token-file", tokenFile, "--prices-file", "../../deploy/examples/prices.yaml"}})
-	origin := "http://" + g.OpsAddr()
-	// The session API and role enforcement come from the console API; until
-	// this branch has them, a stand-in with the same contract fronts the
-	// ops listener.
-	resp, err := http.Get(origin + "/console/api/session")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Log("the gateway has no session API yet: the console contract's stand-in (console_shim_test.go) fronts the ops listener")
-		shim := newConsoleShim(t, origin, map[string][2]string{adminToken: {"test", "admin"}, viewerToken: {"finance", "viewer"}})
-		return g, shim.URL, false
-	}
-	return g, origin, true
+	// The daily chart needs the per-day usage API.
+	return g, "http://" + g.OpsAddr(), g.admin(t, http.MethodGet, "/admin/v1/usage/daily", nil, nil) != http.StatusNotFound
 }
 
 // clearField empties the input the XPath names, as a user deleting its text
@@ -89,7 +77,7 @@ func clearField(xpath string) chromedp.Action[chromedp.Void] {
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
 	br := browser.Start(t)
-	g, origin, realSessions := consoleGateway(t)
+	g, origin, daily := consoleGateway(t)
 	shots := browser.NewShots(t, filepath.Join("..", ".."))
 	t.Logf("screenshots in %s", shots.Dir())
 	ctx := br.Tab(t, 3*time.Minute)
@@ -193,7 +181,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if total == "0" || total == "" {
 		t.Errorf("usage total tokens = %q, want the call's tokens", total)
 	}
-	if realSessions && !chart {
+	if daily && !chart {
 		t.Errorf("no daily chart on the usage page")
 	}
 
@@ -264,7 +252,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Errorf("a viewer's DELETE through the session: status %v, want 403", status)
 	}
-	if realSessions {
+	{
 		req, _ := http.NewRequest(http.MethodDelete, "http://"+g.OpsAddr()+"/admin/v1/entitlements/customer-support-llm", nil)
 		req.Header.Set("Authorization", "Bearer "+viewerToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -307,14 +295,6 @@ func TestConsoleLargeOrganization(t *testing.T) {
 	up := newUpstream(t, sim.Options{})
 	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: largeOrgState()})
 	origin := "http://" + g.OpsAddr()
-	resp, err := http.Get(origin + "/console/api/session")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		origin = newConsoleShim(t, origin, map[string][2]string{adminToken: {"test", "admin"}}).URL
-	}
 	shots := browser.NewShots(t, filepath.Join("..", ".."))
 	ctx := br.Tab(t, 3*time.Minute)
 	defer func() {
