@@ -332,6 +332,12 @@ func TestConsoleLargeOrganization(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`dialog input[type=search]`), "acct-4999"),
 		chromedp.WaitVisible(`//dialog//li[contains(@class,"account")]//code[normalize-space()="100000004999"]`),
 		shots.Take("large-share-search"))
+	timed("tick the account, preview, share",
+		chromedp.Click(`//dialog//input[@data-target="100000004999"]`),
+		chromedp.Click(`//button[normalize-space()="Preview"]`),
+		chromedp.WaitVisible(`//tr[@data-verdict="accepted"][@data-target="100000004999"]`),
+		chromedp.Click(`//button[normalize-space()="Share with 1 accepted target"]`),
+		chromedp.WaitVisible(`//tr[@data-key="100000004999"]`))
 	timed("organization page",
 		chromedp.Navigate(origin+"/console/#/organization"),
 		chromedp.WaitVisible(`//h1[normalize-space()="Organization"]`),
