@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/chromedp/chromedp"
 
+	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/browser"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
@@ -178,6 +181,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.ScrollIntoView(chromedp.CSS(`#daily-chart`)),
 		shots.Doc("usage"),
 	)
+	// The CSV download is what `gateway usage -o csv` prints, byte for byte.
+	var href, downloaded string
+	run("usage CSV",
+		browser.Into(&href, chromedp.Evaluate[string](`document.getElementById('csv-download').getAttribute('href')`)),
+		browser.Into(&downloaded, chromedp.Evaluate[string](`fetch(document.getElementById('csv-download').href).then(r => r.text())`, chromedp.EvalAwaitPromise)))
+	u, err := url.Parse(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cliOut, cliErr bytes.Buffer
+	cliEnv := cli.Env{Stdout: &cliOut, Stderr: &cliErr, Getenv: func(k string) string {
+		return map[string]string{"GATEWAY_ADMIN_TOKEN": adminToken, "GATEWAY_ADMIN_URL": "http://" + g.OpsAddr()}[k]
+	}}
+	if err := cli.Run(context.Background(), []string{"usage", "--month", u.Query().Get("month"), "--by", u.Query().Get("group_by"), "-o", "csv"}, cliEnv); err != nil {
+		t.Fatalf("gateway usage: %v\n%s", err, cliErr.String())
+	}
+	if downloaded != cliOut.String() || !strings.Contains(downloaded, "team-chat") {
+		t.Errorf("the console's CSV download:\n%s\ngateway usage -o csv:\n%s", downloaded, cliOut.String())
+	}
 	if total == "0" || total == "" {
 		t.Errorf("usage total tokens = %q, want the call's tokens", total)
 	}
@@ -195,7 +217,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`//p[@id="inforce"][@data-inforce="applied" or @data-inforce="all"]`),
 		shots.Doc("revoked"),
 	)
-	_, err := converse(callCtx, client, "team-chat", 64)
+	_, err = converse(callCtx, client, "team-chat", 64)
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" {
 		t.Fatalf("call after revoke: %v, want AccessDeniedException", err)
