@@ -152,6 +152,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(btn("Preview")),
 		chromedp.WaitVisible(`//tr[@data-verdict="refused"][@data-target="999999999999"]`),
 		chromedp.WaitVisible(`//tr[@data-verdict="accepted"][@data-target="222222222222"]`),
+		chromedp.ScrollIntoView(`//dialog//button[starts-with(normalize-space(),"Share with")]`),
 		shots.Doc("share-preview"),
 		chromedp.Click(btn("Share with 1 accepted target")),
 		chromedp.WaitVisible(`//tr[@data-key="222222222222"]`),
