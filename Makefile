@@ -10,7 +10,7 @@ GOTESTFLAGS ?=
 LISTEN     ?= 127.0.0.1:8080
 OPS_LISTEN ?= 127.0.0.1:9090
 
-## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization), over TLS with a generated certificate, IAM identity tokens on
+## run: the gateway on embedded defaults (in-process Redis, built-in simulator, example organization), over TLS with a generated certificate, IAM identity tokens on; the web console at http://$(OPS_LISTEN)/console/ (its URL and token are printed when ready)
 # The admin token goes through the environment: a flag would show in ps.
 run:
 	GATEWAY_ADMIN_TOKEN=dev=dev-admin-token-change-me \

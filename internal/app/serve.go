@@ -116,6 +116,7 @@ func printReady(env Env, cfg *config.Serve, srv *server.Server, devCerts *devTLS
 	}
 	endpoint := scheme + "://" + localAddr(srv.DataAddr())
 	fmt.Fprintf(env.Stdout, "\nBedrock Entitlement Gateway is serving Bedrock Runtime on %s (ops, metrics and admin API on http://%s).\n", endpoint, localAddr(srv.OpsAddr()))
+	printConsole(env, cfg, srv)
 	// caEnv is what a client needs to trust a generated certificate: the
 	// AWS SDKs and the AWS CLI read AWS_CA_BUNDLE.
 	caEnv := ""
@@ -184,6 +185,23 @@ your GATEWAY_ADMIN_TOKEN):
     go run ./cmd/gateway usage reconcile --admin-url http://%s --cloudwatch-endpoint %s
 
 `, cfg.CloudWatchInterval, cfg.CloudWatchNamespace, akid, secret, localAddr(srv.OpsAddr()), srv.SimulatorURL())
+}
+
+// printConsole names the web console's URL. With --simulate and a single
+// admin token in the environment (make run), it also names that token to
+// sign in with, as the example credential's secret is printed: a try-out
+// gateway's, never a real deployment's.
+func printConsole(env Env, cfg *config.Serve, srv *server.Server) {
+	if !srv.ConsoleEnabled() {
+		return
+	}
+	url := "http://" + localAddr(srv.OpsAddr()) + "/console/"
+	if cfg.Simulate && len(cfg.AdminTokens) == 1 && env.Getenv("GATEWAY_ADMIN_TOKEN") != "" {
+		_, token, _ := config.SplitToken(cfg.AdminTokens[0])
+		fmt.Fprintf(env.Stdout, "Web console: %s (sign in with the admin token %s)\n", url, token)
+		return
+	}
+	fmt.Fprintf(env.Stdout, "Web console: %s (sign in with an admin token)\n", url)
 }
 
 // printIAMDemo shows, with --simulate and --iam-identity over TLS, a call

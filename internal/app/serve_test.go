@@ -165,6 +165,10 @@ func TestMakeRun(t *testing.T) {
 	if !strings.HasPrefix(m[3], "https://") {
 		t.Fatalf("make run serves %s, want https", m[3])
 	}
+	// The web console's URL, with the token make run gives.
+	if !regexp.MustCompile(`Web console: http://127\.0\.0\.1:\d+/console/ \(sign in with the admin token \S+\)`).MatchString(out.String()) {
+		t.Errorf("no web console URL in the ready message:\n%s", out.String())
+	}
 	caRe := regexp.MustCompile(`AWS_CA_BUNDLE=(\S+)`)
 	ca := caRe.FindStringSubmatch(out.String())
 	if ca == nil {

@@ -89,6 +89,9 @@ type Serve struct {
 	CloudWatchInterval         time.Duration
 	CloudWatchEndpoint         string
 	CloudWatchAccountDimension bool
+	// Console serves the web console at /console/ on the ops listener
+	// (only with an admin token: signing in takes one).
+	Console bool
 
 	// Secrets never come from flags: from the environment, the config file,
 	// or these files, read by Load.
@@ -183,6 +186,7 @@ func (c *Serve) Settings() []Setting {
 		{"billing-sync-interval", "0s", "when > 0, sync the application inference profiles of entitlements with billing.profiles this often (as gateway billing sync --apply, never pruning), on one replica at a time", false, &c.BillingSyncInterval},
 		{"billing-entitlement-tag", "bedrock-gateway:entitlement", "tag key carrying the entitlement on the periodic billing sync's profiles", false, &c.BillingEntitlementTag},
 		{"billing-team-tag", "bedrock-gateway:team", "tag key carrying the team on the periodic billing sync's profiles", false, &c.BillingTeamTag},
+		{"console", "true", "serve the web console at /console/ on the ops listener; it is on only when an admin token is configured (signing in takes one)", false, &c.Console},
 	}
 }
 

@@ -515,6 +515,7 @@ func (s *Server) listen() error {
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
 		Usage:         s.reports, Quota: s.reports, Billing: s.store, DailyUsage: s.reports}))
+	s.mountConsole(mux)
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
 		// only, and cmdline never (a secret once given as a flag would show).
