@@ -70,6 +70,11 @@ type Options struct {
 	Usage UsageSource
 	// Quota may be nil: /admin/v1/entitlements/{name}/quota then answers 501.
 	Quota QuotaSource
+	// Replicas may be nil: /admin/v1/replicas then answers 501.
+	Replicas Replicas
+	// ReplicaTTL is how recent a heartbeat must be for its replica to be
+	// listed; zero means store.DefaultHeartbeatTTL.
+	ReplicaTTL time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now stamps created_at and updated_at; nil means time.Now.
@@ -95,6 +100,8 @@ type server struct {
 	tokens      *opsauth.Set
 	usage       UsageSource
 	quota       QuotaSource
+	replicas    Replicas
+	replicaTTL  time.Duration
 	log         *slog.Logger
 	now         func() time.Time
 	syncTimeout time.Duration
@@ -109,6 +116,8 @@ func New(opts Options) http.Handler {
 		syncer:      opts.Syncer,
 		usage:       opts.Usage,
 		quota:       opts.Quota,
+		replicas:    opts.Replicas,
+		replicaTTL:  opts.ReplicaTTL,
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
@@ -144,6 +153,7 @@ func (s *server) routes() {
 	s.handle(p+"/audit", methods{http.MethodGet: s.listAudit})
 	s.handle(p+"/apply", methods{http.MethodPost: s.apply})
 	s.handle(p+"/usage", methods{http.MethodGet: s.getUsage})
+	s.handle(p+"/replicas", methods{http.MethodGet: s.listReplicas})
 	s.handle(p+"/export", methods{http.MethodGet: s.exportState})
 	s.handle(p+"/denied-principals", methods{http.MethodGet: s.listDeniedPrincipals, http.MethodPost: s.denyPrincipal})
 	// A pattern is an ARN: it holds slashes.

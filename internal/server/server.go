@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,7 @@ type Server struct {
 
 	store    *store.Store
 	syncer   *store.Syncer
+	beat     *store.Heartbeat
 	limiter  *quota.Limiter
 	notifier *metering.Notifier
 	reports  *report.Reports
@@ -197,6 +199,13 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		s.log.Warn("the state has no entitlements yet: every call will be denied until one is shared (gateway apply -f state.yaml, or --bootstrap)")
 	}
 	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot, OnWiped: s.setWiped})
+	// The heartbeat reports the version this replica serves (so an admin sees
+	// a change in force everywhere) and counts the live replicas (lease sizing).
+	s.beat, err = s.store.NewHeartbeat(store.HeartbeatOptions{Applied: s.appliedVersion, Version: buildVersion(),
+		Timeout: s.redisTimeout(), Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
 
 	// Budget alerts: counted, logged and (with a URL) POSTed, signed, with retries.
 	s.notifier = metering.NewNotifier(metering.NotifierOptions{URL: cfg.AlertWebhookURL, Secret: cfg.AlertWebhookSecret, Logger: s.log, Metrics: s.metrics})
@@ -265,6 +274,28 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		return nil, err
 	}
 	return s, nil
+}
+
+// appliedVersion is the state version of the snapshot this replica serves.
+func (s *Server) appliedVersion() uint64 {
+	if snap := s.snap.Load(); snap != nil {
+		return snap.Version()
+	}
+	return 0
+}
+
+// buildVersion is the VCS revision the binary was built from, for the heartbeat.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, st := range bi.Settings {
+		if st.Key == "vcs.revision" {
+			return st.Value
+		}
+	}
+	return bi.Main.Version
 }
 
 func (s *Server) applySnapshot(st *state.State, version uint64) error {
@@ -457,7 +488,7 @@ func (s *Server) listen() error {
 	}
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, Tokens: tokens, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
-		Usage:         s.reports, Quota: s.reports}))
+		Usage:         s.reports, Quota: s.reports, Replicas: s.store}))
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
 		// only, and cmdline never (a secret once given as a flag would show).
@@ -600,6 +631,8 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.orgSync.Run(degradedCtx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.beat.Run(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
