@@ -15,7 +15,16 @@
 -- 8 cache_read, 9 cache_write, 10 ledger expire-at ms, 11 cap expire-at ms,
 -- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,
 -- 16 held ('1': a reservation was made in Redis), then per cap:
--- limit, alert label, n, n thresholds.
+-- limit, alert label, n, n thresholds; then, for kind 'l' only, five more:
+-- next id, tokens kept, requests, errors, estimated.
+--
+-- Kind 'l' settles a batch of calls admitted against a lease (see "Leases"
+-- in doc.go), one ledger line of them: id is the lease's current generation
+-- "<lease>.<n>" and reserved tokens what it holds in Redis; its usage is
+-- charged as a settlement's, the ledger counts the given requests, errors
+-- and estimated calls, and the lease is kept as generation "next id" with
+-- the given tokens (0: returned). A generation is settled once, so a retried
+-- batch changes nothing.
 --
 -- Returns {0} when this ID was settled or released before, otherwise
 -- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now,
@@ -29,6 +38,25 @@ local failed = kind == 's' and string.find(ARGV[3], 'x', 2, true) ~= nil
 local C = tonumber(ARGV[15])
 local reserved_tokens = tonumber(ARGV[14])
 local member = id .. ':' .. ARGV[14]
+
+-- What a ledger line counts: one call, or for a lease batch the given numbers.
+local lease_next, lease_keep = nil, 0
+local nreq, nerr, nest = 1, 0, 0
+if kind == 'l' then
+  local q = 17
+  for _ = 1, C do
+    q = q + 3 + tonumber(ARGV[q + 2])
+  end
+  lease_next, lease_keep = ARGV[q], tonumber(ARGV[q + 1])
+  nreq, nerr, nest = tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]), tonumber(ARGV[q + 4])
+else
+  if estimated then
+    nest = 1
+  end
+  if failed then
+    nerr = 1
+  end
+end
 
 -- Give back to the per-minute tokens what the estimate took beyond the usage,
 -- or charge what the usage took beyond the estimate.
@@ -77,7 +105,7 @@ if not redis.call('SET', KEYS[1], kind, 'NX', 'PX', ARGV[12]) then
   return {0}
 end
 
-local settle = kind == 's'
+local settle = kind == 's' or kind == 'l'
 local counted = tonumber(ARGV[4])
 local cap_expire = ARGV[11]
 local held = ARGV[16] == '1'
@@ -91,9 +119,15 @@ for c = 1, C do
   local label = ARGV[pos + 1]
   local n = tonumber(ARGV[pos + 2])
   -- The reservation may have expired and been purged: the usage still counts.
+  local score = lease_keep > 0 and redis.call('ZSCORE', z, member)
   if redis.call('ZREM', z, member) == 1 then
     if reserved_tokens > 0 then
       redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
+    end
+    if score then
+      -- The lease lives on as its next generation, with the same expiry.
+      redis.call('ZADD', z, score, lease_next .. ':' .. lease_keep)
+      redis.call('HINCRBY', h, 'reserved', lease_keep)
     end
   elseif held then
     gone = true
@@ -126,7 +160,7 @@ local p = ARGV[5]
 local ledger = KEYS[2]
 local first
 if settle then
-  first = redis.call('HINCRBY', ledger, p .. 'requests', 1) == 1
+  first = nreq == 0 or redis.call('HINCRBY', ledger, p .. 'requests', nreq) == nreq
   local names = {'input', 'output', 'cache_read', 'cache_write'}
   for i = 1, 4 do
     local v = tonumber(ARGV[5 + i])
@@ -137,11 +171,11 @@ if settle then
   if counted ~= 0 then
     redis.call('HINCRBY', ledger, p .. 'counted', counted)
   end
-  if estimated then
-    redis.call('HINCRBY', ledger, p .. 'estimated', 1)
+  if nest > 0 then
+    redis.call('HINCRBY', ledger, p .. 'estimated', nest)
   end
-  if failed then
-    redis.call('HINCRBY', ledger, p .. 'errors', 1)
+  if nerr > 0 then
+    redis.call('HINCRBY', ledger, p .. 'errors', nerr)
   end
 else
   first = redis.call('HINCRBY', ledger, p .. 'errors', 1) == 1
@@ -151,7 +185,11 @@ if first then
   redis.call('PEXPIREAT', ledger, ARGV[10])
 end
 
+-- A lease that lives on keeps its tokens on the per-minute limit too.
 local delta = -reserved_tokens
+if out[1] == 1 then
+  delta = delta + lease_keep
+end
 if settle then
   delta = delta + counted
 end
