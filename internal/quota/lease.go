@@ -571,26 +571,29 @@ func (l *Limiter) trackLease(ls *lease) {
 // extends the next generation from now on, or lets go of a returned lease;
 // a lease Redis no longer held (it expired) admits nothing more. From the
 // worker goroutine (or a Settle writing at once): it takes no slot lock.
-func (l *Limiter) leaseWritten(s *settlement, status int64) {
+// It reports whether Redis lost the lease with this settlement (the first
+// to find it gone).
+func (l *Limiter) leaseWritten(s *settlement, status int64) (lost bool) {
 	ls := s.lease
 	if ls == nil {
-		return // read back from a spill file: nothing local to follow
+		return status == 2 // read back from a spill file: nothing local to follow
 	}
 	if status == 2 {
-		ls.broken.Store(true)
+		lost = !ls.broken.Swap(true)
 	}
 	l.heldMu.Lock()
 	defer l.heldMu.Unlock()
 	h, ok := l.held[ls.lid]
 	if !ok {
-		return
+		return lost
 	}
 	if s.LeaseKeep == 0 || status == 2 {
 		delete(l.held, ls.lid)
-		return
+		return lost
 	}
 	h.member = reservationMember(s.LeaseNext, s.LeaseKeep)
 	l.held[ls.lid] = h
+	return lost
 }
 
 // DropLeases retires the leases of the named entitlements (all of them with
@@ -745,6 +748,29 @@ func (l *Limiter) closeLeases() {
 		s.retiring = nil
 		if err := l.submitAll(out); err != nil {
 			l.log.Warn("queueing lease returns at shutdown", "err", err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// flushLeaseUsage queues the usage settled against every lease so far, for
+// Flush.
+func (l *Limiter) flushLeaseUsage() {
+	p := l.leases
+	if p == nil {
+		return
+	}
+	for _, s := range p.all() {
+		s.mu.Lock()
+		var out []*settlement
+		if s.cur != nil {
+			out = l.flushLease(s.cur, false)
+		}
+		for _, ls := range s.retiring {
+			out = append(out, l.flushLease(ls, false)...)
+		}
+		if err := l.submitAll(out); err != nil {
+			l.log.Warn("queueing lease settlements", "err", err)
 		}
 		s.mu.Unlock()
 	}

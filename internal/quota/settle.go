@@ -263,9 +263,10 @@ func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) err
 	if len(vals) == 0 {
 		return fmt.Errorf("%w: empty settle reply", errBadResult)
 	}
+	firstLoss := true // a lease Redis lost is reported once, not with each batch after
 	if s.Kind == kindLease {
 		status, _ := vals[0].(int64)
-		l.leaseWritten(s, status)
+		firstLoss = l.leaseWritten(s, status)
 	}
 	if (len(vals)-1)%3 != 0 {
 		return fmt.Errorf("%w: settle returned %v", errBadResult, vals)
@@ -274,7 +275,7 @@ func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) err
 	case s.Kind == kindOrphan && status == 1:
 		l.log.Warn("released a reservation left by a reserve that timed out", "entitlement", s.Entitlement,
 			"id", s.ID, "tokens", s.Tokens, "month", s.Month)
-	case status == 2:
+	case status == 2 && firstLoss:
 		// The cap did not hold these tokens for the whole call: other
 		// requests may have been admitted against them.
 		l.log.Warn("quota reservation had expired before its call settled; usage charged anyway",

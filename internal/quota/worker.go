@@ -224,9 +224,10 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 	}
 }
 
-// Flush writes everything queued before it was called. While Redis is
-// unreachable it waits (bounded by ctx).
+// Flush writes everything queued or settled against a lease before it was
+// called. While Redis is unreachable it waits (bounded by ctx).
 func (l *Limiter) Flush(ctx context.Context) error {
+	l.flushLeaseUsage()
 	b := &settlement{barrier: make(chan struct{})}
 	if _, err := l.enqueue(ctx, b, true); err != nil {
 		return fmt.Errorf("flushing quota settlements: %w", err)

@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		OnAlert:           s.notifier.Alert,
 
 		OnReservationExpired: s.metrics.ReservationExpired, // gateway_reservations_expired_total
+		// Lease sizing divides what is left of a cap among the live replicas.
+		Leases: quota.LeaseOptions{Enabled: cfg.QuotaLeases, Replicas: s.beat},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)
@@ -303,9 +306,40 @@ func (s *Server) applySnapshot(st *state.State, version uint64) error {
 	if err != nil {
 		return fmt.Errorf("building snapshot: %w", err)
 	}
-	s.snap.Store(snap)
+	old := s.snap.Swap(snap)
 	s.metrics.SetStateVersion(version)
+	if s.limiter != nil && old != nil {
+		// The next request of a changed entitlement is decided by its new
+		// limits and shares, not by a lease taken under the old ones.
+		if changed := changedEntitlements(old.State(), st); len(changed) > 0 {
+			s.limiter.DropLeases(changed...)
+		}
+	}
 	return nil
+}
+
+// changedEntitlements names the entitlements that differ between two
+// states (limits, shares, scope, state), or exist in only one. An
+// organization change (an account moved to another OU changes which share
+// applies) counts for every entitlement.
+func changedEntitlements(old, cur *state.State) []string {
+	byName := make(map[string]*state.Entitlement, len(old.Entitlements))
+	for i := range old.Entitlements {
+		byName[old.Entitlements[i].Name] = &old.Entitlements[i]
+	}
+	orgChanged := !reflect.DeepEqual(old.Organization, cur.Organization)
+	var out []string
+	for i := range cur.Entitlements {
+		e := &cur.Entitlements[i]
+		if o, ok := byName[e.Name]; !ok || orgChanged || !reflect.DeepEqual(o, e) {
+			out = append(out, e.Name)
+		}
+		delete(byName, e.Name)
+	}
+	for name := range byName {
+		out = append(out, name)
+	}
+	return out
 }
 
 // bootstrap seeds a store that was never initialized with a state file (as
