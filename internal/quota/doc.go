@@ -110,11 +110,13 @@
 // what the lease held; with typical estimates the overshoot is bounded as
 // without leases, by the estimation error of the calls in flight. A lease
 // never admits after its local deadline (MaxAge after it was asked for, at
-// most ReservationTTL/3), and while Redis is unreachable or the store wiped
-// no lease is spent at all: admission falls back to the documented
-// fail-open and fail-closed paths. Redis frees a lease only ReservationTTL
-// after its last refresh, so a replica cut off from Redis has stopped
-// spending it long before.
+// most ReservationTTL/3), and once the limiter knows Redis is unreachable
+// (or the store wiped) no lease is spent at all: admission takes the
+// documented fail-open and fail-closed paths. Until it knows, which under
+// traffic is the next batch write (FlushInterval) and when idle the health
+// ping, it spends only what Redis already holds for it. Redis frees a lease
+// only ReservationTTL after its last refresh, so a replica cut off from
+// Redis has stopped spending it long before.
 //
 // Sizing. A lease asks for what the replica's recent demand on the key
 // would use in Window (300ms), at least MinRequests (4) times the request

@@ -59,7 +59,7 @@ type LeaseStats struct {
 	Acquired  int64 // leases taken (one round trip each)
 	Returned  int64 // leases given back (their last settlement queued)
 	Admitted  int64 // requests admitted against a lease, without a round trip
-	PerRequst int64 // requests that reserved on their own although leases are on
+	PerRequest int64 // requests that reserved on their own although leases are on
 }
 
 // leaseAsk is what the reserve script needs for a lease.
@@ -240,7 +240,7 @@ func (l *Limiter) LeaseStats() LeaseStats {
 		return LeaseStats{}
 	}
 	return LeaseStats{Acquired: p.acquired.Load(), Returned: p.returned.Load(),
-		Admitted: p.admitted.Load(), PerRequst: p.perRequest.Load()}
+		Admitted: p.admitted.Load(), PerRequest: p.perRequest.Load()}
 }
 
 func (p *leasePool) slot(key, entitlement string) *leaseSlot {
@@ -514,6 +514,10 @@ func (l *Limiter) flushLease(ls *lease, final bool) []*settlement {
 	target = max(0, target)
 	if len(lines) == 0 {
 		if target == ls.redisTokens {
+			if final {
+				ls.returned = true // already nothing held
+				l.leases.returned.Add(1)
+			}
 			return nil
 		}
 		lines = append(lines, &leaseLine{account: ls.req.Account}) // a return or shrink without usage

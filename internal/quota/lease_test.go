@@ -207,10 +207,10 @@ func TestLeaseStrictAcrossReplicas(t *testing.T) {
 		s := l.LeaseStats()
 		stats.Acquired += s.Acquired
 		stats.Admitted += s.Admitted
-		stats.PerRequst += s.PerRequst
+		stats.PerRequest += s.PerRequest
 	}
 	t.Logf("admitted %d, refused %d, used %d of %d; leases taken %d, admitted against leases %d, per request %d",
-		admitted.Load(), refused.Load(), st[0].Used, limit, stats.Acquired, stats.Admitted, stats.PerRequst)
+		admitted.Load(), refused.Load(), st[0].Used, limit, stats.Acquired, stats.Admitted, stats.PerRequest)
 	if stats.Admitted == 0 {
 		t.Error("no request was admitted against a lease")
 	}
@@ -401,7 +401,7 @@ func TestLeaseMonthBoundary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := l.LeaseStats(); s.Admitted != 0 || s.PerRequst != 3 {
+	if s := l.LeaseStats(); s.Admitted != 0 || s.PerRequest != 3 {
 		t.Fatalf("stats %+v, want three requests on their own", s)
 	}
 	// In the new month leases are back, and belong to it.

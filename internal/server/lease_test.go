@@ -117,7 +117,7 @@ func TestLeasesAcrossReplicas(t *testing.T) {
 	var leased, perRequest int64
 	for _, g := range gs {
 		leased += g.Limiter().LeaseStats().Admitted
-		perRequest += g.Limiter().LeaseStats().PerRequst
+		perRequest += g.Limiter().LeaseStats().PerRequest
 	}
 	t.Logf("%d admitted (%d against leases, %d on their own), %d refused; cap %d, settled %d, reserved %d, simulator %d",
 		admitted.Load(), leased, perRequest, refused.Load(), limit, st.Used, st.Reserved, reported.Total())
