@@ -56,9 +56,9 @@ type LeaseOptions struct {
 
 // LeaseStats count what the lease machinery did since the limiter started.
 type LeaseStats struct {
-	Acquired  int64 // leases taken (one round trip each)
-	Returned  int64 // leases given back (their last settlement queued)
-	Admitted  int64 // requests admitted against a lease, without a round trip
+	Acquired   int64 // leases taken (one round trip each)
+	Returned   int64 // leases given back (their last settlement queued)
+	Admitted   int64 // requests admitted against a lease, without a round trip
 	PerRequest int64 // requests that reserved on their own although leases are on
 }
 
