@@ -119,7 +119,7 @@
 // Redis has stopped spending it long before.
 //
 // Sizing. A lease asks for what the replica's recent demand on the key
-// would use in Window (300ms), at least MinRequests (4) times the request
+// would use in Window (1s), at least MinRequests (4) times the request
 // at hand; the script lowers it to what is left of the tightest cap divided
 // by K (4) times the live replicas (from the heartbeats, through
 // Options.Leases.Replicas), and refuses it when that is below the minimum:
@@ -134,7 +134,10 @@
 // them, as it purges a crashed replica's reservations. At most its current
 // leases are stranded: per key, at most what was left divided by K times the
 // replicas (and never more than Window of its traffic, or MinRequests
-// requests), plus its retired leases' calls in flight.
+// requests), plus its retired leases' calls in flight. The usage of its
+// calls not yet written (at most FlushInterval of its traffic, as a queued
+// settlement is without leases) is lost with it: those tokens were held by
+// the lease and are freed uncharged with it.
 //
 // Months. A lease belongs to the month the reserve script picked by Redis
 // time. Requests reserve on their own when Redis time (as last seen from the

@@ -27,7 +27,8 @@ type LeaseOptions struct {
 	// in Redis on its own (one round trip to reserve, one to settle).
 	Enabled bool
 	// Window sizes a lease: this much of the replica's recent traffic on
-	// the lease's caps; default 300ms.
+	// the lease's caps; default 1s (shorter windows take leases more often
+	// at moderate rates per key, each a round trip on the request path).
 	Window time.Duration
 	// K: a lease never takes more than what is left of its tightest cap
 	// divided by K times the live replicas; default 4.
@@ -39,7 +40,8 @@ type LeaseOptions struct {
 	Replicas ReplicaCounter
 	// FlushInterval bounds how long settled usage waits before it is
 	// written (and how often idle and expired leases are looked at);
-	// default 100ms.
+	// default 500ms. It also bounds the usage a killed replica never
+	// writes (its lease expires uncharged for it).
 	FlushInterval time.Duration
 	// FlushSize writes a lease's usage once this many calls settled against
 	// it, without waiting for FlushInterval; default 256.
@@ -210,7 +212,7 @@ func leaseKey(req *Request) string {
 
 func (o *LeaseOptions) defaults(ttl time.Duration) {
 	if o.Window <= 0 {
-		o.Window = 300 * time.Millisecond
+		o.Window = time.Second
 	}
 	if o.K <= 0 {
 		o.K = 4
@@ -219,7 +221,7 @@ func (o *LeaseOptions) defaults(ttl time.Duration) {
 		o.MinRequests = 4
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 100 * time.Millisecond
+		o.FlushInterval = 500 * time.Millisecond
 	}
 	if o.FlushSize <= 0 {
 		o.FlushSize = 256

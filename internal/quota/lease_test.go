@@ -421,7 +421,7 @@ func TestLeaseIdleReturn(t *testing.T) {
 	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1_000_000}}
 	timers := &fakeClock{only: 100 * time.Millisecond}
 	clock := fakeTimers(timers)
-	l := leaseLimiter(t, client, Options{Clock: clock})
+	l := leaseLimiter(t, client, Options{Clock: clock, Leases: LeaseOptions{FlushInterval: 100 * time.Millisecond}})
 	r := mustReserve(t, l, Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100})
 	if err := l.Settle(context.Background(), r, 60, bedrock.Usage{InputTokens: 60}); err != nil {
 		t.Fatal(err)

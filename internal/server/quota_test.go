@@ -254,7 +254,7 @@ entitlements:
 	rs.Stop()
 	// With quota leases the replica may spend what it already holds in Redis
 	// until it notices the outage: at its next batch write under traffic
-	// (every 100ms), or its health ping when idle.
+	// (every 500ms), or its health ping when idle.
 	wait.Until(t, "fail_closed to refuse during the outage", 20*time.Second, func() error {
 		if _, err := converse(ctx, c, "closed", 8); errCode(err) != "ServiceUnavailableException" {
 			return fmt.Errorf("fail_closed during the outage: %v", err)
