@@ -107,8 +107,11 @@
 // estimates of the lease's calls in flight plus the usage not yet written
 // plus the request fit in what Redis holds for the lease, so with strict
 // estimates (usage never above the estimate) the usage written never exceeds
-// what the lease held; with typical estimates the overshoot is bounded as
-// without leases, by the estimation error of the calls in flight. A lease
+// what the lease held; with typical estimates a call may use more than its
+// estimate, which the lease covers from what it still holds, and a lease
+// overdrawn that way writes its usage at once (not at the next batch), so
+// the overshoot stays bounded as without leases, by the estimation error of
+// the calls in flight when the cap filled. A lease
 // never admits after its local deadline (MaxAge after it was asked for, at
 // most ReservationTTL/3), and once the limiter knows Redis is unreachable
 // (or the store wiped) no lease is spent at all: admission takes the

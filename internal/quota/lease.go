@@ -469,7 +469,10 @@ func (l *Limiter) leaseDone(ctx context.Context, r *Reservation, s *settlement) 
 	}
 	ls.npending++
 	var out []*settlement
-	if ls.npending >= l.opts.Leases.FlushSize {
+	// A call that used more than its estimate (typical estimates) can
+	// overdraw the lease: Redis must see that usage at once, as it would a
+	// request's own settlement, or other admissions take the room it needs.
+	if ls.npending >= l.opts.Leases.FlushSize || (!ls.unlimited && ls.avail() < 0) {
 		out = l.flushLease(ls, false)
 	}
 	err := l.submitAll(out)
