@@ -115,9 +115,9 @@ func (z leaseSizing) size() (tokens int64, ask leaseAsk, ok bool) {
 
 // leasePool holds this replica's leases by key (leaseKey).
 type leasePool struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // guards slots
 	slots  map[string]*leaseSlot
-	closed bool
+	closed atomic.Bool
 	stop   chan struct{}
 	done   chan struct{}
 
@@ -246,9 +246,15 @@ func (l *Limiter) LeaseStats() LeaseStats {
 }
 
 func (p *leasePool) slot(key, entitlement string) *leaseSlot {
+	p.mu.RLock()
+	s := p.slots[key]
+	p.mu.RUnlock()
+	if s != nil {
+		return s
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.slots[key]
+	s = p.slots[key]
 	if s == nil {
 		s = &leaseSlot{entitlement: entitlement}
 		p.slots[key] = s
@@ -353,9 +359,11 @@ func (l *Limiter) reserveLeased(ctx context.Context, req Request) (_ *Reservatio
 		ls.slots = ask.requests
 	}
 	l.trackLease(ls)
-	closed := p.isClosed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Under s.mu: Close sets closed before it sweeps the slots (each under
+	// its lock), so a lease installed while it reads false is swept.
+	closed := p.isClosed()
 	ls.slot = s
 	if old := s.cur; old != nil {
 		l.retire(old)
@@ -630,8 +638,8 @@ func (l *Limiter) DropLeases(entitlements ...string) {
 }
 
 func (p *leasePool) all() []*leaseSlot {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	out := make([]*leaseSlot, 0, len(p.slots))
 	for _, s := range p.slots {
 		out = append(out, s)
@@ -639,11 +647,7 @@ func (p *leasePool) all() []*leaseSlot {
 	return out
 }
 
-func (p *leasePool) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+func (p *leasePool) isClosed() bool { return p.closed.Load() }
 
 // sweepRetiring writes retired leases' usage, returns those without calls in
 // flight and shrinks the others to what their calls need. s.mu is held.
@@ -736,13 +740,9 @@ func (l *Limiter) closeLeases() {
 	if p == nil {
 		return
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Swap(true) {
 		return
 	}
-	p.closed = true
-	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
 	for _, s := range p.all() {
