@@ -614,10 +614,12 @@ func (l *Limiter) leaseWritten(s *settlement, status int64) (lost bool) {
 }
 
 // DropLeases retires the leases of the named entitlements (all of them with
-// none named) and gives back what they hold beyond their calls in flight:
-// the state changed, and the next request must be decided by the new limits
-// (it takes a new lease, or reserves on its own). The server calls it with
-// every new snapshot.
+// none named): the state changed, and the next request must be decided by
+// the new limits (it takes a new lease, or reserves on its own). What they
+// hold beyond their calls in flight is given back by the lease loop within
+// FlushInterval (or by Flush): DropLeases itself never waits on Redis or
+// the settlement queue, since the state syncer calls it with every new
+// snapshot and must not stall (a revocation waits behind it).
 func (l *Limiter) DropLeases(entitlements ...string) {
 	p := l.leases
 	if p == nil {
@@ -632,7 +634,6 @@ func (l *Limiter) DropLeases(entitlements ...string) {
 			l.retire(s.cur)
 		}
 		s.noLeaseUntil = time.Time{}
-		l.sweepRetiring(s)
 		s.mu.Unlock()
 	}
 }
