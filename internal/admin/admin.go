@@ -89,6 +89,11 @@ type Options struct {
 	Billing BillingStore
 	// DailyUsage may be nil: /admin/v1/usage/daily then answers 501.
 	DailyUsage DailyUsageSource
+	// Replicas may be nil: /admin/v1/replicas then answers 501.
+	Replicas Replicas
+	// ReplicaTTL is how recent a heartbeat must be for its replica to be
+	// listed; zero means store.DefaultHeartbeatTTL.
+	ReplicaTTL time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now stamps created_at and updated_at; nil means time.Now.
@@ -132,6 +137,8 @@ type server struct {
 	daily       DailyUsageSource
 	quota       QuotaSource
 	billing     BillingStore
+	replicas    Replicas
+	replicaTTL  time.Duration
 	log         *slog.Logger
 	now         func() time.Time
 	syncTimeout time.Duration
@@ -148,6 +155,8 @@ func New(opts Options) http.Handler {
 		daily:       opts.DailyUsage,
 		quota:       opts.Quota,
 		billing:     opts.Billing,
+		replicas:    opts.Replicas,
+		replicaTTL:  opts.ReplicaTTL,
 		log:         opts.Logger,
 		now:         opts.Now,
 		syncTimeout: opts.SyncTimeout,
@@ -204,6 +213,7 @@ func (s *server) routes() {
 	s.handle(p+"/denied-principals", methods{http.MethodGet: viewer(s.listDeniedPrincipals), http.MethodPost: operator(s.denyPrincipal)})
 	// Billing profile records: billing sync (an admin task) writes them.
 	s.handle(p+"/billing/profiles", methods{http.MethodGet: viewer(s.listBillingProfiles), http.MethodPut: admin(s.replaceBillingProfiles)})
+	s.handle(p+"/replicas", methods{http.MethodGet: viewer(s.listReplicas)})
 	// A pattern is an ARN: it holds slashes.
 	s.handle(p+"/denied-principals/{pattern...}", methods{http.MethodDelete: operator(s.allowPrincipal)})
 	s.handle(p+"/tokens/reload", methods{http.MethodPost: admin(s.reloadTokens)})

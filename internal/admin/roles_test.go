@@ -52,6 +52,7 @@ var wantRoles = map[string]opsauth.Role{
 	"POST /admin/v1/denied-principals":                     opsauth.RoleOperator,
 	"DELETE /admin/v1/denied-principals/{pattern...}":      opsauth.RoleOperator,
 	"GET /admin/v1/billing/profiles":                       opsauth.RoleViewer,
+	"GET /admin/v1/replicas":                               opsauth.RoleViewer,
 	"PUT /admin/v1/billing/profiles":                       opsauth.RoleAdmin,
 	"POST /admin/v1/tokens/reload":                         opsauth.RoleAdmin,
 }

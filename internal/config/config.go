@@ -54,6 +54,7 @@ type Serve struct {
 	ReservationTTL      time.Duration
 	SpillFile           string
 	FailOpenRate        float64
+	QuotaLeases         bool
 	MetricsDropAccount  bool
 	Pprof               bool
 	PricesFile          string
@@ -154,6 +155,7 @@ func (c *Serve) Settings() []Setting {
 		{"shutdown-timeout", "120s", "on SIGTERM, how long in-flight requests and streams may take to finish", false, &c.ShutdownTimeout},
 		{"reservation-ttl", "15m", "how long a quota reservation holds tokens after its replica stops refreshing it (a crash); in-flight calls keep theirs, extended every TTL/3", false, &c.ReservationTTL},
 		{"spill-file", "", "file where queued usage is written on shutdown while Redis is unreachable (reloaded at start)", false, &c.SpillFile},
+		{"quota-leases", "true", "admit requests against blocks of tokens each replica reserves ahead (one Redis round trip per lease, not per request; caps stay exact, see Quotas in the README); false reserves per request", false, &c.QuotaLeases},
 		{"fail-open-rate", "50", "requests per second one replica admits for fail_open entitlements while Redis is unreachable", false, &c.FailOpenRate},
 		{"metrics-drop-account-label", "false", "leave the account label empty in metrics (for very large organizations)", false, &c.MetricsDropAccount},
 		{"metrics-token", "", "when set, /metrics requires Authorization: Bearer <this token> (at least 16 characters)", true, &c.MetricsToken},

@@ -91,6 +91,92 @@
 // one month add up to its monthly ledger, and a settlement written late
 // (queued through an outage) counts on the nearest day of its month.
 //
+// # Leases
+//
+// With Options.Leases.Enabled a replica does not reserve per request. It
+// takes a lease: one reserve script run (one round trip) that reserves a
+// block of tokens in every cap of a key (the same caps with the same limits,
+// plus the account when a rate limit applies) under one reservation ID,
+// "<lease>.0", exactly as one request would. Requests with that key are then
+// admitted in memory against the lease; their exact usage accumulates per
+// ledger line (account, team, model, tier) and is written in batches, every
+// FlushInterval or FlushSize calls, by the settle script (kind 'l'), one run
+// per ledger line, all in the worker's pipelines. Each run charges the usage
+// to the caps and the ledger exactly as a settlement does and moves the
+// lease to its next generation "<lease>.<n+1>" holding that much less (or
+// less still when it retires, nothing when it is returned). A generation is
+// settled once (its settled marker), so retried batches change nothing.
+//
+// Strictness. In Redis, used + reserved never exceeds a cap, leases being
+// reservations: a lease is only granted by the reserve script's check, and
+// a batch moves tokens from a lease's reservation to used in one script, so
+// the sum never grows. Locally a replica admits a request only if the
+// estimates of the lease's calls in flight plus the usage not yet written
+// plus the request fit in what Redis holds for the lease, so with strict
+// estimates (usage never above the estimate) the usage written never exceeds
+// what the lease held; with typical estimates a call may use more than its
+// estimate, which the lease covers from what it still holds, and a lease
+// overdrawn that way writes its usage at once (not at the next batch), so
+// the overshoot stays bounded as without leases, by the estimation error of
+// the calls in flight when the cap filled. A lease
+// never admits after its local deadline (MaxAge after it was asked for, at
+// most ReservationTTL/3), and once the limiter knows Redis is unreachable
+// (or the store wiped) no lease is spent at all: admission takes the
+// documented fail-open and fail-closed paths. Until it knows, which under
+// traffic is the next batch write (FlushInterval) and when idle the health
+// ping, it spends only what Redis already holds for it. Redis frees a lease
+// only ReservationTTL after its last refresh, so a replica cut off from
+// Redis has stopped spending it long before.
+//
+// Sizing. A lease asks for what the replica's recent demand on the key
+// would use in Window (1s), at least MinRequests (4) times the request
+// at hand; the script lowers it to what is left of the tightest cap divided
+// by K (4) times the live replicas (from the heartbeats, through
+// Options.Leases.Replicas), and refuses it when that is below the minimum:
+// near the end of a cap the last tokens go to per-request reservations, as
+// without leases. A lease whose calls no longer fit is retired (it still
+// settles its calls in flight and shrinks to what they need) and the next
+// is taken. A lease nothing was admitted against for IdleTimeout (1s) is
+// returned; Close returns every lease before the worker drains.
+//
+// Stranded tokens. A replica that dies leaves its leases reserved until
+// ReservationTTL after their last refresh, then the next script run purges
+// them, as it purges a crashed replica's reservations. At most its current
+// leases are stranded: per key, at most what was left divided by K times the
+// replicas (and never more than Window of its traffic, or MinRequests
+// requests), plus its retired leases' calls in flight. The usage of its
+// calls not yet written (at most FlushInterval of its traffic, as a queued
+// settlement is without leases) is lost with it: those tokens were held by
+// the lease and are freed uncharged with it.
+//
+// Months. A lease belongs to the month the reserve script picked by Redis
+// time. Requests reserve on their own when Redis time (as last seen from the
+// replica) is within 2×MaxAge+1s of the end of the month, and a lease taken
+// that close to it is returned at once, so no lease is spent outside its
+// month.
+//
+// Rate limits are leased the same way: a lease of a key with a
+// requests-per-minute limit takes its request slots (its share, like
+// tokens, of the limit) from the GCRA in the same script, and one with a
+// tokens-per-minute limit charges its tokens there, so neither is ever
+// exceeded across replicas. Returning a lease gives its unused tokens back
+// to the tokens-per-minute limit (the settle script's true-up); unused
+// request slots are not given back, so an account near its RPM limit may be
+// admitted up to one lease's slots fewer requests in that minute (at most
+// RPM/(K×replicas), typically a few hundred milliseconds of its traffic).
+// A lease refused by a rate limit makes that key reserve per request until
+// the limit's retry-after.
+//
+// Changes. The server calls DropLeases with every new snapshot: the
+// leases retire at once and give back what they hold beyond their calls in
+// flight, so the next request is decided by the new state (a lowered cap or
+// limit is another key anyway, and a cap lowered below its used admits
+// nothing more: the lease script refuses, and so does the request's own).
+// The ledger, the caps' used and the alerts stay exact to the token once
+// the batches are written; X-Gateway-Quota-Remaining-Tokens of a leased
+// request is approximate (what was left when the lease was taken plus what
+// the lease still holds).
+//
 // # When Redis is unreachable
 //
 // Connection errors and timeouts (not script errors, which are bugs: they are

@@ -92,6 +92,8 @@ type Reservation struct {
 	left     []int64 // per cap of req.Caps: limit-used-reserved after this reservation
 	monthEnd time.Time
 	done     atomic.Bool // set once Settle or Release handed it on
+	lease    *lease      // the lease it was admitted against; nil: its own reservation
+	redisNow int64       // Redis time of the reserve, ms
 }
 
 // RemainingAt is the smallest limit-used-reserved, after this reservation,
@@ -240,6 +242,9 @@ type Options struct {
 	// must then use the same offset), and how tests move Redis time without
 	// waiting on it. Nil, as in production, is 0. Called on every script run.
 	RedisTimeOffset func() time.Duration
+	// Leases configure admission against leases (see "Leases" in the
+	// package doc); off unless Leases.Enabled.
+	Leases LeaseOptions
 }
 
 // ledgerRetention keeps ledger keys for this long after the end of their month.
@@ -266,6 +271,10 @@ type Limiter struct {
 	up            chan struct{} // Redis answers again: the worker retries at once
 
 	healthy atomic.Bool
+	// leases is nil unless Options.Leases.Enabled.
+	leases *leasePool
+	// redisSkewMs is Redis time minus the local clock at the last reserve.
+	redisSkewMs atomic.Int64
 	// wiped is set while the store has lost its data (the state syncer
 	// detects it): cap counters restarted at zero cannot be trusted, so
 	// admission runs as when Redis is unreachable.
@@ -388,8 +397,15 @@ func New(opts Options) (*Limiter, error) {
 		}
 		l.backlog = items
 	}
+	if opts.Leases.Enabled {
+		l.opts.Leases.defaults(opts.ReservationTTL)
+		l.leases = &leasePool{slots: map[string]*leaseSlot{}, stop: make(chan struct{}), done: make(chan struct{})}
+	}
 	go l.work()
 	go l.refreshLoop()
+	if l.leases != nil {
+		go l.leaseLoop()
+	}
 	return l, nil
 }
 

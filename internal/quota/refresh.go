@@ -115,13 +115,15 @@ func (l *Limiter) refresh(ctx context.Context) {
 		_, _ = pipe.Exec(cctx)
 		cancel()
 		var retry []*call
-		gone := map[string]bool{} // reservation -> every member gone so far
+		gone := map[string]bool{}      // reservation -> every member gone so far
+		members := map[string]string{} // reservation -> the member refreshed
 		for i, c := range calls {
 			flags, err := cmds[i].Int64Slice()
 			switch {
 			case err == nil && len(flags) == len(c.keys):
 				for j, f := range flags {
 					id := c.ids[j]
+					members[id] = c.args[2+j].(string)
 					g, seen := gone[id]
 					gone[id] = (g || !seen) && f == 0
 				}
@@ -135,6 +137,10 @@ func (l *Limiter) refresh(ctx context.Context) {
 			}
 		}
 		for id, g := range gone {
+			if g && l.leaseMoved(id, members[id]) {
+				// A lease's next generation was written meanwhile: not gone.
+				continue
+			}
 			if g {
 				// Purged while its call still runs (Redis lost it, or it stalled
 				// past the TTL): the settlement will still charge the usage.
@@ -154,4 +160,14 @@ func (l *Limiter) refresh(ctx context.Context) {
 		}
 		calls = retry
 	}
+}
+
+// leaseMoved tells whether the reservation tracked as id is no longer held
+// under the member just found gone: settled meanwhile, or a lease whose next
+// generation was written while the refresh ran.
+func (l *Limiter) leaseMoved(id, member string) bool {
+	l.heldMu.Lock()
+	defer l.heldMu.Unlock()
+	h, ok := l.held[id]
+	return !ok || h.member != member
 }

@@ -34,6 +34,12 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error
 		return nil, errors.New("reserving quota: negative token estimate")
 	}
 	req.Caps = effectiveCaps(req.Caps)
+	if l.leases != nil && l.healthy.Load() && !l.wiped.Load() {
+		if r, ok := l.reserveLeased(ctx, req); ok {
+			return r, nil
+		}
+		l.leases.perRequest.Add(1)
+	}
 	id, err := newID()
 	if err != nil {
 		return nil, fmt.Errorf("reserving quota: %w", err)
@@ -85,6 +91,12 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, error
 }
 
 func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands []month) (*Reservation, error) {
+	return l.reserveScript(ctx, req, id, cands, nil)
+}
+
+// reserveScript runs the reserve script; with lease set it asks for a lease
+// (see lease.go) of req.Tokens at most.
+func (l *Limiter) reserveScript(ctx context.Context, req Request, id string, cands []month, lease *leaseAsk) (*Reservation, error) {
 	k := l.keysFor(req.Entitlement)
 	nc := len(req.Caps)
 	keys := make([]string, 0, 3+2*nc*len(cands))
@@ -103,6 +115,9 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 	}
 	for _, c := range req.Caps {
 		args = append(args, c.Limit)
+	}
+	if lease != nil {
+		args = append(args, lease.div, lease.min, lease.requests)
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
@@ -125,15 +140,16 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 	}
 	switch vals[0] {
 	case 0: // admitted
-		if len(vals) != 4+nc {
+		if len(vals) != 5+nc {
 			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
 		}
 		m, err := pick(vals[1])
 		if err != nil {
 			return nil, err
 		}
-		return &Reservation{ID: id, Month: m.key, Tokens: req.Tokens, Remaining: vals[2],
-			ResetAt: m.end, req: req, monthEnd: m.end, left: vals[4:]}, nil
+		l.noteRedisTime(vals[3])
+		return &Reservation{ID: id, Month: m.key, Tokens: vals[4+nc], Remaining: vals[2], redisNow: vals[3],
+			ResetAt: m.end, req: req, monthEnd: m.end, left: vals[4 : 4+nc]}, nil
 	case 1: // a cap is spent
 		if len(vals) != 6 || vals[1] < 1 || int(vals[1]) > nc {
 			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
@@ -158,6 +174,11 @@ func (l *Limiter) reserveOnce(ctx context.Context, req Request, id string, cands
 		return nil, &monthMissError{now: time.UnixMilli(vals[1])}
 	case 4: // released before it ran: only a late script gets here
 		return nil, errors.New("reservation released before it was made")
+	case 5: // too little left for a lease
+		if len(vals) != 3 {
+			return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
+		}
+		return nil, &leaseTooSmallError{left: vals[1]}
 	}
 	return nil, fmt.Errorf("%w: reserve returned %v", errBadResult, vals)
 }

@@ -11,16 +11,22 @@
 --
 -- ARGV: 1 time_offset_ms (added to Redis TIME: Options.RedisTimeOffset, 0 in
 -- production; see "Time" in doc.go), 2 id, 3 tokens, 4 rpm, 5 tpm, 6 ttl_ms,
--- 7 grace_ms, 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits.
+-- 7 grace_ms, 8 M, 9 C, then M triples (month, start_ms, end_ms), then C limits,
+-- then, for a lease (see "Leases" in doc.go; absent for one request): lease_div,
+-- lease_min, requests. A lease reserves tokens = min(tokens, floor(min over
+-- the caps of limit-used-reserved / lease_div)), or nothing when that is below
+-- lease_min (reply 5), and takes `requests` requests from the RPM limit.
 --
 -- Returns one of
---   {0, month_index, remaining (-1: no cap), now_ms, left_1..left_C}
+--   {0, month_index, remaining (-1: no cap), now_ms, left_1..left_C, tokens}
 --                                                               admitted; left_c is
---                                                               cap c's remainder
+--                                                               cap c's remainder,
+--                                                               tokens what was reserved
 --   {1, cap_index, used, reserved, limit, month_index}          a cap is spent
 --   {2, which (1 rpm, 2 tpm), retry_after_ms}                   rate limited
 --   {3, now_ms}                                                 no candidate month holds now
 --   {4}                                                         already released (nobody waits for it)
+--   {5, left, month_index}                                      too little left for a lease
 if redis.call('EXISTS', KEYS[#KEYS]) == 1 then
   return {4}
 end
@@ -49,12 +55,14 @@ if m == 0 then
 end
 local month_end = tonumber(ARGV[9 + (m - 1) * 3 + 3])
 local limits_at = 9 + M * 3
+local lease_div = tonumber(ARGV[limits_at + C + 1] or '0')
+local requests = tonumber(ARGV[limits_at + C + 2 + 1] or '1')
 
 -- Caps first: purge reservations that expired (a crashed replica never settled
--- them), then check. A spent cap wins over a rate limit: it is not retryable.
-local remaining = -1
-local lefts = {}
+-- them), then read. A spent cap wins over a rate limit: it is not retryable.
+local useds, reserveds = {}, {}
 local fresh = {}
+local least = nil
 for c = 1, C do
   local k = 2 + ((m - 1) * C + (c - 1)) * 2
   local h, z = KEYS[k + 1], KEYS[k + 2]
@@ -74,8 +82,29 @@ for c = 1, C do
   if v[1] == false and v[2] == false then
     fresh[c] = true
   end
-  local used = tonumber(v[1]) or 0
-  local reserved = tonumber(v[2]) or 0
+  useds[c] = tonumber(v[1]) or 0
+  reserveds[c] = tonumber(v[2]) or 0
+  local left = tonumber(ARGV[limits_at + c]) - useds[c] - reserveds[c]
+  if least == nil or left < least then
+    least = left
+  end
+end
+if lease_div > 0 and least ~= nil then
+  -- A lease takes at most its share of what is left, so the replicas'
+  -- leases together leave room for each other and for the last requests.
+  local share = math.floor(least / lease_div)
+  if share < tokens then
+    tokens = share
+  end
+  if tokens < tonumber(ARGV[limits_at + C + 2]) then
+    return {5, least, m}
+  end
+end
+
+local remaining = -1
+local lefts = {}
+for c = 1, C do
+  local used, reserved = useds[c], reserveds[c]
   local limit = tonumber(ARGV[limits_at + c])
   if used + reserved + tokens > limit then
     return {1, c, used, reserved, limit, m}
@@ -110,7 +139,7 @@ local function gcra(key, limit, cost)
   return 0, tat + cost * interval
 end
 
-local rpm_wait, rpm_tat = gcra(KEYS[1], rpm, 1)
+local rpm_wait, rpm_tat = gcra(KEYS[1], rpm, requests)
 local tpm_wait, tpm_tat = gcra(KEYS[2], tpm, tokens)
 if rpm_wait > 0 or tpm_wait > 0 then
   if rpm_wait >= tpm_wait then
@@ -131,7 +160,7 @@ for c = 1, C do
   local k = 2 + ((m - 1) * C + (c - 1)) * 2
   local h, z = KEYS[k + 1], KEYS[k + 2]
   redis.call('HINCRBY', h, 'reserved', tokens)
-  redis.call('ZADD', z, now + ttl, id .. ':' .. ARGV[3])
+  redis.call('ZADD', z, now + ttl, id .. ':' .. tokens)
   -- The hash keeps its fields (and so its expiry) once created; the zset is
   -- deleted by Redis whenever it empties, so it gets its expiry every time.
   if fresh[c] then
@@ -143,4 +172,5 @@ local admitted = {0, m, remaining, now}
 for c = 1, C do
   admitted[4 + c] = lefts[c]
 end
+admitted[5 + C] = tokens
 return admitted

@@ -15,6 +15,9 @@ const (
 	// kindOrphan releases a reservation whose reserve timed out on the replica
 	// (the script may have run anyway): no ledger entry, see releaseOrphan.
 	kindOrphan = "o"
+	// kindLease settles a batch of calls admitted against a lease (one
+	// ledger line of them) and keeps or returns the lease: see lease.go.
+	kindLease = "l"
 )
 
 // settlement is one queued Settle or Release; it is self-contained (it is
@@ -39,6 +42,15 @@ type settlement struct {
 	// Held is set when the reservation was made in Redis (not a fail-open
 	// admission), so one missing at settlement had expired.
 	Held bool `json:"held,omitempty"`
+	// For kindLease: the lease's next generation ID, the tokens it keeps
+	// (0: returned) and what the ledger line counts.
+	LeaseNext string `json:"lease_next,omitempty"`
+	LeaseKeep int64  `json:"lease_keep,omitempty"`
+	Requests  int64  `json:"requests,omitempty"`
+	Errors    int64  `json:"errors,omitempty"`
+	Estimated int64  `json:"estimated,omitempty"`
+
+	lease *lease // the lease a kindLease settlement belongs to (nil once spilled)
 
 	barrier chan struct{} // Flush marker: closed once everything before it is written
 }
@@ -75,6 +87,10 @@ func (l *Limiter) Release(ctx context.Context, r *Reservation) error {
 func (l *Limiter) finish(ctx context.Context, r *Reservation, s *settlement) error {
 	if !r.done.CompareAndSwap(false, true) {
 		return nil // already handed on; the script would ignore it anyway
+	}
+	if r.lease != nil {
+		// Accumulated locally, written with the lease's next batch.
+		return l.leaseDone(ctx, r, s)
 	}
 	if err := l.submit(ctx, s); err != nil {
 		r.done.Store(false) // let the caller retry
@@ -216,6 +232,9 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 	for _, d := range days {
 		args = append(args, d.start.UnixMilli())
 	}
+	if s.Kind == kindLease {
+		args = append(args, s.LeaseNext, s.LeaseKeep, s.Requests, s.Errors, s.Estimated)
+	}
 	return keys, args
 }
 
@@ -230,7 +249,7 @@ func (l *Limiter) writeOne(ctx context.Context, s *settlement) error {
 	case err == nil:
 		l.markUp()
 		// The same usage event the batch path writes (written now, not a repeat).
-		if v, _ := cmd.Slice(); len(v) > 0 && v[0] != int64(0) && s.Kind != kindOrphan {
+		if v, _ := cmd.Slice(); len(v) > 0 && v[0] != int64(0) && s.eventful() {
 			l.emitUsageEvents(ctx, []*settlement{s})
 		}
 	case isUnreachable(err) && ctx.Err() == nil:
@@ -257,6 +276,11 @@ func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) err
 	if len(vals) == 0 {
 		return fmt.Errorf("%w: empty settle reply", errBadResult)
 	}
+	firstLoss := true // a lease Redis lost is reported once, not with each batch after
+	if s.Kind == kindLease {
+		status, _ := vals[0].(int64)
+		firstLoss = l.leaseWritten(s, status)
+	}
 	if (len(vals)-1)%3 != 0 {
 		return fmt.Errorf("%w: settle returned %v", errBadResult, vals)
 	}
@@ -264,7 +288,7 @@ func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) err
 	case s.Kind == kindOrphan && status == 1:
 		l.log.Warn("released a reservation left by a reserve that timed out", "entitlement", s.Entitlement,
 			"id", s.ID, "tokens", s.Tokens, "month", s.Month)
-	case status == 2:
+	case status == 2 && firstLoss:
 		// The cap did not hold these tokens for the whole call: other
 		// requests may have been admitted against them.
 		l.log.Warn("quota reservation had expired before its call settled; usage charged anyway",
@@ -290,4 +314,16 @@ func (l *Limiter) handleSettled(s *settlement, result func() ([]any, error)) err
 		}
 	}
 	return nil
+}
+
+// eventful tells whether a written settlement goes to the usage stream: not
+// an orphan release, nor a lease's return without calls.
+func (s *settlement) eventful() bool {
+	switch s.Kind {
+	case kindOrphan:
+		return false
+	case kindLease:
+		return s.Requests+s.Errors > 0
+	}
+	return true
 }

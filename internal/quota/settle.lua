@@ -17,7 +17,16 @@
 -- 16 held ('1': a reservation was made in Redis), then per cap:
 -- limit, alert label, n, n thresholds; then the candidate days of the
 -- per-day ledger: D, then D start times in ms (their hashes are the last D
--- keys; D 0: no per-day ledger).
+-- keys; D 0: no per-day ledger); then, for kind 'l' only, five more:
+-- next id, tokens kept, requests, errors, estimated.
+--
+-- Kind 'l' settles a batch of calls admitted against a lease (see "Leases"
+-- in doc.go), one ledger line of them: id is the lease's current generation
+-- "<lease>.<n>" and reserved tokens what it holds in Redis; its usage is
+-- charged as a settlement's, the ledger counts the given requests, errors
+-- and estimated calls, and the lease is kept as generation "next id" with
+-- the given tokens (0: returned). A generation is settled once, so a retried
+-- batch changes nothing.
 --
 -- Returns {0} when this ID was settled or released before, otherwise
 -- {1, cap_index, threshold, used, ...} listing threshold crossings claimed now,
@@ -31,6 +40,26 @@ local failed = kind == 's' and string.find(ARGV[3], 'x', 2, true) ~= nil
 local C = tonumber(ARGV[15])
 local reserved_tokens = tonumber(ARGV[14])
 local member = id .. ':' .. ARGV[14]
+
+-- What a ledger line counts: one call, or for a lease batch the given numbers.
+local lease_next, lease_keep = nil, 0
+local nreq, nerr, nest = 1, 0, 0
+if kind == 'l' then
+  local q = 17
+  for _ = 1, C do
+    q = q + 3 + tonumber(ARGV[q + 2])
+  end
+  q = q + 1 + (tonumber(ARGV[q]) or 0) -- past the per-day ledger's candidate days
+  lease_next, lease_keep = ARGV[q], tonumber(ARGV[q + 1])
+  nreq, nerr, nest = tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]), tonumber(ARGV[q + 4])
+else
+  if estimated then
+    nest = 1
+  end
+  if failed then
+    nerr = 1
+  end
+end
 
 -- Give back to the per-minute tokens what the estimate took beyond the usage,
 -- or charge what the usage took beyond the estimate.
@@ -79,7 +108,7 @@ if not redis.call('SET', KEYS[1], kind, 'NX', 'PX', ARGV[12]) then
   return {0}
 end
 
-local settle = kind == 's'
+local settle = kind == 's' or kind == 'l'
 local counted = tonumber(ARGV[4])
 local cap_expire = ARGV[11]
 local held = ARGV[16] == '1'
@@ -93,9 +122,15 @@ for c = 1, C do
   local label = ARGV[pos + 1]
   local n = tonumber(ARGV[pos + 2])
   -- The reservation may have expired and been purged: the usage still counts.
+  local score = lease_keep > 0 and redis.call('ZSCORE', z, member)
   if redis.call('ZREM', z, member) == 1 then
     if reserved_tokens > 0 then
       redis.call('HINCRBY', h, 'reserved', -reserved_tokens)
+    end
+    if score then
+      -- The lease lives on as its next generation, with the same expiry.
+      redis.call('ZADD', z, score, lease_next .. ':' .. lease_keep)
+      redis.call('HINCRBY', h, 'reserved', lease_keep)
     end
   elseif held then
     gone = true
@@ -128,7 +163,7 @@ local p = ARGV[5]
 local ledger = KEYS[2]
 local first
 if settle then
-  first = redis.call('HINCRBY', ledger, p .. 'requests', 1) == 1
+  first = nreq == 0 or redis.call('HINCRBY', ledger, p .. 'requests', nreq) == nreq
   local names = {'input', 'output', 'cache_read', 'cache_write'}
   for i = 1, 4 do
     local v = tonumber(ARGV[5 + i])
@@ -139,11 +174,11 @@ if settle then
   if counted ~= 0 then
     redis.call('HINCRBY', ledger, p .. 'counted', counted)
   end
-  if estimated then
-    redis.call('HINCRBY', ledger, p .. 'estimated', 1)
+  if nest > 0 then
+    redis.call('HINCRBY', ledger, p .. 'estimated', nest)
   end
-  if failed then
-    redis.call('HINCRBY', ledger, p .. 'errors', 1)
+  if nerr > 0 then
+    redis.call('HINCRBY', ledger, p .. 'errors', nerr)
   end
 else
   first = redis.call('HINCRBY', ledger, p .. 'errors', 1) == 1
@@ -169,16 +204,12 @@ if D > 0 then
     end
   end
   local day = KEYS[4 + 2 * C + pick]
+  -- The same counts as the monthly ledger line above (a lease batch
+  -- counts its calls).
   local incr = {{'errors', 1}}
   if settle then
-    incr = {{'requests', 1}, {'input', ARGV[6]}, {'output', ARGV[7]}, {'cache_read', ARGV[8]},
-      {'cache_write', ARGV[9]}, {'counted', counted}}
-    if estimated then
-      incr[#incr + 1] = {'estimated', 1}
-    end
-    if failed then
-      incr[#incr + 1] = {'errors', 1}
-    end
+    incr = {{'requests', nreq}, {'input', ARGV[6]}, {'output', ARGV[7]}, {'cache_read', ARGV[8]},
+      {'cache_write', ARGV[9]}, {'counted', counted}, {'estimated', nest}, {'errors', nerr}}
   end
   for _, f in ipairs(incr) do
     local v = tonumber(f[2])
@@ -189,7 +220,11 @@ if D > 0 then
   redis.call('PEXPIREAT', day, ARGV[10])
 end
 
+-- A lease that lives on keeps its tokens on the per-minute limit too.
 local delta = -reserved_tokens
+if out[1] == 1 then
+  delta = delta + lease_keep
+end
 if settle then
   delta = delta + counted
 end

@@ -182,7 +182,7 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 			err := l.handleSettled(s, cmds[i].Slice)
 			switch {
 			case err == nil:
-				if v, _ := cmds[i].Slice(); len(v) > 0 && v[0] != int64(0) && s.Kind != kindOrphan {
+				if v, _ := cmds[i].Slice(); len(v) > 0 && v[0] != int64(0) && s.eventful() {
 					settled = append(settled, s) // written now, not a repeat
 				}
 			case isNoScript(err):
@@ -224,9 +224,10 @@ func (l *Limiter) writeBatch(ctx context.Context, batch []*settlement) ([]*settl
 	}
 }
 
-// Flush writes everything queued before it was called. While Redis is
-// unreachable it waits (bounded by ctx).
+// Flush writes everything queued or settled against a lease before it was
+// called. While Redis is unreachable it waits (bounded by ctx).
 func (l *Limiter) Flush(ctx context.Context) error {
+	l.flushLeaseUsage()
 	b := &settlement{barrier: make(chan struct{})}
 	if _, err := l.enqueue(ctx, b, true); err != nil {
 		return fmt.Errorf("flushing quota settlements: %w", err)
@@ -246,6 +247,8 @@ func (l *Limiter) Flush(ctx context.Context) error {
 // to exit; later calls return the first call's result.
 func (l *Limiter) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
+		// Leases first: their usage and returns go through the queue.
+		l.closeLeases()
 		close(l.stopping)
 		l.closeMu.Lock()
 		l.closed = true
@@ -381,13 +384,15 @@ func decodeSpill(data []byte) ([]*settlement, error) {
 
 func (s *settlement) validate() error {
 	switch {
-	case s.Kind != kindSettle && s.Kind != kindRelease && s.Kind != kindOrphan:
+	case s.Kind != kindSettle && s.Kind != kindRelease && s.Kind != kindOrphan && s.Kind != kindLease:
 		return fmt.Errorf("bad kind %q", s.Kind)
 	case s.ID == "" || s.Entitlement == "" || s.Month == "":
 		return errors.New("missing id, entitlement or month")
 	case s.MonthEnd.IsZero():
 		return errors.New("missing month_end")
-	case s.Counted < 0 || s.Tokens < 0 || s.TPM < 0:
+	case s.Kind == kindLease && s.LeaseNext == "":
+		return errors.New("lease settlement without its next generation")
+	case s.Counted < 0 || s.Tokens < 0 || s.TPM < 0 || s.LeaseKeep < 0 || s.Requests < 0 || s.Errors < 0 || s.Estimated < 0:
 		return errors.New("negative count")
 	}
 	for _, c := range s.Caps {
@@ -409,7 +414,12 @@ func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
 	pipe := l.client.Pipeline()
 	for _, s := range settled {
 		kind := "settle"
-		if s.Kind != kindSettle {
+		switch s.Kind {
+		case kindLease:
+			// One event for the calls of one ledger line settled together;
+			// "requests" and "errors" say how many.
+			kind = "batch"
+		case kindRelease:
 			kind = "release"
 		}
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, MaxLen: l.opts.UsageStreamMaxLen, Approx: true, Values: []any{
@@ -417,7 +427,7 @@ func (l *Limiter) emitUsageEvents(ctx context.Context, settled []*settlement) {
 			"account", s.Account, "model", s.Model, "tier", cmp.Or(s.Tier, bedrock.TierDefault), "counted", s.Counted,
 			"input_tokens", s.Usage.InputTokens, "output_tokens", s.Usage.OutputTokens,
 			"cache_read_tokens", s.Usage.CacheReadTokens, "cache_write_tokens", s.Usage.CacheWriteTokens,
-			"estimated", s.Usage.Estimated,
+			"estimated", s.Usage.Estimated, "requests", s.Requests, "errors", s.Errors,
 		}})
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)

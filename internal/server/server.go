@@ -15,6 +15,8 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +70,7 @@ type Server struct {
 
 	store    *store.Store
 	syncer   *store.Syncer
+	beat     *store.Heartbeat
 	limiter  *quota.Limiter
 	notifier *metering.Notifier
 	reports  *report.Reports
@@ -213,6 +216,13 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		s.log.Warn("the state has no entitlements yet: every call will be denied until one is shared (gateway apply -f state.yaml, or --bootstrap)")
 	}
 	s.syncer = store.NewSyncer(store.SyncOptions{Store: s.store, Logger: s.log, Apply: s.applySnapshot, OnWiped: s.setWiped})
+	// The heartbeat reports the version this replica serves (so an admin sees
+	// a change in force everywhere) and counts the live replicas (lease sizing).
+	s.beat, err = s.store.NewHeartbeat(store.HeartbeatOptions{Applied: s.appliedVersion, Version: buildVersion(),
+		Timeout: s.redisTimeout(), Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
 
 	// Budget alerts: counted, logged and (with a URL) POSTed, signed, with retries.
 	s.notifier = metering.NewNotifier(metering.NotifierOptions{URL: cfg.AlertWebhookURL, Secret: cfg.AlertWebhookSecret, Logger: s.log, Metrics: s.metrics})
@@ -225,6 +235,8 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		OnAlert:           s.notifier.Alert,
 
 		OnReservationExpired: s.metrics.ReservationExpired, // gateway_reservations_expired_total
+		// Lease sizing divides what is left of a cap among the live replicas.
+		Leases: quota.LeaseOptions{Enabled: cfg.QuotaLeases, Replicas: s.beat},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)
@@ -295,17 +307,70 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	return s, nil
 }
 
+// appliedVersion is the state version of the snapshot this replica serves.
+func (s *Server) appliedVersion() uint64 {
+	if snap := s.snap.Load(); snap != nil {
+		return snap.Version()
+	}
+	return 0
+}
+
+// buildVersion is the VCS revision the binary was built from, for the heartbeat.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, st := range bi.Settings {
+		if st.Key == "vcs.revision" {
+			return st.Value
+		}
+	}
+	return bi.Main.Version
+}
+
 func (s *Server) applySnapshot(st *state.State, version uint64) error {
 	snap, err := authz.Build(st, version)
 	if err != nil {
 		return fmt.Errorf("building snapshot: %w", err)
 	}
-	s.snap.Store(snap)
+	old := s.snap.Swap(snap)
 	s.metrics.SetStateVersion(version)
 	// The billing profile records move the state version too (store
 	// billing.go): read them now, so a new profile is used at once.
 	s.reloadProfiles(context.Background())
+	if s.limiter != nil && old != nil {
+		// The next request of a changed entitlement is decided by its new
+		// limits and shares, not by a lease taken under the old ones.
+		if changed := changedEntitlements(old.State(), st); len(changed) > 0 {
+			s.limiter.DropLeases(changed...)
+		}
+	}
 	return nil
+}
+
+// changedEntitlements names the entitlements that differ between two
+// states (limits, shares, scope, state), or exist in only one. An
+// organization change (an account moved to another OU changes which share
+// applies) counts for every entitlement.
+func changedEntitlements(old, cur *state.State) []string {
+	byName := make(map[string]*state.Entitlement, len(old.Entitlements))
+	for i := range old.Entitlements {
+		byName[old.Entitlements[i].Name] = &old.Entitlements[i]
+	}
+	orgChanged := !reflect.DeepEqual(old.Organization, cur.Organization)
+	var out []string
+	for i := range cur.Entitlements {
+		e := &cur.Entitlements[i]
+		if o, ok := byName[e.Name]; !ok || orgChanged || !reflect.DeepEqual(o, e) {
+			out = append(out, e.Name)
+		}
+		delete(byName, e.Name)
+	}
+	for name := range byName {
+		out = append(out, name)
+	}
+	return out
 }
 
 // bootstrap seeds a store that was never initialized with a state file (as
@@ -514,7 +579,7 @@ func (s *Server) listen() error {
 	mux.Handle(console.SessionPath, sessions)
 	mux.Handle("/admin/", admin.New(admin.Options{Store: s.store, Syncer: s.syncer, TokenSource: tokens, Sessions: sessions, Logger: s.log,
 		PlainHTTPData: !s.tls && !cfg.BehindTLSProxy,
-		Usage:         s.reports, Quota: s.reports, Billing: s.store, DailyUsage: s.reports}))
+		Usage:         s.reports, Quota: s.reports, Billing: s.store, DailyUsage: s.reports, Replicas: s.store}))
 	s.mountConsole(mux)
 	if cfg.Pprof {
 		// Profiles show memory and, through cmdline, the command line: admins
@@ -692,6 +757,8 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.publisher.Run(degradedCtx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.beat.Run(degradedCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.data, s.dataLn) }()
