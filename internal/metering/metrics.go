@@ -51,6 +51,9 @@ type Metrics struct {
 type Options struct {
 	// DropAccountLabel leaves the account label empty (for very large organizations).
 	DropAccountLabel bool
+	// LogDropped, when set, is read for gateway_log_lines_dropped_total: log
+	// lines dropped because the log output could not keep up.
+	LogDropped func() uint64
 }
 
 // NewMetrics creates the metric families and registers them, with Go and process
@@ -114,6 +117,14 @@ func NewMetrics(opts Options) *Metrics {
 		Help: "Calls settled after their quota reservation had expired (the cap did not hold their tokens throughout; the usage is still charged).",
 	}, []string{"entitlement"})
 	reg.MustRegister(m.reservationsExpired)
+	logDropped := opts.LogDropped
+	if logDropped == nil {
+		logDropped = func() uint64 { return 0 }
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gateway_log_lines_dropped_total",
+		Help: "Log lines (access log included) dropped because the log output could not keep up and its buffer was full.",
+	}, func() float64 { return float64(logDropped()) }))
 	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}

@@ -53,6 +53,9 @@ type Deps struct {
 	UpstreamCreds aws.CredentialsProvider
 	// Tracer records spans; nil is a no-op.
 	Tracer trace.Tracer
+	// LogDropped counts the log lines dropped because the log output could
+	// not keep up (asynclog.Writer.Dropped); nil when logging is synchronous.
+	LogDropped func() uint64
 }
 
 // Server is a running gateway.
@@ -144,7 +147,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 			s.close()
 		}
 	}()
-	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount})
+	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount, LogDropped: deps.LogDropped})
 	prices, err := metering.LoadPrices(cfg.PricesFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading --prices-file: %w", err)
