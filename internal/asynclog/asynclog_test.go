@@ -54,7 +54,7 @@ func (s *sink) lines() []string {
 func TestOrderAndNoLostLines(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name            string
+		name             string
 		writers, perEach int
 	}{
 		{"one writer", 1, 5000},

@@ -17,7 +17,6 @@ const (
 	hubSecret = "hub-secret-0123456789abcdefghijklmnopqrstuv"
 )
 
-
 // sdkSigned signs a copy of r with the SDK's signer and returns it.
 func sdkSigned(t testing.TB, r *http.Request, creds SigningCredentials, hash, service, region string, at time.Time) *http.Request {
 	t.Helper()
@@ -68,7 +67,7 @@ func TestSignerMatchesSDK(t *testing.T) {
 				"X-Amzn-Bedrock-Guardrailidentifier": {"gr-1"}, "X-Amzn-Bedrock-Trace": {"ENABLED"}},
 			length: 42, creds: base, region: "eu-west-1", hash: emptyHash},
 		{name: "session token, multiple and spaced values", method: "POST", url: "https://bedrock-runtime.us-west-2.amazonaws.com/model/m/invoke",
-			hdr: map[string][]string{"Content-Type": {"application/json"}, "X-Custom": {"  a   b  ", "c\t", ""}, "X-Empty": {}},
+			hdr:    map[string][]string{"Content-Type": {"application/json"}, "X-Custom": {"  a   b  ", "c\t", ""}, "X-Empty": {}},
 			length: 7, creds: session, region: "us-west-2", hash: emptyHash},
 		{name: "no body, non-default port", method: "GET", url: "http://127.0.0.1:8081/async-invoke/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aasync-invoke%2Fabc",
 			creds: base, region: "us-east-1", hash: emptyHash, length: 0},
@@ -78,10 +77,10 @@ func TestSignerMatchesSDK(t *testing.T) {
 			creds: base, region: "us-east-1", hash: emptyHash, length: 3},
 		{name: "ipv6 host", method: "POST", url: "http://[::1]:9000/model/m/converse", creds: base, region: "us-east-1", hash: emptyHash, length: 3},
 		{name: "streaming events marker", method: "POST", url: "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/invoke-with-bidirectional-stream",
-			hdr: map[string][]string{"X-Amz-Content-Sha256": {StreamingEvents}, "Content-Type": {"application/vnd.amazon.eventstream"}},
+			hdr:    map[string][]string{"X-Amz-Content-Sha256": {StreamingEvents}, "Content-Type": {"application/vnd.amazon.eventstream"}},
 			length: -1, creds: base, region: "us-east-1", hash: StreamingEvents},
 		{name: "stale date and signature replaced", method: "POST", url: "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
-			hdr: map[string][]string{"X-Amz-Date": {"20200101T000000Z"}, "Authorization": {"AWS4-HMAC-SHA256 old"}},
+			hdr:    map[string][]string{"X-Amz-Date": {"20200101T000000Z"}, "Authorization": {"AWS4-HMAC-SHA256 old"}},
 			length: 3, creds: base, region: "us-east-1", hash: emptyHash},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +130,7 @@ func TestSignerKeyCache(t *testing.T) {
 		service string
 	}{
 		{base, beforeMidnight, "us-east-1", "bedrock"},
-		{base, afterMidnight, "us-east-1", "bedrock"}, // a new day: a new key
+		{base, afterMidnight, "us-east-1", "bedrock"},  // a new day: a new key
 		{base, beforeMidnight, "us-east-1", "bedrock"}, // a late one for yesterday still right
 		{rotated, afterMidnight, "us-east-1", "bedrock"},
 		{base, afterMidnight, "us-east-1", "bedrock"}, // back to the old secret
