@@ -37,6 +37,7 @@ type Metrics struct {
 	usageEstimated   *prometheus.CounterVec
 	// reservationsExpired counts settlements whose reservation had expired.
 	reservationsExpired *prometheus.CounterVec
+	redisRoundTrips     prometheus.Counter
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
 
@@ -117,6 +118,11 @@ func NewMetrics(opts Options) *Metrics {
 		Help: "Calls settled after their quota reservation had expired (the cap did not hold their tokens throughout; the usage is still charged).",
 	}, []string{"entitlement"})
 	reg.MustRegister(m.reservationsExpired)
+	m.redisRoundTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_redis_round_trips_total",
+		Help: "Commands and pipelines this replica sent to Redis (each one round trip; a cluster pipeline spanning shards counts once).",
+	})
+	reg.MustRegister(m.redisRoundTrips)
 	logDropped := opts.LogDropped
 	if logDropped == nil {
 		logDropped = func() uint64 { return 0 }
@@ -256,6 +262,9 @@ func (m *Metrics) UpstreamFailure(reason string) { m.upstreamFailures.WithLabelV
 func (m *Metrics) ReservationExpired(entitlement string) {
 	m.reservationsExpired.WithLabelValues(entitlement).Inc()
 }
+
+// RedisRoundTrip counts one command or pipeline sent to Redis.
+func (m *Metrics) RedisRoundTrip() { m.redisRoundTrips.Inc() }
 
 // Inflight returns the in-flight gauge.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }

@@ -172,6 +172,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		if err != nil {
 			return nil, err
 		}
+		// Counted on the clients it creates only: an injected client may be
+		// shared, and hooks are not added safely while it is in use.
+		rdb.AddHook(roundTripHook{count: s.metrics.RedisRoundTrip})
 		s.rdb = rdb
 		s.embeddedRedis = cfg.RedisURL == ""
 		s.closers = append(s.closers, stop)
