@@ -23,7 +23,7 @@ import (
 const DefaultMaxBytes = 4 << 20
 
 // maxKeptBuffer is the largest buffer kept for reuse after a batch.
-const maxKeptBuffer = 256 << 10
+const maxKeptBuffer = 1 << 20
 
 // Options configure a Writer.
 type Options struct {
