@@ -122,6 +122,7 @@ type Handler struct {
 	// at all (see startSpan).
 	tracing    bool
 	serverKind trace.SpanStartOption
+	paths      modelPaths // upstream paths by operation and model (upstream.go)
 }
 
 // New builds a Handler.
