@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,12 +55,17 @@ type load struct {
 
 // sample is one run of one cell against one target.
 type sample struct {
-	RPS              float64
-	P50, P99, P999   float64            // ms
-	TTFE50, TTFE99   float64            // ms
-	Gap50, Gap99     float64            // ms
-	CPU              map[string]float64 // µs of CPU per request, by process
-	Errors, Requests int
+	RPS            float64
+	P50, P99, P999 float64            // ms
+	TTFE50, TTFE99 float64            // ms
+	Gap50, Gap99   float64            // ms
+	CPU            map[string]float64 // µs of CPU per request, by process
+	// Redis work per request over the measured window: round trips the
+	// gateway sent (its gateway_redis_round_trips_total; gateway runs only)
+	// and commands Redis ran, those inside scripts included (INFO stats).
+	// NaN when unknown.
+	RedisRoundTrips, RedisCommands float64
+	Errors, Requests               int
 }
 
 type cellKey struct{ Op, Load, Target string }
@@ -93,8 +99,14 @@ func (h *harness) matrixLoads() []load {
 	for _, c := range h.opts.Conns {
 		ls = append(ls, load{Name: fmt.Sprintf("%d conns", c), Conns: c})
 	}
-	return append(ls, load{Name: fmt.Sprintf("%g req/s", h.opts.Rate), Conns: h.opts.RateConns, Rate: h.opts.Rate})
+	for _, r := range h.opts.Rates {
+		ls = append(ls, load{Name: fmt.Sprintf("%g req/s", r), Conns: h.opts.RateConns, Rate: r})
+	}
+	return ls
 }
+
+// rateLoad is the fixed-rate load the latency targets are judged at.
+func (h *harness) rateLoad() load { return h.matrixLoads()[len(h.opts.Conns)] }
 
 func (h *harness) streamLoad() load {
 	return load{Name: fmt.Sprintf("%g streams/s, %v between events", h.opts.StreamRate, h.opts.StreamDelay),
@@ -105,7 +117,7 @@ func (h *harness) streamLoad() load {
 func (h *harness) estimate() time.Duration {
 	o := h.opts
 	cell := o.Warmup + o.Duration
-	cells := o.Rounds * len(operations) * (len(o.Conns) + 1) * 3
+	cells := o.Rounds * len(operations) * (len(o.Conns) + len(o.Rates)) * 3
 	streams := o.Rounds * 3
 	return time.Duration(cells+streams)*cell + 2*(time.Second+cell) + o.Soak + o.Profile + 6*time.Second
 }
@@ -222,7 +234,9 @@ func (h *harness) startAll(ctx context.Context) error {
 			"GATEWAY_ADMIN_TOKEN=bench="+benchAdminToken), gw,
 			[]string{"serve", "--listen", gwAddr, "--ops-listen", opsAddr, "--redis-url", "redis://" + redisAddr,
 				"--upstream-endpoint", "http://" + simAddr, "--region", "us-east-1", "--bootstrap", statePath,
-				"--log-level", "warn", "--log-format", "json", "--pprof"},
+				// The access log stays on (info, the default), as in production:
+				// its cost is part of what is measured.
+				"--log-format", "json", "--pprof"},
 			httpCheck("http://" + opsAddr + "/readyz")},
 	}
 	for _, s := range steps {
@@ -307,18 +321,28 @@ func (h *harness) runOne(ctx context.Context, t target, op operation, l load, ex
 		return sample{}, err
 	}
 	var cpu0, cpu1 map[string]time.Duration
+	var redis0, redis1 redisCounters
 	var cpuMu sync.Mutex
 	res, err := runLoad(rctx, loadSpec{
 		Addr: t.Addr, Conns: l.Conns, Rate: l.Rate, Warmup: warmup, Duration: dur,
 		Requests: pool, Stream: op.Stream, Gaps: gaps,
 		OnWindow: func(start bool) {
+			// The counters are read outside the CPU window: reading them
+			// costs the gateway and Redis a little CPU of their own.
+			var rc redisCounters
+			if start {
+				rc = h.redisCounters(ctx, t.Name == targetGateway)
+			}
 			m := h.cpuAll()
+			if !start {
+				rc = h.redisCounters(ctx, t.Name == targetGateway)
+			}
 			cpuMu.Lock()
 			defer cpuMu.Unlock()
 			if start {
-				cpu0 = m
+				cpu0, redis0 = m, rc
 			} else {
-				cpu1 = m
+				cpu1, redis1 = m, rc
 			}
 		},
 	})
@@ -329,12 +353,14 @@ func (h *harness) runOne(ctx context.Context, t target, op operation, l load, ex
 		RPS: res.rps(), P50: ms(res.Latency.P50), P99: ms(res.Latency.P99), P999: ms(res.Latency.P999),
 		TTFE50: ms(res.TTFE.P50), TTFE99: ms(res.TTFE.P99), Gap50: ms(res.Gap.P50), Gap99: ms(res.Gap.P99),
 		Errors: res.Errors, Requests: res.Requests, CPU: map[string]float64{},
+		RedisRoundTrips: math.NaN(), RedisCommands: math.NaN(),
 	}
 	cpuMu.Lock()
 	if cpu0 != nil && cpu1 != nil && res.Requests > 0 {
 		for name, c1 := range cpu1 {
 			s.CPU[name] = float64((c1 - cpu0[name]).Microseconds()) / float64(res.Requests)
 		}
+		s.RedisRoundTrips, s.RedisCommands = redis1.perRequest(redis0, res.Requests)
 	}
 	cpuMu.Unlock()
 	if res.Errors > 0 {

@@ -33,7 +33,7 @@ type options struct {
 	Warmup       time.Duration
 	Rounds       int
 	Conns        []int
-	Rate         float64
+	Rates        []float64 // the first is the one the targets are judged at
 	RateConns    int
 	StreamDelay  time.Duration
 	StreamRate   float64
@@ -66,7 +66,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.Warmup, "warmup", 250*time.Millisecond, "unmeasured start of each run")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every cell once for every target, interleaved")
 	conns := fs.String("conns", "32,128", "connection counts of the closed-loop runs")
-	fs.Float64Var(&o.Rate, "rate", 1000, "requests per second of the open-loop (fixed rate) runs")
+	rates := fs.String("rate", "200,1000", "requests per second of the open-loop (fixed rate) runs; latency targets are judged at the first")
 	fs.IntVar(&o.RateConns, "rate-conns", 32, "connections available to the open-loop runs")
 	fs.DurationVar(&o.StreamDelay, "stream-delay", 2*time.Millisecond, "simulator delay between events in the stream-latency run (X-Sim-Event-Delay)")
 	fs.Float64Var(&o.StreamRate, "stream-rate", 200, "streams per second in the stream-latency run")
@@ -93,6 +93,14 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		}
 		o.Conns = append(o.Conns, n)
 	}
+	for _, f := range strings.Split(*rates, ",") {
+		var r float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%g", &r); err != nil || r <= 0 {
+			errs = append(errs, fmt.Errorf("-rate: bad rate %q", f))
+			continue
+		}
+		o.Rates = append(o.Rates, r)
+	}
 	if o.Quick { // smaller defaults; flags given explicitly still win
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -108,7 +116,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			}
 		}
 	}
-	if o.Duration <= 0 || o.Rounds < 1 || o.Rate <= 0 || o.RateConns < 1 || o.StreamConns < 1 || o.StreamRate <= 0 {
+	if o.Duration <= 0 || o.Rounds < 1 || len(o.Rates) == 0 || o.RateConns < 1 || o.StreamConns < 1 || o.StreamRate <= 0 {
 		errs = append(errs, errors.New("-duration, -rounds, -rate, -rate-conns, -stream-conns and -stream-rate must be positive"))
 	}
 	if o.Profile > 0 && o.Profile < time.Second {

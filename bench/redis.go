@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -82,4 +84,41 @@ func parseCommandStats(info string) []redisCommandStat {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Calls > out[j].Calls })
 	return out
+}
+
+// redisCounters are cumulative counts read at the edges of a measured window.
+type redisCounters struct {
+	RoundTrips float64 // the gateway's gateway_redis_round_trips_total; NaN when not read
+	Commands   float64 // Redis's total_commands_processed; NaN when not read
+}
+
+// redisCounters reads Redis's command count and, for a gateway run, the
+// gateway's round-trip counter.
+func (h *harness) redisCounters(ctx context.Context, gateway bool) redisCounters {
+	rc := redisCounters{RoundTrips: math.NaN(), Commands: math.NaN()}
+	if gateway {
+		if v, ok := h.scrape(ctx, "gateway_redis_round_trips_total")["gateway_redis_round_trips_total"]; ok {
+			rc.RoundTrips = v
+		}
+	}
+	if info, err := redisCall(h.redisAddr, "INFO", "stats"); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+				if n, err := strconv.ParseFloat(v, 64); err == nil {
+					rc.Commands = n
+				}
+			}
+		}
+	}
+	return rc
+}
+
+// perRequest is the work per request between start and rc. The one INFO
+// the harness sends inside the window (its own, at the start or the end)
+// is not the gateway's.
+func (rc redisCounters) perRequest(start redisCounters, requests int) (roundTrips, commands float64) {
+	if requests <= 0 {
+		return math.NaN(), math.NaN()
+	}
+	return (rc.RoundTrips - start.RoundTrips) / float64(requests), (rc.Commands - start.Commands - 1) / float64(requests)
 }

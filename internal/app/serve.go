@@ -17,20 +17,25 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/bedrock-gateway/gateway/internal/asynclog"
 	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/config"
 	"github.com/bedrock-gateway/gateway/internal/server"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 )
 
-func newLogger(cfg *config.Serve, env Env) *slog.Logger {
+// newLogger writes the log through an asynchronous, bounded buffer (package
+// asynclog): requests never wait on write(2). The caller closes the
+// returned writer once serving is over, which writes what is still buffered.
+func newLogger(cfg *config.Serve, env Env) (*slog.Logger, *asynclog.Writer) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	out := asynclog.New(asynclog.Options{Out: env.Stderr})
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(env.Stderr, opts))
+		return slog.New(slog.NewTextHandler(out, opts)), out
 	}
-	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+	return slog.New(slog.NewJSONHandler(out, opts)), out
 }
 
 func serve(ctx context.Context, args []string, env Env) error {
@@ -45,7 +50,10 @@ func serve(ctx context.Context, args []string, env Env) error {
 		}
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	log := newLogger(cfg, env)
+	log, logOut := newLogger(cfg, env)
+	// Deferred first, so it runs last: every line logged up to the return,
+	// the shutdown's own included, reaches stderr.
+	defer logOut.Close()
 	routeLibraryLogs(log)
 	tracer, shutdownTracing, err := setupTracing(ctx, env)
 	if err != nil {
@@ -67,7 +75,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 		devCerts = &certs
 		cfg.TLSCert, cfg.TLSKey = certs.CertFile, certs.KeyFile
 	}
-	srv, err := server.New(ctx, cfg, server.Deps{Logger: log, LookupEnv: env.LookupEnv, Tracer: tracer})
+	srv, err := server.New(ctx, cfg, server.Deps{Logger: log, LookupEnv: env.LookupEnv, Tracer: tracer, LogDropped: logOut.Dropped})
 	if err != nil {
 		return err
 	}

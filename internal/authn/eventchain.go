@@ -137,7 +137,7 @@ func (c *ChunkVerifier) Verify(msg eventstream.Message) (payload []byte, end boo
 	key := c.lastKey
 	if date != c.lastKeyDate {
 		// The stream crossed midnight: the chain continues with that day's key.
-		key = c.v.keys.get(c.accessKeyID, c.secret, date, c.region)
+		key = c.v.keys.get(c.accessKeyID, c.secret, date, c.region, signingService)
 		c.lastKey, c.lastKeyDate = key, date
 	}
 	headerHash := sha256.Sum256(c.headerBuf.Bytes())

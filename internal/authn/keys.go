@@ -56,10 +56,11 @@ func hmacSHA256(buf []byte, key []byte, msg []byte) ([32]byte, []byte) {
 	return sha256.Sum256(outer[:]), buf
 }
 
-type keyCacheKey struct{ accessKeyID, secret, date, region string }
+type keyCacheKey struct{ accessKeyID, secret, date, region, service string }
 
-// keyCache holds derived signing keys so the HMAC chain runs once per key,
-// region and day. It is bounded: it empties itself when a new day's key
+// keyCache holds derived signing keys so the HMAC chain runs once per key
+// (and secret: a rotated secret under the same key ID gets its own entry),
+// region, service and day. It is bounded: it empties itself when a new day's key
 // arrives (yesterday's keys are useless a few minutes after midnight) and when
 // it is full (any region is accepted, so its key count is otherwise open).
 type keyCache struct {
@@ -74,18 +75,18 @@ func newKeyCache(size int) *keyCache {
 }
 
 // get returns the signing key; the returned slice must not be modified.
-func (c *keyCache) get(accessKeyID, secret, date, region string) []byte {
-	k := keyCacheKey{accessKeyID, secret, date, region}
+func (c *keyCache) get(accessKeyID, secret, date, region, service string) []byte {
+	k := keyCacheKey{accessKeyID, secret, date, region, service}
 	c.mu.RLock()
 	e := c.m[k]
 	c.mu.RUnlock()
 	if e != nil {
 		return e[:len(e):len(e)]
 	}
-	key := deriveSigningKey(secret, date, region, signingService)
+	key := deriveSigningKey(secret, date, region, service)
 	// The parts are substrings of the request's Authorization header: copy
 	// them so the cache does not keep whole headers alive.
-	k = keyCacheKey{strings.Clone(accessKeyID), secret, strings.Clone(date), strings.Clone(region)}
+	k = keyCacheKey{strings.Clone(accessKeyID), secret, strings.Clone(date), strings.Clone(region), strings.Clone(service)}
 	c.mu.Lock()
 	if date > c.day {
 		clear(c.m)

@@ -232,7 +232,7 @@ func (v *Verifier) finishSigV4(r *http.Request, p *Pending, payloadHash string) 
 			return nil, bedrock.BadSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
 		}
 	}
-	key := v.keys.get(a.accessKeyID, c.Secret, a.date, a.region)
+	key := v.keys.get(a.accessKeyID, c.Secret, a.date, a.region, signingService)
 	if !v.signatureMatches(r, a, p.amzDate, canonicalHash, key) {
 		return nil, errSignatureMismatch()
 	}

@@ -538,28 +538,28 @@ func TestAuthenticateHandSignedShapes(t *testing.T) {
 func TestKeyCacheBoundedAndDaily(t *testing.T) {
 	t.Parallel()
 	c := newKeyCache(4)
-	k1 := c.get("A", "s", "20260101", "us-east-1")
-	if k2 := c.get("A", "s", "20260101", "us-east-1"); &k1[0] != &k2[0] {
+	k1 := c.get("A", "s", "20260101", "us-east-1", "bedrock")
+	if k2 := c.get("A", "s", "20260101", "us-east-1", "bedrock"); &k1[0] != &k2[0] {
 		t.Error("second get derived the key again")
 	}
-	if k3 := c.get("A", "s2", "20260101", "us-east-1"); bytes.Equal(k1, k3) {
+	if k3 := c.get("A", "s2", "20260101", "us-east-1", "bedrock"); bytes.Equal(k1, k3) {
 		t.Error("a rotated secret reused the old key")
 	}
 	for _, r := range []string{"r1", "r2", "r3"} {
-		c.get("A", "s", "20260101", r)
+		c.get("A", "s", "20260101", r, "bedrock")
 	}
 	if n := c.len(); n > 4 {
 		t.Errorf("cache holds %d keys, bound 4", n)
 	}
-	c.get("A", "s", "20260102", "us-east-1")
+	c.get("A", "s", "20260102", "us-east-1", "bedrock")
 	if n := c.len(); n != 1 {
 		t.Errorf("after a new day the cache holds %d keys, want 1", n)
 	}
-	c.get("A", "s", "20260101", "us-east-1") // a late client: kept beside today's
+	c.get("A", "s", "20260101", "us-east-1", "bedrock") // a late client: kept beside today's
 	if n := c.len(); n != 2 {
 		t.Errorf("cache holds %d keys, want 2", n)
 	}
-	if !bytes.Equal(c.get("A", "s", "20260101", "us-east-1"), k1) {
+	if !bytes.Equal(c.get("A", "s", "20260101", "us-east-1", "bedrock"), k1) {
 		t.Error("re-derived key differs")
 	}
 }

@@ -38,6 +38,7 @@ type Metrics struct {
 	usageEstimated   *prometheus.CounterVec
 	// reservationsExpired counts settlements whose reservation had expired.
 	reservationsExpired *prometheus.CounterVec
+	redisRoundTrips     prometheus.Counter
 
 	overheadByOp [16]prometheus.Observer // indexed by bedrock.Operation
 
@@ -56,6 +57,9 @@ type Metrics struct {
 type Options struct {
 	// DropAccountLabel leaves the account label empty (for very large organizations).
 	DropAccountLabel bool
+	// LogDropped, when set, is read for gateway_log_lines_dropped_total: log
+	// lines dropped because the log output could not keep up.
+	LogDropped func() uint64
 }
 
 // NewMetrics creates the metric families and registers them, with Go and process
@@ -119,6 +123,19 @@ func NewMetrics(opts Options) *Metrics {
 		Help: "Calls settled after their quota reservation had expired (the cap did not hold their tokens throughout; the usage is still charged).",
 	}, []string{"entitlement"})
 	reg.MustRegister(m.reservationsExpired)
+	m.redisRoundTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_redis_round_trips_total",
+		Help: "Commands and pipelines this replica sent to Redis (each one round trip; a cluster pipeline spanning shards counts once).",
+	})
+	reg.MustRegister(m.redisRoundTrips)
+	logDropped := opts.LogDropped
+	if logDropped == nil {
+		logDropped = func() uint64 { return 0 }
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gateway_log_lines_dropped_total",
+		Help: "Log lines (access log included) dropped because the log output could not keep up and its buffer was full.",
+	}, func() float64 { return float64(logDropped()) }))
 	for op := bedrock.Operation(0); int(op) < len(m.overheadByOp); op++ {
 		m.overheadByOp[op] = m.overhead.WithLabelValues(op.String())
 	}
@@ -277,6 +294,9 @@ func (m *Metrics) UpstreamFailure(reason string) { m.upstreamFailures.WithLabelV
 func (m *Metrics) ReservationExpired(entitlement string) {
 	m.reservationsExpired.WithLabelValues(entitlement).Inc()
 }
+
+// RedisRoundTrip counts one command or pipeline sent to Redis.
+func (m *Metrics) RedisRoundTrip() { m.redisRoundTrips.Inc() }
 
 // Inflight returns the in-flight gauge.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }

@@ -78,7 +78,7 @@ func (h *Handler) reserve(ctx context.Context, w *responseWriter, c *call) error
 	if h.opts.Quota == nil {
 		return nil
 	}
-	ctx, span := h.opts.Tracer.Start(ctx, "quota.reserve")
+	ctx, span := h.startSpan(ctx, "quota.reserve")
 	t, err := h.opts.Quota.Reserve(ctx, QuotaRequest{Decision: c.decision, Tokens: counted(e.Limits.Count, est.Input, est.Output), Tier: c.tier, Principal: c.ledgerPrincipal(), Profile: c.profile})
 	span.End()
 	if err != nil {
@@ -123,7 +123,7 @@ func (h *Handler) settle(ctx context.Context, c *call) {
 	if c.ticket == nil {
 		return
 	}
-	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "quota.settle")
+	ctx, span := h.startSpan(context.WithoutCancel(ctx), "quota.settle")
 	defer span.End()
 	count := c.decision.Entitlement.Limits.Count
 	c.ticket.Settle(ctx, counted(count, c.usage.InputTokens, c.usage.OutputTokens), c.usage)

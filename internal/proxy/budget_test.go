@@ -4,6 +4,6 @@ package proxy
 // TestHandlerAllocationBudget, with a little headroom. Lower them when the path
 // gets leaner; raise them only with a reason in the commit.
 const (
-	allocBudgetConverse = 130
-	allocBudgetStream   = 130
+	allocBudgetConverse = 70
+	allocBudgetStream   = 70
 )

@@ -103,3 +103,21 @@ func TestUpstreamForEntitlementRegion(t *testing.T) {
 		t.Fatalf("per-entitlement regions on: %s %s", u.Host, r)
 	}
 }
+
+// TestCopyRequestHeadersShareSafely: values are shared with the caller's
+// request, but adding a value on either side never shows on the other.
+func TestCopyRequestHeadersShareSafely(t *testing.T) {
+	t.Parallel()
+	src := http.Header{"Accept": make([]string, 1, 4)}
+	src["Accept"][0] = "application/json"
+	dst := http.Header{}
+	copyRequestHeaders(dst, src)
+	dst.Add("Accept", "text/plain")
+	src.Add("Accept", "application/xml")
+	if got := dst.Values("Accept"); len(got) != 2 || got[1] != "text/plain" {
+		t.Errorf("upstream Accept %q", got)
+	}
+	if got := src.Values("Accept"); len(got) != 2 || got[1] != "application/xml" {
+		t.Errorf("caller's Accept %q", got)
+	}
+}

@@ -125,6 +125,11 @@ type Handler struct {
 	// bodyBytes is the request-body memory held by requests not yet
 	// answered, charged as it is allocated (see readBody).
 	bodyBytes atomic.Int64
+	// tracing is false with the no-op tracer: spans are then not started
+	// at all (see startSpan).
+	tracing    bool
+	serverKind trace.SpanStartOption
+	paths      modelPaths // upstream paths by operation and model (upstream.go)
 }
 
 // New builds a Handler.
@@ -175,7 +180,9 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{opts: opts, auth: auth, upstream: *opts.Upstream}
+	_, noTracing := opts.Tracer.(noop.Tracer)
+	h := &Handler{opts: opts, auth: auth, upstream: *opts.Upstream,
+		tracing: !noTracing, serverKind: trace.WithSpanKind(trace.SpanKindServer)}
 	h.upstream.Path, h.upstream.RawPath = "", ""
 	h.reqIDs.init()
 	h.cut, h.cutAll = context.WithCancelCause(context.Background())
@@ -238,6 +245,17 @@ func (c *call) entitlementName() string {
 	return ""
 }
 
+// startSpan is Tracer.Start, skipped when tracing is off: even the no-op
+// tracer puts each span in a new context, six allocations per request for
+// nothing. The span returned then is the context's own (a no-op, or the
+// caller's remote span context, which propagation still carries upstream).
+func (h *Handler) startSpan(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !h.tracing {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return h.opts.Tracer.Start(ctx, name, opts...)
+}
+
 // ServeHTTP implements the request path.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	c := &call{start: h.opts.Now(), requestID: h.reqIDs.next()}
@@ -245,7 +263,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	h.opts.Metrics.Inflight().Inc()
 	w := newResponseWriter(rw)
 	ctx := h.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := h.opts.Tracer.Start(ctx, "bedrock-gateway", trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := h.startSpan(ctx, "bedrock-gateway", h.serverKind)
 	defer func() {
 		h.emitAccess(ctx, span, h.accessRecord(w, r, c))
 		if c.bodyCharged != 0 {
@@ -288,7 +306,7 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return bedrock.Unrecognized("API keys (Authorization: Bearer) are accepted only over HTTPS.")
 	}
 
-	_, aspan := h.opts.Tracer.Start(ctx, "authenticate")
+	_, aspan := h.startSpan(ctx, "authenticate")
 	res, err := h.authenticate(w, r, c, snap, bidi)
 	aspan.End()
 	if err != nil {
@@ -327,7 +345,7 @@ func (h *Handler) serve(ctx context.Context, w *responseWriter, r *http.Request,
 		return h.getModel(w, c, snap)
 	}
 
-	_, zspan := h.opts.Tracer.Start(ctx, "authorize")
+	_, zspan := h.startSpan(ctx, "authorize")
 	err = h.authorize(c, snap)
 	zspan.End()
 	if err != nil {

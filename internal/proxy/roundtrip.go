@@ -49,7 +49,7 @@ func (h *Handler) roundTrip(ctx context.Context, w *responseWriter, r *http.Requ
 		}
 	}()
 
-	traceCtx, span := h.opts.Tracer.Start(ctx, "upstream")
+	traceCtx, span := h.startSpan(ctx, "upstream")
 	defer span.End()
 	defer bidi.close() // last: after the pump and the response body are done
 	var out *http.Request

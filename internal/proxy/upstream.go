@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -60,19 +61,21 @@ func NewTransport(o TransportOptions) *http.Transport {
 // returned ChunkSigner signs (nil otherwise).
 func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request, c *call, body io.Reader, payloadHash string) (*http.Request, *authn.ChunkSigner, error) {
 	u, region := h.upstreamFor(c)
+	var err error
 	switch {
 	case c.profile != "":
-		u.RawPath = bedrock.ModelPath(c.route.Op, c.profile)
+		// Profile ARNs come from the gateway's records, so the path cache
+		// stays bounded.
+		u.RawPath, u.Path, err = h.paths.get(c.route.Op, c.profile)
 	case c.route.Op.HasModel():
-		u.RawPath = bedrock.ModelPath(c.route.Op, c.decision.UpstreamModel)
+		u.RawPath, u.Path, err = h.paths.get(c.route.Op, c.decision.UpstreamModel)
 	default:
 		u.RawPath = rawPath(r)
+		u.Path, err = pathUnescape(u.RawPath)
 	}
-	p, err := pathUnescape(u.RawPath)
 	if err != nil {
 		return nil, nil, bedrock.Validation("The path contains a malformed percent-encoded label.")
 	}
-	u.Path = p
 	if u.RawQuery, err = bedrock.UpstreamQuery(c.route.Op, r.URL.RawQuery); err != nil {
 		return nil, nil, err
 	}
@@ -100,6 +103,46 @@ func (h *Handler) upstreamRequest(ctx, traceCtx context.Context, r *http.Request
 		return nil, nil, err
 	}
 	return out, signer, nil
+}
+
+// modelPaths caches the upstream path, escaped and not, of each
+// (operation, upstream model): escaping the model label and unescaping it
+// again cost five allocations a request. Its keys come from the state's
+// entitlements, never from callers; it is emptied when it outgrows
+// maxModelPaths (models retired by state changes pile up otherwise).
+type modelPaths struct {
+	mu sync.RWMutex
+	m  map[modelPathKey]modelPath
+}
+
+type modelPathKey struct {
+	op    bedrock.Operation
+	model string
+}
+
+type modelPath struct{ raw, path string }
+
+const maxModelPaths = 4096
+
+func (p *modelPaths) get(op bedrock.Operation, model string) (raw, path string, err error) {
+	k := modelPathKey{op, model}
+	p.mu.RLock()
+	v, ok := p.m[k]
+	p.mu.RUnlock()
+	if ok {
+		return v.raw, v.path, nil
+	}
+	v.raw = bedrock.ModelPath(op, model)
+	if v.path, err = pathUnescape(v.raw); err != nil {
+		return "", "", err
+	}
+	p.mu.Lock()
+	if p.m == nil || len(p.m) >= maxModelPaths {
+		p.m = make(map[modelPathKey]modelPath)
+	}
+	p.m[k] = v
+	p.mu.Unlock()
+	return v.raw, v.path, nil
 }
 
 func pathUnescape(s string) (string, error) {

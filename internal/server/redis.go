@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -80,3 +81,26 @@ func newRedis(cfg *config.Serve, log *slog.Logger) (redis.UniversalClient, func(
 	}
 	return c, func() { _ = c.Close() }, nil
 }
+
+// roundTripHook counts what this replica sends to Redis, one per command or
+// pipeline (gateway_redis_round_trips_total): the per-request Redis cost an
+// operator sizes Redis by, and what the benchmark reports per request.
+type roundTripHook struct{ count func() }
+
+func (roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count()
+		return next(ctx, cmd)
+	}
+}
+
+func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.count()
+		return next(ctx, cmds)
+	}
+}
+
+var _ redis.Hook = roundTripHook{}

@@ -58,6 +58,9 @@ type Deps struct {
 	UpstreamCreds aws.CredentialsProvider
 	// Tracer records spans; nil is a no-op.
 	Tracer trace.Tracer
+	// LogDropped counts the log lines dropped because the log output could
+	// not keep up (asynclog.Writer.Dropped); nil when logging is synchronous.
+	LogDropped func() uint64
 }
 
 // Server is a running gateway.
@@ -163,7 +166,7 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 			s.close()
 		}
 	}()
-	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount})
+	s.metrics = metering.NewMetrics(metering.Options{DropAccountLabel: cfg.MetricsDropAccount, LogDropped: deps.LogDropped})
 	prices, err := metering.LoadPrices(cfg.PricesFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading --prices-file: %w", err)
@@ -188,6 +191,9 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 		if err != nil {
 			return nil, err
 		}
+		// Counted on the clients it creates only: an injected client may be
+		// shared, and hooks are not added safely while it is in use.
+		rdb.AddHook(roundTripHook{count: s.metrics.RedisRoundTrip})
 		s.rdb = rdb
 		s.embeddedRedis = cfg.RedisURL == ""
 		s.closers = append(s.closers, stop)

@@ -36,7 +36,8 @@ type Options struct {
 // "bedrock"). It is safe for concurrent use.
 type Signer struct {
 	creds  aws.CredentialsProvider
-	signer *v4.Signer
+	fast   *authn.Signer // requests without a query: every model call
+	signer *v4.Signer    // the rest (ListAsyncInvokes' query)
 	now    func() time.Time
 }
 
@@ -48,7 +49,7 @@ func New(opts Options) (*Signer, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Signer{creds: opts.Credentials, signer: v4.NewSigner(), now: opts.Now}, nil
+	return &Signer{creds: opts.Credentials, fast: authn.NewSigner(), signer: v4.NewSigner(), now: opts.Now}, nil
 }
 
 // Sign signs req, whose whole body hashes to payloadHash (hex SHA-256, as
@@ -91,6 +92,12 @@ func (s *Signer) retrieve(ctx context.Context) (aws.Credentials, error) {
 }
 
 func (s *Signer) sign(ctx context.Context, creds aws.Credentials, req *http.Request, payloadHash, region string) error {
+	// authn.Signer signs exactly as the SDK's signer (tested byte for byte)
+	// at a fraction of its allocations, with the derived key cached.
+	sc := authn.SigningCredentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if s.fast.SignHTTP(sc, req, payloadHash, service, region, s.now()) {
+		return nil
+	}
 	if err := s.signer.SignHTTP(ctx, creds, req, payloadHash, service, region, s.now().UTC()); err != nil {
 		return fmt.Errorf("signing the upstream request: %w", err)
 	}
