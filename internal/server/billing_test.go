@@ -1,15 +1,22 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/bedrock-gateway/gateway/internal/bedrock"
+	"github.com/bedrock-gateway/gateway/internal/cli"
+	cwpub "github.com/bedrock-gateway/gateway/internal/cloudwatch"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
@@ -175,5 +182,92 @@ func drain[T any](t *testing.T, events <-chan T, closeFn func() error) {
 	}
 	if err := closeFn(); err != nil && err != io.EOF {
 		t.Fatal(err)
+	}
+}
+
+// TestBillingReconcileByProfile: the issue's whole finance loop on the
+// simulator. Calls of two teams land on their teams' application inference
+// profiles; `gateway usage reconcile` compares Bedrock's per-ModelId counts
+// (profile ARNs) with the ledger per profile and finds no difference; a call
+// made straight to one team's profile with the hub's credentials then shows
+// as exactly that difference on that profile, attributed to its team.
+func TestBillingReconcileByProfile(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	up := newUpstream(t, sim.Options{})
+	ctx := t.Context()
+	g := startGateway(t, gatewayOptions{redis: rs.URL(), upstream: up, stateYAML: billingState,
+		args: []string{"--bedrock-endpoint", up.srv.URL, "--billing-sync-interval", "1h"}})
+	wait.For(t, "the profiles of both teams", 10*time.Second, func() bool {
+		_, dev := g.profiles.Profile("support", "development")
+		_, ds := g.profiles.Profile("support", "data-science")
+		return dev && ds
+	})
+	for _, c := range []*bedrockruntime.Client{g.client(t, devAKID, devSecret), g.client(t, dsAKID, dsSecret)} {
+		for range 2 {
+			if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String("support"), Messages: userMessage("count me")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := g.Limiter().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	month := time.Now().UTC().Format("2006-01")
+	reconcile := func() (cwpub.Result, error) {
+		var out, errOut bytes.Buffer
+		env := cli.Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
+			return map[string]string{"GATEWAY_ADMIN_TOKEN": adminToken, "GATEWAY_ADMIN_URL": "http://" + g.OpsAddr()}[k]
+		}, CloudWatch: func(ctx context.Context, region, endpoint string) (cwpub.MetricsAPI, error) {
+			return cwClient(t, up, region), nil
+		}}
+		err := cli.Run(ctx, []string{"usage", "reconcile", "--month", month, "--cloudwatch-endpoint", up.srv.URL, "--region", "us-east-1", "-o", "json"}, env)
+		var res cwpub.Result
+		if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
+			t.Fatalf("reconcile output %q: %v (%v, %s)", out.String(), jerr, err, errOut.String())
+		}
+		return res, err
+	}
+	res, err := reconcile()
+	if err != nil {
+		t.Fatalf("reconcile: %v\n%+v", err, res)
+	}
+	teamOf := map[string]string{}
+	for _, p := range up.sim.Profiles() {
+		teamOf[p.ARN] = p.Tags["bedrock-gateway:team"]
+	}
+	if len(res.Rows) != 2 {
+		t.Fatalf("want one row per team profile: %+v", res.Rows)
+	}
+	for _, r := range res.Rows {
+		if r.Kind != cwpub.KindMatch || teamOf[r.ModelID] == "" || strings.Join(r.Teams, ",") != teamOf[r.ModelID] || r.LedgerInput == 0 {
+			t.Fatalf("row %+v (profile of %q)", r, teamOf[r.ModelID])
+		}
+	}
+
+	// Someone with the hub's credentials calls the data-science profile
+	// directly: Bedrock counts it, the ledger cannot.
+	arn, _ := g.profiles.Profile("support", "data-science")
+	hub := bedrockruntime.New(bedrockruntime.Options{BaseEndpoint: aws.String(up.srv.URL), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(hubAKID, hubSecret, ""), HTTPClient: sim.SDKHTTPClient(nil)})
+	direct, err := hub.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(arn), Messages: userMessage("around the gateway")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = reconcile()
+	if !errors.Is(err, cli.ErrReconcileDifference) {
+		t.Fatalf("reconcile after a direct call: %v", err)
+	}
+	for _, r := range res.Rows {
+		if r.ModelID != arn {
+			if r.Kind != cwpub.KindMatch {
+				t.Errorf("row %+v", r)
+			}
+			continue
+		}
+		if r.Kind != cwpub.KindDrift || r.DiffInput != int64(*direct.Usage.InputTokens) || r.DiffOutput != int64(*direct.Usage.OutputTokens) ||
+			strings.Join(r.Teams, ",") != "data-science" {
+			t.Errorf("data-science profile row %+v, direct usage %+v", r, *direct.Usage)
+		}
 	}
 }
