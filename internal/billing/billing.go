@@ -10,12 +10,9 @@
 package billing
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 
@@ -23,6 +20,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	bedrockcp "github.com/aws/aws-sdk-go-v2/service/bedrock"
 	cptypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
+	"github.com/bedrock-gateway/gateway/internal/sdkhttp"
 )
 
 // API is the part of the Bedrock control-plane client a sync uses.
@@ -83,32 +81,11 @@ func NewClients(cfg aws.Config, endpoint string) Clients {
 			if o.HTTPClient == nil {
 				o.HTTPClient = awshttp.NewBuildableClient()
 			}
-			o.HTTPClient = bufferingClient{o.HTTPClient}
+			o.HTTPClient = sdkhttp.Buffering(o.HTTPClient)
 		})
 		clients[region] = c
 		return c
 	}
-}
-
-// bufferingClient sends each request body from memory: the SDK closes the
-// body it hands the transport once response headers arrive, and a fast local
-// endpoint (the simulator) answering before net/http's last read of it makes
-// the transport drop the connection. Control-plane bodies are small.
-type bufferingClient struct{ inner bedrockcp.HTTPClient }
-
-func (c bufferingClient) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		b, err := io.ReadAll(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("buffering request body: %w", err)
-		}
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		req.ContentLength = int64(len(b))
-	}
-	return c.inner.Do(req)
 }
 
 // Existing is an application inference profile of the hub, as listed.

@@ -5,12 +5,9 @@
 package orgsync
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/organizations/types"
 
+	"github.com/bedrock-gateway/gateway/internal/sdkhttp"
 	"github.com/bedrock-gateway/gateway/internal/state"
 )
 
@@ -75,30 +73,8 @@ func NewClient(cfg aws.Config, endpoint string) *organizations.Client {
 		if o.HTTPClient == nil {
 			o.HTTPClient = awshttp.NewBuildableClient()
 		}
-		o.HTTPClient = bufferingClient{o.HTTPClient}
+		o.HTTPClient = sdkhttp.Buffering(o.HTTPClient)
 	})
-}
-
-// bufferingClient sends each request body from memory. The SDK closes the body
-// it hands the transport as soon as response headers arrive; a server that
-// answers before net/http's final read of the body (a fast local endpoint such
-// as the simulator) then makes the transport drop the connection under the
-// response. Organizations request bodies are a few IDs, so buffering is free.
-type bufferingClient struct{ inner organizations.HTTPClient }
-
-func (c bufferingClient) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		b, err := io.ReadAll(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("buffering request body: %w", err)
-		}
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		req.ContentLength = int64(len(b))
-	}
-	return c.inner.Do(req)
 }
 
 // Options configure Read.

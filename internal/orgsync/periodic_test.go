@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/state"
@@ -76,7 +75,7 @@ func TestPeriodicOnce(t *testing.T) {
 			if got := p.Once(t.Context()); got != tc.want {
 				t.Fatalf("result %q, want %q", got, tc.want)
 			}
-			if got := testutil.ToFloat64(m.total.WithLabelValues(tc.want)); got != 1 {
+			if got := gathered(t, reg, "gateway_org_sync_total", tc.want); got != 1 {
 				t.Errorf("gateway_org_sync_total{result=%q} = %v, want 1", tc.want, got)
 			}
 			if tc.lockOK && released != 1 {
@@ -85,7 +84,7 @@ func TestPeriodicOnce(t *testing.T) {
 			if wrote != tc.wantWrite {
 				t.Errorf("wrote = %v, want %v", wrote, tc.wantWrite)
 			}
-			last := testutil.ToFloat64(m.lastSuccess)
+			last := gathered(t, reg, "gateway_org_sync_last_success_timestamp_seconds", "")
 			if (tc.want == ResultOK) != (last == 1700000000) {
 				t.Errorf("last success %v after %s", last, tc.want)
 			}
@@ -96,4 +95,31 @@ func TestPeriodicOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gathered reads one sample of reg: the counter of family with label
+// result=result, or the gauge when result is empty.
+func gathered(t *testing.T, reg *prometheus.Registry, family, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if result == "" {
+				return m.GetGauge().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("%s{result=%q} not registered", family, result)
+	return 0
 }
