@@ -117,7 +117,7 @@ func (h *harness) streamLoad() load {
 func (h *harness) estimate() time.Duration {
 	o := h.opts
 	cell := o.Warmup + o.Duration
-	cells := o.Rounds * len(operations) * (len(o.Conns) + len(o.Rates)) * 3
+	cells := o.Rounds * len(o.Ops) * (len(o.Conns) + len(o.Rates)) * 3
 	streams := o.Rounds * 3
 	return time.Duration(cells+streams)*cell + 2*(time.Second+cell) + o.Soak + o.Profile + 6*time.Second
 }
@@ -232,11 +232,11 @@ func (h *harness) startAll(ctx context.Context) error {
 			[]string{"--listen", bareAddr, "--upstream", "http://" + simAddr, "--debug-listen", h.bareDebug}, tcpCheck(bareAddr)},
 		{procGateway, cleanEnv("AWS_ACCESS_KEY_ID="+hubAccessKeyID, "AWS_SECRET_ACCESS_KEY="+hubSecret, "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 			"GATEWAY_ADMIN_TOKEN=bench="+benchAdminToken), gw,
-			[]string{"serve", "--listen", gwAddr, "--ops-listen", opsAddr, "--redis-url", "redis://" + redisAddr,
+			append([]string{"serve", "--listen", gwAddr, "--ops-listen", opsAddr, "--redis-url", "redis://" + redisAddr,
 				"--upstream-endpoint", "http://" + simAddr, "--region", "us-east-1", "--bootstrap", statePath,
 				// The access log stays on (info, the default), as in production:
 				// its cost is part of what is measured.
-				"--log-format", "json", "--pprof"},
+				"--log-format", "json", "--pprof"}, h.opts.GatewayFlags...),
 			httpCheck("http://" + opsAddr + "/readyz")},
 	}
 	for _, s := range steps {
@@ -394,10 +394,10 @@ func rotate(ts []target, i int) []target {
 // matrix runs every operation x load x target, rounds times, interleaved.
 func (h *harness) matrix(ctx context.Context) error {
 	h.loads = h.matrixLoads()
-	total := h.opts.Rounds * len(operations) * len(h.loads) * len(h.targets)
+	total := h.opts.Rounds * len(h.opts.Ops) * len(h.loads) * len(h.targets)
 	n := 0
 	for r := range h.opts.Rounds {
-		for oi, op := range operations {
+		for oi, op := range h.opts.Ops {
 			for li, l := range h.loads {
 				for _, t := range rotate(h.targets, r+oi+li) {
 					s, err := h.runOne(ctx, t, op, l, nil, false, h.opts.Warmup, h.opts.Duration)

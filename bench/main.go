@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -45,7 +46,15 @@ type options struct {
 	RedisServer  string
 	SkipBuild    bool
 	ShapeAccount int
+	Ops          []operation // the matrix's operations (-ops)
+	GatewayFlags []string    // added to `gateway serve` (-gateway-flag)
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,6 +87,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.RedisServer, "redis-server", "redis-server", "redis-server binary")
 	fs.BoolVar(&o.SkipBuild, "skip-build", false, "use bin/gateway and bin/bareproxy as they are")
 	fs.IntVar(&o.ShapeAccount, "accounts", defaultShape.Accounts, "member accounts in the generated organization")
+	ops := fs.String("ops", "InvokeModel,Converse,ConverseStream", "operations of the throughput and latency matrix (the stream runs are ConverseStream's)")
+	fs.Var((*stringList)(&o.GatewayFlags), "gateway-flag", "a flag added to `gateway serve`, e.g. -gateway-flag=--quota-leases=false (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,6 +111,14 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			continue
 		}
 		o.Rates = append(o.Rates, r)
+	}
+	for _, name := range strings.Split(*ops, ",") {
+		i := slices.IndexFunc(operations, func(op operation) bool { return op.Name == strings.TrimSpace(name) })
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("-ops: unknown operation %q (InvokeModel, Converse or ConverseStream)", name))
+			continue
+		}
+		o.Ops = append(o.Ops, operations[i])
 	}
 	if o.Quick { // smaller defaults; flags given explicitly still win
 		set := map[string]bool{}

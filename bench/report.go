@@ -122,6 +122,9 @@ func (h *harness) report() string {
 		p("| commit | %s |\n", m.Commit)
 	}
 	p("| runs | %d rounds; each run %v measured after %v of warm-up; targets interleaved, order rotated every run |\n", o.Rounds, o.Duration, o.Warmup)
+	if len(o.GatewayFlags) > 0 {
+		p("| gateway flags added | `%s` |\n", strings.Join(o.GatewayFlags, " "))
+	}
 	p("| organization | %d accounts in %d OUs nested 3 deep, %d entitlements shared with OUs, accounts and the organization, %d SigV4 credentials; every cap and rate limit set, none binding |\n",
 		len(st.Organization.Accounts), len(st.Organization.Units), len(st.Entitlements), len(st.Credentials))
 	p("| requests | %d (credential, entitlement) pairs through the gateway; `max_tokens` 16, %d output tokens per response from the simulator |\n\n", len(h.org.Callers), 16)
@@ -162,19 +165,19 @@ func (h *harness) reportTargets(p printer) {
 	ratio := func(gw, bare sample) float64 { return gw.RPS / bare.RPS }
 	for _, c := range o.Conns {
 		l := fmt.Sprintf("%d conns", c)
-		for _, op := range operations {
+		for _, op := range h.opts.Ops {
 			s := h.pairedSpread(op.Name, l, ratio)
 			p("| throughput, gateway / bare proxy, %s, %s | ≥ 0.85 | %s | %s |\n", op.Name, l, fmtSpread(s, 2), verdict(s.Med >= 0.85))
 		}
 	}
-	for _, op := range operations {
+	for _, op := range h.opts.Ops {
 		s50 := h.pairedSpread(op.Name, rateName, func(gw, bare sample) float64 { return gw.P50 - bare.P50 })
 		s99 := h.pairedSpread(op.Name, rateName, func(gw, bare sample) float64 { return gw.P99 - bare.P99 })
 		p("| added p50 latency over the bare proxy, %s at %s | ≤ 0.15 ms | %s ms | %s |\n", op.Name, rateName, fmtSpread(s50, 3), verdict(s50.Med <= 0.15))
 		p("| added p99 latency over the bare proxy, %s at %s | ≤ 1 ms | %s ms | %s |\n", op.Name, rateName, fmtSpread(s99, 3), verdict(s99.Med <= 1))
 	}
 	c := fmt.Sprintf("%d conns", o.Conns[0])
-	for _, op := range operations {
+	for _, op := range h.opts.Ops {
 		k := cellKey{op.Name, c, targetGateway}
 		rt := h.spreadOf(k, func(s sample) float64 { return s.RedisRoundTrips })
 		cpu := h.spreadOf(k, func(s sample) float64 { return cpuOf(s, procRedis) })
@@ -211,7 +214,7 @@ func (h *harness) reportTargets(p printer) {
 
 func (h *harness) reportMatrix(p printer) {
 	p("## Throughput and latency\n\n")
-	for _, op := range operations {
+	for _, op := range h.opts.Ops {
 		p("### %s\n\n", op.Name)
 		head := "| load | target | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req |"
 		sep := "|---|---|---|---|---|---|---|"
@@ -241,7 +244,7 @@ func (h *harness) reportMatrix(p printer) {
 	}
 	p("### Gateway against the bare proxy\n\n")
 	p("| operation | load | throughput ratio | added p50 ms | added p99 ms | gateway CPU µs/req | bare proxy CPU µs/req | Redis CPU µs/req (gateway runs) | Redis round trips/req | Redis commands/req |\n|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, op := range operations {
+	for _, op := range h.opts.Ops {
 		for _, l := range h.loads {
 			gw := cellKey{op.Name, l.Name, targetGateway}
 			bare := cellKey{op.Name, l.Name, targetBare}
@@ -360,7 +363,7 @@ func (h *harness) reportCPUBudget(p printer) {
 	l := fmt.Sprintf("%d conns", h.opts.Conns[0])
 	p("\nCPU per request at %s (medians over rounds; the load generator and simulator cost the same for both):\n\n", l)
 	p("| operation | bare proxy | gateway | Redis for the gateway | gateway + Redis over bare proxy |\n|---|---|---|---|---|\n")
-	for _, op := range operations {
+	for _, op := range h.opts.Ops {
 		bare := h.spreadOf(cellKey{op.Name, l, targetBare}, func(s sample) float64 { return cpuOf(s, procBare) })
 		gw := h.spreadOf(cellKey{op.Name, l, targetGateway}, func(s sample) float64 { return cpuOf(s, procGateway) })
 		rd := h.spreadOf(cellKey{op.Name, l, targetGateway}, func(s sample) float64 { return cpuOf(s, procRedis) })

@@ -41,8 +41,12 @@ func (s *sink) write(p []byte) {
 // adding the time spent waiting on the upstream to c.upstream. It returns
 // the error that ended the body: io.EOF when it is complete.
 func (h *Handler) readUpstream(body io.Reader, c *call, s *sink) error {
-	bufp := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(bufp)
+	pool := &h.bufs
+	if s.frames != nil {
+		pool = &h.frameBuf
+	}
+	bufp := pool.Get().(*[]byte)
+	defer pool.Put(bufp)
 	buf := *bufp
 	for {
 		t := time.Now()

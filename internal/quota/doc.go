@@ -139,12 +139,26 @@
 // is taken. A lease nothing was admitted against for IdleTimeout (1s) is
 // returned; Close returns every lease before the worker drains.
 //
+// Taken ahead. Once the current lease of a key is half spent (tokens or
+// request slots) or within MaxAge/4 of its deadline, a goroutine asks for
+// the next one, sized the same way, and keeps it beside the current one;
+// requests go on spending the current lease and move to the next when it
+// can no longer admit them. A key with steady traffic thus never waits for
+// Redis after its first lease, however thin its traffic is spread across
+// keys. One lease is asked for at a time per key (a request that finds
+// both spent waits for the one under way rather than asking again); a
+// lease asked for before DropLeases or Close arrives is given back, not
+// installed. A lease granted less than it asked for (the cap nears its
+// end) is given back as soon as it is replaced or its last call settles,
+// not at the next batch, so that its last tokens are free for others.
+//
 // Stranded tokens. A replica that dies leaves its leases reserved until
 // ReservationTTL after their last refresh, then the next script run purges
 // them, as it purges a crashed replica's reservations. At most its current
-// leases are stranded: per key, at most what was left divided by K times the
-// replicas (and never more than Window of its traffic, or MinRequests
-// requests), plus its retired leases' calls in flight. The usage of its
+// leases are stranded: per key the current lease and the one taken ahead,
+// each at most what was left divided by K times the replicas (and never
+// more than Window of its traffic, or MinRequests requests), plus its
+// retired leases' calls in flight. The usage of its
 // calls not yet written (at most FlushInterval of its traffic, as a queued
 // settlement is without leases) is lost with it: those tokens were held by
 // the lease and are freed uncharged with it.

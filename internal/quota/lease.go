@@ -59,6 +59,7 @@ type LeaseOptions struct {
 // LeaseStats count what the lease machinery did since the limiter started.
 type LeaseStats struct {
 	Acquired   int64 // leases taken (one round trip each)
+	Ahead      int64 // of those, taken in the background before the current one ran out
 	Returned   int64 // leases given back (their last settlement queued)
 	Admitted   int64 // requests admitted against a lease, without a round trip
 	PerRequest int64 // requests that reserved on their own although leases are on
@@ -121,7 +122,12 @@ type leasePool struct {
 	stop   chan struct{}
 	done   chan struct{}
 
-	acquired, returned, admitted, perRequest atomic.Int64
+	// Leases being taken ahead, in the background; Close waits for them.
+	bgMu     sync.Mutex // orders bg.Add against bgClosed and bg.Wait
+	bgClosed bool
+	bg       sync.WaitGroup
+
+	acquired, ahead, returned, admitted, perRequest atomic.Int64
 }
 
 // leaseSlot is one key's leases: the current one, which admits, and retired
@@ -132,6 +138,9 @@ type leaseSlot struct {
 
 	entitlement string
 	cur         *lease
+	next        *lease // taken ahead while cur still admits; admits once cur cannot
+	ahead       bool   // a lease is being taken ahead (takeAhead)
+	epoch       int    // DropLeases calls: a lease asked for before the last one is not installed
 	retiring    []*lease
 	dead        bool // removed from the pool; ask again
 
@@ -152,11 +161,16 @@ type lease struct {
 	req  Request // the template: entitlement, account, caps, rate limits
 	m    month
 
-	redisTokens    int64 // held in Redis once the queued settlements are written
-	inflightTokens int64 // estimates of admitted calls not settled yet
-	pendingCounted int64 // settled usage not queued yet
-	unlimited      bool  // no cap and no TPM: tokens are not counted
-	slots          int64 // requests left to admit (RPM); -1: no RPM limit
+	redisTokens    int64         // held in Redis once the queued settlements are written
+	granted        int64         // tokens Redis granted it
+	grantedSlots   int64         // request slots Redis granted it (RPM); 0: no RPM limit
+	monthLeft      time.Duration // from its grant, by Redis time, to the end of its month
+	epoch          int           // the slot's epoch when it was asked for
+	scarce         bool          // granted less than asked: the cap nears its end, give back promptly
+	inflightTokens int64         // estimates of admitted calls not settled yet
+	pendingCounted int64         // settled usage not queued yet
+	unlimited      bool          // no cap and no TPM: tokens are not counted
+	slots          int64         // requests left to admit (RPM); -1: no RPM limit
 	inflight       int
 	seq            int
 	pending        map[leaseLineKey]*leaseLine
@@ -247,7 +261,7 @@ func (l *Limiter) LeaseStats() LeaseStats {
 	if p == nil {
 		return LeaseStats{}
 	}
-	return LeaseStats{Acquired: p.acquired.Load(), Returned: p.returned.Load(),
+	return LeaseStats{Acquired: p.acquired.Load(), Ahead: p.ahead.Load(), Returned: p.returned.Load(),
 		Admitted: p.admitted.Load(), PerRequest: p.perRequest.Load()}
 }
 
@@ -290,6 +304,9 @@ func (l *Limiter) reserveLeased(ctx context.Context, req Request) (_ *Reservatio
 		return nil, false
 	}
 
+	// One acquisition at a time per key: a request arriving while one is
+	// under way (its own or one taken ahead) waits for it and admits
+	// against what it brings.
 	s.acq.Lock()
 	defer s.acq.Unlock()
 	s.mu.Lock()
@@ -298,12 +315,35 @@ func (l *Limiter) reserveLeased(ctx context.Context, req Request) (_ *Reservatio
 		s.mu.Unlock()
 		return r, true
 	}
-	if s.dead || now.Before(s.noLeaseUntil) {
-		s.mu.Unlock()
-		return nil, false
-	}
 	s.demandTokens += req.Tokens
 	s.demandRequests++
+	s.mu.Unlock()
+	ls := l.acquireLease(ctx, s, req, now)
+	if ls == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !l.installLease(s, ls, false) {
+		return nil, false
+	}
+	if r := l.admitLocal(s, req, now); r != nil {
+		return r, true
+	}
+	return nil, false
+}
+
+// acquireLease asks Redis for a lease of s's key, sized for s's recent
+// demand (req included) and at least MinRequests requests like req. It
+// returns nil when no lease may be had now (and, when Redis said why, keeps
+// the key from asking again for a while). s.acq is held, s.mu is not.
+func (l *Limiter) acquireLease(ctx context.Context, s *leaseSlot, req Request, now time.Time) *lease {
+	s.mu.Lock()
+	if s.dead || now.Before(s.noLeaseUntil) {
+		s.mu.Unlock()
+		return nil
+	}
+	epoch := s.epoch
 	elapsed := max(now.Sub(s.since), 10*time.Millisecond).Seconds()
 	rt, rr := float64(s.demandTokens)/elapsed, float64(s.demandRequests)/elapsed
 	if s.since.IsZero() {
@@ -325,12 +365,12 @@ func (l *Limiter) reserveLeased(ctx context.Context, req Request) (_ *Reservatio
 		tokens, ask.min = 0, 0
 	}
 	if !ok || l.nearMonthEnd(now) {
-		return nil, false
+		return nil
 	}
 
 	lid, err := newID()
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	cands := candidates(now, l.opts.Location)
 	lreq := req
@@ -343,49 +383,122 @@ func (l *Limiter) reserveLeased(ctx context.Context, req Request) (_ *Reservatio
 	case errors.As(err, &small):
 		l.markUp()
 		l.noLease(s, now.Add(o.IdleTimeout))
-		return nil, false
+		return nil
 	case errors.As(err, &rateErr):
 		// The single request may still pass (it takes one request, not a lease's worth).
 		l.markUp()
 		l.noLease(s, now.Add(max(rateErr.RetryAfter, o.FlushInterval)))
-		return nil, false
+		return nil
 	default:
 		if mayHaveRun(err) && !errors.As(err, new(*monthMissError)) {
 			l.releaseOrphan(lreq, genID(lid, 0), cands)
 		}
 		// The request's own reserve meets (and reports) the same trouble.
-		return nil, false
+		return nil
 	}
 	l.markUp()
-	p.acquired.Add(1)
+	l.leases.acquired.Add(1)
 	ls := &lease{lid: lid, req: req, m: month{key: r.Month, end: r.monthEnd}, redisTokens: r.Tokens,
-		unlimited: unlimited, slots: -1, deadline: now.Add(o.MaxAge), lastUse: now, lefts: r.left}
+		granted: r.Tokens, unlimited: unlimited, slots: -1, deadline: now.Add(o.MaxAge), lastUse: now,
+		lefts: r.left, monthLeft: r.monthEnd.Sub(time.UnixMilli(r.redisNow)), epoch: epoch}
 	ls.req.Tokens = 0
+	ls.scarce = r.Tokens < tokens
 	if req.RequestsPerMinute > 0 {
 		ls.slots = ask.requests
+		ls.grantedSlots = ask.requests
 	}
 	l.trackLease(ls)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	return ls
+}
+
+// installLease makes ls, just acquired, s's current lease (retiring the
+// current one) or, when taken ahead while the current one still admits, the
+// next. It returns false when ls was given back at once instead: the
+// limiter is closing, the key's leases were dropped (a new snapshot) while
+// it was asked for, or the month ends before the lease could. s.acq and s.mu
+// are held.
+func (l *Limiter) installLease(s *leaseSlot, ls *lease, ahead bool) bool {
 	// Under s.mu: Close sets closed before it sweeps the slots (each under
 	// its lock), so a lease installed while it reads false is swept.
-	closed := p.isClosed()
+	closed := l.leases.isClosed()
 	ls.slot = s
-	if old := s.cur; old != nil {
-		l.retire(old)
-	}
-	if closed || r.monthEnd.Sub(time.UnixMilli(r.redisNow)) < 2*o.MaxAge+time.Second {
-		// Closing, or the month ends before the lease could: give it back.
+	if closed || s.dead || ls.epoch != s.epoch || ls.monthLeft < 2*l.opts.Leases.MaxAge+time.Second {
 		s.retiring = append(s.retiring, ls)
 		ls.retired = true
 		l.submitAll(l.flushLease(ls, true))
-		return nil, false
+		return false
+	}
+	if ahead && s.cur != nil && !s.cur.retired && s.next == nil {
+		s.next = ls
+		return true
+	}
+	scarce := s.cur != nil && s.cur.scarce
+	l.retireCurrent(s)
+	if scarce {
+		l.sweepRetiring(s)
 	}
 	s.cur = ls
-	if r := l.admitLocal(s, req, now); r != nil {
-		return r, true
+	return true
+}
+
+// takeAhead asks, in the background, for the lease that follows ls once
+// ls is half spent (tokens or request slots) or near its deadline, so that
+// a steady stream of requests on a key finds the next lease ready instead
+// of waiting for Redis when the current one runs out. One at a time per
+// key; the lease taken waits as s.next until the current one cannot admit.
+// s.mu is held.
+func (l *Limiter) takeAhead(s *leaseSlot, ls *lease, req Request, now time.Time) {
+	if s.next != nil || s.ahead || s.dead || now.Before(s.noLeaseUntil) || !l.halfSpent(ls, now) {
+		return
 	}
-	return nil, false
+	p := l.leases
+	p.bgMu.Lock()
+	defer p.bgMu.Unlock()
+	if p.bgClosed {
+		return
+	}
+	s.ahead = true
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		l.acquireAhead(s, req)
+	}()
+}
+
+// halfSpent tells whether ls should have a successor taken ahead. s.mu is held.
+func (l *Limiter) halfSpent(ls *lease, now time.Time) bool {
+	return (!ls.unlimited && ls.avail() < ls.granted/2) ||
+		(ls.grantedSlots > 0 && ls.slots <= ls.grantedSlots/2) ||
+		ls.deadline.Sub(now) < l.opts.Leases.MaxAge/4
+}
+
+// acquireAhead is takeAhead's goroutine.
+func (l *Limiter) acquireAhead(s *leaseSlot, req Request) {
+	p := l.leases
+	defer func() {
+		s.mu.Lock()
+		s.ahead = false
+		s.mu.Unlock()
+	}()
+	s.acq.Lock()
+	defer s.acq.Unlock()
+	now := l.now()
+	s.mu.Lock()
+	// A request that found the current lease spent may have taken a new
+	// one meanwhile, or the key may have been dropped or forgotten.
+	stale := s.dead || s.next != nil || s.cur == nil || s.cur.retired || !l.halfSpent(s.cur, now) || p.isClosed()
+	s.mu.Unlock()
+	if stale {
+		return
+	}
+	ls := l.acquireLease(context.Background(), s, req, now)
+	if ls == nil {
+		return
+	}
+	p.ahead.Add(1)
+	s.mu.Lock()
+	l.installLease(s, ls, true)
+	s.mu.Unlock()
 }
 
 func (l *Limiter) noLease(s *leaseSlot, until time.Time) {
@@ -407,12 +520,32 @@ func (l *Limiter) noteRedisTime(ms int64) {
 	l.redisSkewMs.Store(ms - l.now().UnixMilli())
 }
 
-// admitLocal admits req against s's current lease, or returns nil. s.mu is held.
+// admitLocal admits req against s's current lease, or against the next one
+// (which then becomes current) when the current one cannot, or returns nil.
+// s.mu is held.
 func (l *Limiter) admitLocal(s *leaseSlot, req Request, now time.Time) *Reservation {
 	ls := s.cur
-	if ls == nil || ls.retired || !now.Before(ls.deadline) || ls.broken.Load() ||
-		(!ls.unlimited && ls.avail() < req.Tokens) || ls.slots == 0 {
-		return nil
+	if !ls.admits(req, now) {
+		next := s.next
+		if next == nil {
+			return nil
+		}
+		s.next = nil
+		if ls != nil {
+			l.retire(ls)
+			if ls.scarce {
+				// Give back what it holds beyond its calls in flight now, not
+				// at the next tick: near the end of a cap those tokens are
+				// needed. (Otherwise the tick's batch does it, in one
+				// pipeline with the other keys'.)
+				l.sweepRetiring(s)
+			}
+		}
+		s.cur = next
+		if !next.admits(req, now) {
+			return nil
+		}
+		ls = next
 	}
 	ls.inflightTokens += req.Tokens
 	ls.inflight++
@@ -425,6 +558,7 @@ func (l *Limiter) admitLocal(s *leaseSlot, req Request, now time.Time) *Reservat
 	s.demandRequests++
 	ls.seq++
 	l.leases.admitted.Add(1)
+	l.takeAhead(s, ls, req, now)
 	r := &Reservation{ID: ls.lid + "-" + strconv.Itoa(ls.seq), Month: ls.m.key, Tokens: req.Tokens, Remaining: -1,
 		ResetAt: ls.m.end, req: req, monthEnd: ls.m.end, lease: ls}
 	if len(ls.lefts) > 0 {
@@ -439,6 +573,12 @@ func (l *Limiter) admitLocal(s *leaseSlot, req Request, now time.Time) *Reservat
 		}
 	}
 	return r
+}
+
+// admits tells whether ls (nil: none) can admit req now.
+func (ls *lease) admits(req Request, now time.Time) bool {
+	return ls != nil && !ls.retired && now.Before(ls.deadline) && !ls.broken.Load() &&
+		(ls.unlimited || ls.avail() >= req.Tokens) && ls.slots != 0
 }
 
 // leaseDone records the settlement or release s of r, drawn from a lease.
@@ -486,7 +626,13 @@ func (l *Limiter) leaseDone(ctx context.Context, r *Reservation, s *settlement) 
 	// A call that used more than its estimate (typical estimates) can
 	// overdraw the lease: Redis must see that usage at once, as it would a
 	// request's own settlement, or other admissions take the room it needs.
-	if ls.npending >= l.opts.Leases.FlushSize || (!ls.unlimited && ls.avail() < 0) {
+	switch {
+	case ls.retired && ls.inflight == 0 && ls.scarce:
+		// Its last call: give it back now rather than at the next tick, so
+		// that near the end of a cap what it held is free at once.
+		out = l.flushLease(ls, true)
+		sl.retiring = slices.DeleteFunc(sl.retiring, func(x *lease) bool { return x == ls })
+	case ls.npending >= l.opts.Leases.FlushSize || (!ls.unlimited && ls.avail() < 0):
 		out = l.flushLease(ls, false)
 	}
 	err := l.submitAll(out)
@@ -503,6 +649,9 @@ func (l *Limiter) retire(ls *lease) {
 	s := ls.slot
 	if s.cur == ls {
 		s.cur = nil
+	}
+	if s.next == ls {
+		s.next = nil
 	}
 	s.retiring = append(s.retiring, ls)
 }
@@ -636,11 +785,20 @@ func (l *Limiter) DropLeases(entitlements ...string) {
 			continue
 		}
 		s.mu.Lock()
-		if s.cur != nil {
-			l.retire(s.cur)
-		}
+		l.retireCurrent(s)
+		s.epoch++
 		s.noLeaseUntil = time.Time{}
 		s.mu.Unlock()
+	}
+}
+
+// retireCurrent retires s's current and next leases. s.mu is held.
+func (l *Limiter) retireCurrent(s *leaseSlot) {
+	if s.next != nil {
+		l.retire(s.next)
+	}
+	if s.cur != nil {
+		l.retire(s.cur)
 	}
 }
 
@@ -700,8 +858,10 @@ func (l *Limiter) tickLeases(now time.Time) {
 	o := l.opts.Leases
 	for _, s := range p.all() {
 		s.mu.Lock()
-		if ls := s.cur; ls != nil && (!now.Before(ls.deadline) || now.Sub(ls.lastUse) >= o.IdleTimeout || ls.broken.Load()) {
-			l.retire(ls)
+		for _, ls := range []*lease{s.cur, s.next} {
+			if ls != nil && (!now.Before(ls.deadline) || now.Sub(ls.lastUse) >= o.IdleTimeout || ls.broken.Load()) {
+				l.retire(ls)
+			}
 		}
 		if ls := s.cur; ls != nil && ls.npending > 0 {
 			if err := l.submitAll(l.flushLease(ls, false)); err != nil {
@@ -709,7 +869,7 @@ func (l *Limiter) tickLeases(now time.Time) {
 			}
 		}
 		l.sweepRetiring(s)
-		empty := s.cur == nil && len(s.retiring) == 0 && now.Sub(s.lastUse) >= o.IdleTimeout
+		empty := s.cur == nil && s.next == nil && len(s.retiring) == 0 && now.Sub(s.lastUse) >= o.IdleTimeout
 		s.mu.Unlock()
 		if empty {
 			p.forget(s)
@@ -727,7 +887,7 @@ func (p *leasePool) forget(s *leaseSlot) {
 	defer p.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur != nil || len(s.retiring) > 0 || s.dead {
+	if s.cur != nil || s.next != nil || len(s.retiring) > 0 || s.dead {
 		return
 	}
 	for k, v := range p.slots {
@@ -752,11 +912,15 @@ func (l *Limiter) closeLeases() {
 	}
 	close(p.stop)
 	<-p.done
+	// Leases being taken ahead finish first (bounded by Options.Timeout);
+	// one that arrives now is given back by installLease.
+	p.bgMu.Lock()
+	p.bgClosed = true
+	p.bgMu.Unlock()
+	p.bg.Wait()
 	for _, s := range p.all() {
 		s.mu.Lock()
-		if s.cur != nil {
-			l.retire(s.cur)
-		}
+		l.retireCurrent(s)
 		var out []*settlement
 		for _, ls := range s.retiring {
 			out = append(out, l.flushLease(ls, true)...)

@@ -533,3 +533,220 @@ func TestLeaseRateLimit(t *testing.T) {
 		t.Errorf("admitted %d of a limit of %d: leases wasted too many request slots", admitted.Load(), rpm)
 	}
 }
+
+// pathKey marks a request's context, so pathHook can count the round trips
+// made while a request waits (background work uses other contexts).
+type pathKey struct{}
+
+// pathHook counts the round trips made on a marked request's context.
+type pathHook struct{ calls atomic.Int64 }
+
+func (h *pathHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *pathHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if ctx.Value(pathKey{}) != nil {
+			h.calls.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *pathHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if ctx.Value(pathKey{}) != nil {
+			h.calls.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestLeaseTakenAhead: on a key with steady traffic, the next lease is taken
+// in the background once the current one is half spent, so after the first
+// lease no request waits for Redis; caps and the ledger stay exact.
+func TestLeaseTakenAhead(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	hook := &pathHook{}
+	client := singleClient(t, srv)
+	client.AddHook(hook)
+	ent := entName(t)
+	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1 << 30}}
+	// A short window: leases of a few requests each, so many are taken.
+	l := leaseLimiter(t, client, Options{HealthInterval: time.Hour, Leases: LeaseOptions{Window: time.Millisecond}})
+	ctx := context.WithValue(context.Background(), pathKey{}, true)
+	const n = 300
+	for i := range n {
+		r, err := l.Reserve(ctx, Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.lease == nil {
+			t.Fatalf("request %d not admitted against a lease", i)
+		}
+		if err := l.Settle(ctx, r, 40, bedrock.Usage{InputTokens: 10, OutputTokens: 30}); err != nil {
+			t.Fatal(err)
+		}
+		// Requests arrive spaced out, as at a moderate rate: a lease taken
+		// ahead is in place before the next one.
+		l.leases.bg.Wait()
+	}
+	stats := l.LeaseStats()
+	t.Logf("%d requests: %d round trips on the request path; leases taken %d, %d of them ahead", n, hook.calls.Load(), stats.Acquired, stats.Ahead)
+	if got := hook.calls.Load(); got != 1 {
+		t.Errorf("%d round trips on the request path, want 1 (the first lease)", got)
+	}
+	if stats.Acquired < 3 || stats.Ahead != stats.Acquired-1 || stats.PerRequest != 0 {
+		t.Errorf("stats %+v: want several leases, all but the first taken ahead, none per request", stats)
+	}
+	closeNow(t, l)
+	st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+	if st[0].Used != 40*n || st[0].Reserved != 0 {
+		t.Errorf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, 40*n)
+	}
+}
+
+// TestLeaseTakenAheadNearCapEnd: leases taken ahead never let a cap be
+// exceeded; near its end the key falls back to per-request reservations.
+func TestLeaseTakenAheadNearCapEnd(t *testing.T) {
+	t.Parallel()
+	client := singleClient(t, redistest.Start(t))
+	ent := entName(t)
+	const limit = 10_000
+	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: limit}}
+	l := leaseLimiter(t, client, Options{})
+	var used int64
+	for retried := false; ; {
+		r, err := l.Reserve(context.Background(), Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100})
+		if err != nil {
+			if asCapErr(err) == nil {
+				t.Fatal(err)
+			}
+			if retried {
+				break
+			}
+			// What replaced leases still held is queued; once written, the
+			// cap is refused only when it is spent.
+			flush(t, l)
+			retried = true
+			continue
+		}
+		retried = false
+		used += 100
+		if err := l.Settle(context.Background(), r, 100, bedrock.Usage{OutputTokens: 100}); err != nil {
+			t.Fatal(err)
+		}
+		l.leases.bg.Wait()
+	}
+	stats := l.LeaseStats()
+	closeNow(t, l)
+	st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+	t.Logf("used %d of %d; stats %+v", st[0].Used, limit, stats)
+	// Spent but for the current lease's last tokens and what is left in
+	// Redis (each less than a request).
+	if st[0].Used != used || used > limit || limit-used >= 2*100 || st[0].Reserved != 0 {
+		t.Errorf("used %d (calls %d) reserved %d, want the cap %d spent to the last request and nothing reserved", st[0].Used, used, st[0].Reserved, limit)
+	}
+	if stats.Ahead == 0 || stats.PerRequest == 0 {
+		t.Errorf("stats %+v: want leases taken ahead, then per-request reservations at the end", stats)
+	}
+}
+
+// aheadGate holds the reserve script runs made off the request path (leases
+// taken ahead) until the test lets them go.
+type aheadGate struct {
+	sha     string
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (g *aheadGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *aheadGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); ctx.Value(pathKey{}) == nil && len(args) > 1 && args[0] == "evalsha" && args[1] == g.sha {
+			g.reached <- struct{}{}
+			<-g.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *aheadGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLeaseTakenAheadRaces: a lease being taken ahead when the key's leases
+// are dropped (a new snapshot) or the limiter closes is given back, never
+// admits, and nothing stays reserved.
+func TestLeaseTakenAheadRaces(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"dropped", "closed"} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			client := singleClient(t, srv)
+			gate := &aheadGate{sha: redis.NewScript(reserveLua).Hash(), reached: make(chan struct{}), release: make(chan struct{})}
+			client.AddHook(gate)
+			path := &pathHook{}
+			client.AddHook(path)
+			ent := entName(t)
+			caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1 << 30}}
+			l := leaseLimiter(t, client, Options{HealthInterval: time.Hour})
+			ctx := context.WithValue(context.Background(), pathKey{}, true)
+			req := Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100}
+			// The first lease holds MinRequests (4) requests; the third
+			// leaves it half spent and a lease is asked for ahead.
+			var rs []*Reservation
+			for range 3 {
+				r, err := l.Reserve(ctx, req)
+				if err != nil || r.lease == nil {
+					t.Fatalf("reserve: %v (lease %v)", err, r != nil && r.lease != nil)
+				}
+				rs = append(rs, r)
+			}
+			<-gate.reached
+			closed := make(chan error, 1)
+			switch tc {
+			case "dropped":
+				l.DropLeases(ent)
+				close(gate.release)
+				l.leases.bg.Wait()
+				// The next request is decided afresh: a new lease, asked
+				// for on its own path.
+				before := path.calls.Load()
+				r := mustReserveCtx(t, l, ctx, req)
+				if r.lease == nil || r.lease == rs[0].lease || path.calls.Load() == before {
+					t.Fatal("after DropLeases the request did not take a new lease of its own")
+				}
+				rs = append(rs, r)
+			case "closed":
+				go func() { closed <- l.Close(context.Background()) }()
+				close(gate.release)
+				if err := <-closed; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, r := range rs {
+				_ = l.Settle(context.Background(), r, 50, bedrock.Usage{OutputTokens: 50})
+			}
+			closeNow(t, l)
+			st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+			if want := int64(50 * len(rs)); st[0].Used != want || st[0].Reserved != 0 {
+				t.Errorf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, want)
+			}
+			if s := l.LeaseStats(); s.Ahead != 1 {
+				t.Errorf("stats %+v, want the one lease taken ahead", s)
+			}
+		})
+	}
+}
+
+func mustReserveCtx(t testing.TB, l *Limiter, ctx context.Context, req Request) *Reservation {
+	t.Helper()
+	r, err := l.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
