@@ -73,7 +73,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.Out, "out", "", "write the Markdown report to this file (default: stdout only)")
 	fs.DurationVar(&o.Duration, "duration", 2*time.Second, "measured duration of each run")
 	fs.DurationVar(&o.Warmup, "warmup", 250*time.Millisecond, "unmeasured start of each run")
-	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every cell once for every target, interleaved")
+	fs.IntVar(&o.Rounds, "rounds", 5, "rounds; each round runs every cell once for every target, interleaved")
 	conns := fs.String("conns", "32,128", "connection counts of the closed-loop runs")
 	rates := fs.String("rate", "200,1000", "requests per second of the open-loop (fixed rate) runs; latency targets are judged at the first")
 	fs.IntVar(&o.RateConns, "rate-conns", 32, "connections available to the open-loop runs")

@@ -217,7 +217,7 @@ func TestLeasesFollowChanges(t *testing.T) {
 }
 
 // TestLeaseStrandedBySIGKILL: a gateway process killed with SIGKILL while it
-// holds a lease strands at most that lease, freed after the reservation TTL.
+// holds leases strands at most those leases, freed after the reservation TTL.
 func TestLeaseStrandedBySIGKILL(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -263,9 +263,10 @@ func TestLeaseStrandedBySIGKILL(t *testing.T) {
 	_ = cmd.Wait()
 	st := capUsed(t, g, "capped", limit)
 	t.Logf("stranded by SIGKILL: %d reserved (used %d written before the kill, %d reported)", st.Reserved, before.Used, up.sim.Totals().Total())
-	// At most one lease: what was left over K=4 times the replicas seen (one).
-	if st.Reserved <= 0 || st.Reserved > limit/4 {
-		t.Fatalf("reserved %d after the kill, want a lease: more than 0, at most %d", st.Reserved, limit/4)
+	// At most two leases (the current one and the one taken ahead), each
+	// at most what was left over K=4 times the replicas seen (one).
+	if st.Reserved <= 0 || st.Reserved > 2*limit/4 {
+		t.Fatalf("reserved %d after the kill, want its leases: more than 0, at most %d", st.Reserved, 2*limit/4)
 	}
 	wait.For(t, "the stranded lease to expire", 30*time.Second, func() bool {
 		return capUsed(t, g, "capped", limit).Reserved == 0
