@@ -148,7 +148,9 @@
 // keys. One lease is asked for at a time per key (a request that finds
 // both spent waits for the one under way rather than asking again); a
 // lease asked for before DropLeases or Close arrives is given back, not
-// installed. A lease granted less than it asked for (the cap nears its
+// installed. When Redis refuses or fails to grant it, requests go on
+// spending the current lease and no lease is asked for ahead on that key
+// for FlushInterval, so a slow Redis is not asked by every request. A lease granted less than it asked for (the cap nears its
 // end) is given back as soon as it is replaced or its last call settles,
 // not at the next batch, so that its last tokens are free for others.
 //

@@ -138,9 +138,10 @@ type leaseSlot struct {
 
 	entitlement string
 	cur         *lease
-	next        *lease // taken ahead while cur still admits; admits once cur cannot
-	ahead       bool   // a lease is being taken ahead (takeAhead)
-	epoch       int    // DropLeases calls: a lease asked for before the last one is not installed
+	next        *lease    // taken ahead while cur still admits; admits once cur cannot
+	ahead       bool      // a lease is being taken ahead (takeAhead)
+	aheadAfter  time.Time // no lease is taken ahead before this: the last attempt got none
+	epoch       int       // DropLeases calls: a lease asked for before the last one is not installed
 	retiring    []*lease
 	dead        bool // removed from the pool; ask again
 
@@ -448,7 +449,7 @@ func (l *Limiter) installLease(s *leaseSlot, ls *lease, ahead bool) bool {
 // key; the lease taken waits as s.next until the current one cannot admit.
 // s.mu is held.
 func (l *Limiter) takeAhead(s *leaseSlot, ls *lease, req Request, now time.Time) {
-	if s.next != nil || s.ahead || s.dead || now.Before(s.noLeaseUntil) || !l.halfSpent(ls, now) {
+	if s.next != nil || s.ahead || s.dead || now.Before(s.noLeaseUntil) || now.Before(s.aheadAfter) || !l.halfSpent(ls, now) {
 		return
 	}
 	p := l.leases
@@ -493,6 +494,12 @@ func (l *Limiter) acquireAhead(s *leaseSlot, req Request) {
 	}
 	ls := l.acquireLease(context.Background(), s, req, now)
 	if ls == nil {
+		// Redis refused or failed: requests go on spending the current
+		// lease, and a slow or failing Redis is not asked again by every
+		// request that finds it half spent.
+		s.mu.Lock()
+		s.aheadAfter = now.Add(l.opts.Leases.FlushInterval)
+		s.mu.Unlock()
 		return
 	}
 	p.ahead.Add(1)

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -749,4 +750,84 @@ func mustReserveCtx(t testing.TB, l *Limiter, ctx context.Context, req Request) 
 		t.Fatal(err)
 	}
 	return r
+}
+
+// failAhead fails the reserve script runs made off the request path (leases
+// taken ahead), counting them.
+type failAhead struct {
+	sha   string
+	calls atomic.Int64
+}
+
+func (f *failAhead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *failAhead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); ctx.Value(pathKey{}) == nil && len(args) > 1 && args[0] == "evalsha" && args[1] == f.sha {
+			f.calls.Add(1)
+			err := errors.New("injected: connection reset")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f *failAhead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLeaseTakenAheadBacksOff: when Redis fails to grant the lease taken
+// ahead, requests go on spending the current lease, and the next attempt
+// waits FlushInterval instead of following every request.
+func TestLeaseTakenAheadBacksOff(t *testing.T) {
+	t.Parallel()
+	client := singleClient(t, redistest.Start(t))
+	fail := &failAhead{sha: redis.NewScript(reserveLua).Hash()}
+	client.AddHook(fail)
+	ent := entName(t)
+	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1 << 30}}
+	clock := &testClock{}
+	l := leaseLimiter(t, client, Options{Clock: clock, HealthInterval: time.Hour, Leases: LeaseOptions{MinRequests: 20}})
+	ctx := context.WithValue(context.Background(), pathKey{}, true)
+	req := Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100}
+	var rs []*Reservation
+	admit := func(n int) {
+		for range n {
+			r := mustReserveCtx(t, l, ctx, req)
+			if r.lease == nil || r.lease != rs0(rs, r) {
+				t.Fatal("not admitted against the first lease")
+			}
+			rs = append(rs, r)
+			l.leases.bg.Wait()
+		}
+	}
+	// A lease of 20 requests: half spent after 10; the attempt fails, and
+	// the next 5 requests start none.
+	admit(15)
+	if got := fail.calls.Load(); got != 1 {
+		t.Fatalf("%d attempts to take a lease ahead, want 1", got)
+	}
+	// FlushInterval (500ms) later, the next request tries again.
+	clock.skew.Store((600 * time.Millisecond).Milliseconds())
+	admit(1)
+	if got := fail.calls.Load(); got != 2 {
+		t.Fatalf("%d attempts after the back-off, want 2", got)
+	}
+	for _, r := range rs {
+		_ = l.Settle(context.Background(), r, 40, bedrock.Usage{OutputTokens: 40})
+	}
+	closeNow(t, l)
+	st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+	if want := int64(40 * len(rs)); st[0].Used != want || st[0].Reserved != 0 {
+		t.Errorf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, want)
+	}
+}
+
+// rs0 is the lease of the first reservation (r's own for the first).
+func rs0(rs []*Reservation, r *Reservation) *lease {
+	if len(rs) == 0 {
+		return r.lease
+	}
+	return rs[0].lease
 }
