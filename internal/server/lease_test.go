@@ -135,6 +135,18 @@ func TestLeasesAcrossReplicas(t *testing.T) {
 	if leased == 0 {
 		t.Error("no request was admitted against a lease")
 	}
+	// The lease counters are on /metrics, as the limiter counted them.
+	var viaLease, viaReservation, acquired float64
+	for _, g := range gs {
+		viaLease += metricValue(t, g, "gateway_quota_decisions_total", "via", "lease")
+		viaReservation += metricValue(t, g, "gateway_quota_decisions_total", "via", "reservation")
+		acquired += metricValue(t, g, "gateway_quota_leases_acquired_total", "when", "request") +
+			metricValue(t, g, "gateway_quota_leases_acquired_total", "when", "ahead")
+	}
+	if int64(viaLease) != leased || int64(viaReservation) != perRequest || acquired < 3 {
+		t.Errorf("metrics: %v decisions via lease, %v via reservation, %v leases acquired; the limiters counted %d, %d and at least one lease per replica",
+			viaLease, viaReservation, acquired, leased, perRequest)
+	}
 	ledger, requests := ledgerTotal(t, gs[0], "capped")
 	if ledger != reported || requests != admitted.Load() {
 		t.Errorf("ledger %+v over %d requests, simulator %+v over %d admitted calls", ledger, requests, reported, admitted.Load())

@@ -247,6 +247,16 @@ func New(ctx context.Context, cfg *config.Serve, deps Deps) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("starting quota limiter: %w", err)
 	}
+	if cfg.QuotaLeases {
+		err := s.metrics.RegisterLeases(func() metering.LeaseCounts {
+			st := s.limiter.LeaseStats()
+			return metering.LeaseCounts{AcquiredOnRequest: st.Acquired - st.Ahead, AcquiredAhead: st.Ahead,
+				Returned: st.Returned, AdmittedLease: st.Admitted, PerRequest: st.PerRequest}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("registering quota lease metrics: %w", err)
+		}
+	}
 	s.reports = newReports(s.limiter, s.snap.Load, prices, loc, s.rdb)
 
 	// Upstream.
