@@ -176,10 +176,13 @@
 // tokens, of the limit) from the GCRA in the same script, and one with a
 // tokens-per-minute limit charges its tokens there, so neither is ever
 // exceeded across replicas. Returning a lease gives its unused tokens back
-// to the tokens-per-minute limit (the settle script's true-up); unused
-// request slots are not given back, so an account near its RPM limit may be
-// admitted up to one lease's slots fewer requests in that minute (at most
-// RPM/(K×replicas), typically a few hundred milliseconds of its traffic).
+// to the tokens-per-minute limit (the settle script's true-up) and its
+// unused request slots back to the requests-per-minute GCRA (the returned
+// lease's last batch moves the limit's TAT back by them, never before now),
+// so once returned a lease cost the account only what its calls used. While
+// leases are held, an account near its RPM limit may be refused on one
+// replica for slots another holds (per replica at most two leases' slots,
+// each at most RPM/(K×replicas)), as a cap's tokens are.
 // A lease refused by a rate limit makes that key reserve per request until
 // the limit's retry-after.
 //

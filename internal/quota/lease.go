@@ -687,15 +687,19 @@ func (l *Limiter) flushLease(ls *lease, final bool) []*settlement {
 		target = 0
 	}
 	target = max(0, target)
+	var slotsBack int64
+	if final && ls.slots > 0 && ls.req.RequestsPerMinute > 0 {
+		slotsBack = ls.slots
+	}
 	if len(lines) == 0 {
-		if target == ls.redisTokens {
+		if target == ls.redisTokens && slotsBack == 0 {
 			if final {
 				ls.returned = true // already nothing held
 				l.leases.returned.Add(1)
 			}
 			return nil
 		}
-		lines = append(lines, &leaseLine{leaseLineKey: leaseLineKey{account: ls.req.Account}}) // a return or shrink without usage
+		lines = append(lines, &leaseLine{leaseLineKey: leaseLineKey{account: ls.req.Account}}) // a return, shrink or slots' return without usage
 	}
 	out := make([]*settlement, 0, len(lines))
 	for i, ln := range lines {
@@ -710,6 +714,11 @@ func (l *Limiter) flushLease(ls *lease, final bool) []*settlement {
 			Requests: ln.requests, Errors: ln.errors, Estimated: ln.estimated, lease: ls})
 		ls.redisTokens = keep
 		ls.gen++
+	}
+	if slotsBack > 0 {
+		last := out[len(out)-1]
+		last.RPM, last.SlotsBack = ls.req.RequestsPerMinute, slotsBack
+		ls.slots = 0
 	}
 	ls.pending, ls.npending, ls.pendingCounted = nil, 0, 0
 	if final {

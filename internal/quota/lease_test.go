@@ -831,3 +831,44 @@ func rs0(rs []*Reservation, r *Reservation) *lease {
 	}
 	return rs[0].lease
 }
+
+// TestLeaseReturnsUnusedRequestSlots: a lease takes request slots from the
+// account's RPM limit; returned, it gives back those it never used, so the
+// account can still make its full RPM that minute.
+func TestLeaseReturnsUnusedRequestSlots(t *testing.T) {
+	t.Parallel()
+	client := singleClient(t, redistest.Start(t))
+	ent := entName(t)
+	const rpm = 60
+	req := Request{Entitlement: ent, Account: acct, Model: "m", RequestsPerMinute: rpm, Tokens: 10}
+	start := time.Now()
+	leased := leaseLimiter(t, client, Options{})
+	r := mustReserve(t, leased, req)
+	if r.lease == nil || r.lease.grantedSlots < 2 {
+		t.Fatalf("not admitted against a lease of several request slots (lease %v)", r.lease != nil)
+	}
+	slots := r.lease.grantedSlots
+	if err := leased.Settle(context.Background(), r, 10, bedrock.Usage{InputTokens: 10}); err != nil {
+		t.Fatal(err)
+	}
+	closeNow(t, leased) // returns the lease, one slot used
+	// Per request from here: the minute's budget is rpm minus the one call.
+	plain := newTestLimiter(t, client, Options{})
+	admitted := 0
+	for range rpm + 10 {
+		r, err := plain.Reserve(context.Background(), req)
+		if err != nil {
+			if asRateErr(err) == nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		admitted++
+		_ = plain.Release(context.Background(), r)
+	}
+	refill := int(time.Since(start).Seconds()*rpm/60) + 1
+	t.Logf("lease took %d slots and used 1; then %d admitted one by one (refill allowance %d)", slots, admitted, refill)
+	if admitted < rpm-1 || admitted > rpm-1+refill {
+		t.Errorf("admitted %d after the lease was returned, want %d (the limit less the one call; up to %d with refill)", admitted, rpm-1, rpm-1+refill)
+	}
+}

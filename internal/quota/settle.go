@@ -49,6 +49,10 @@ type settlement struct {
 	Requests  int64  `json:"requests,omitempty"`
 	Errors    int64  `json:"errors,omitempty"`
 	Estimated int64  `json:"estimated,omitempty"`
+	// For a returned lease's last kindLease settlement: the request slots it
+	// took from the RPM limit and never used, given back to the limit.
+	RPM       int64 `json:"rpm,omitempty"`
+	SlotsBack int64 `json:"slots_back,omitempty"`
 
 	lease *lease // the lease a kindLease settlement belongs to (nil once spilled)
 
@@ -234,6 +238,10 @@ func (l *Limiter) settleCall(s *settlement) ([]string, []any) {
 	}
 	if s.Kind == kindLease {
 		args = append(args, s.LeaseNext, s.LeaseKeep, s.Requests, s.Errors, s.Estimated)
+		if s.SlotsBack > 0 && s.RPM > 0 {
+			args = append(args, s.RPM, s.SlotsBack)
+			keys = append(keys, k.rpm(s.Account))
+		}
 	}
 	return keys, args
 }

@@ -16,9 +16,11 @@
 -- 12 marker ttl ms, 13 tpm (0: no true-up), 14 reserved tokens, 15 C,
 -- 16 held ('1': a reservation was made in Redis), then per cap:
 -- limit, alert label, n, n thresholds; then the candidate days of the
--- per-day ledger: D, then D start times in ms (their hashes are the last D
--- keys; D 0: no per-day ledger); then, for kind 'l' only, five more:
--- next id, tokens kept, requests, errors, estimated.
+-- per-day ledger: D, then D start times in ms (their hashes are the D keys
+-- after the caps'; D 0: no per-day ledger); then, for kind 'l' only, five
+-- more: next id, tokens kept, requests, errors, estimated; and, when a
+-- returned lease gives back request slots it never used, two more: rpm and
+-- the slots, with the RPM GCRA key as the last key.
 --
 -- Kind 'l' settles a batch of calls admitted against a lease (see "Leases"
 -- in doc.go), one ledger line of them: id is the lease's current generation
@@ -43,6 +45,7 @@ local member = id .. ':' .. ARGV[14]
 
 -- What a ledger line counts: one call, or for a lease batch the given numbers.
 local lease_next, lease_keep = nil, 0
+local slots_rpm, slots_back = 0, 0
 local nreq, nerr, nest = 1, 0, 0
 if kind == 'l' then
   local q = 17
@@ -52,6 +55,7 @@ if kind == 'l' then
   q = q + 1 + (tonumber(ARGV[q]) or 0) -- past the per-day ledger's candidate days
   lease_next, lease_keep = ARGV[q], tonumber(ARGV[q + 1])
   nreq, nerr, nest = tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]), tonumber(ARGV[q + 4])
+  slots_rpm, slots_back = tonumber(ARGV[q + 5]) or 0, tonumber(ARGV[q + 6]) or 0
 else
   if estimated then
     nest = 1
@@ -229,4 +233,23 @@ if settle then
   delta = delta + counted
 end
 true_up(delta)
+
+-- A returned lease gives its unused request slots back to the RPM limit:
+-- the GCRA moves back as if they had never been taken (never before now),
+-- so a lease returned early costs the account nothing of its limit. Not
+-- for a lease Redis had already lost: its slots are long refilled.
+if slots_back > 0 and slots_rpm > 0 and out[1] == 1 then
+  local key = KEYS[#KEYS]
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+  local tat = tonumber(redis.call('GET', key))
+  if tat and tat > now then
+    local nt = tat - slots_back * 60000 / slots_rpm
+    if nt > now then
+      redis.call('SET', key, string.format('%.17g', nt), 'PX', math.max(1, math.ceil(nt - now)))
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
 return out

@@ -392,7 +392,7 @@ func (s *settlement) validate() error {
 		return errors.New("missing month_end")
 	case s.Kind == kindLease && s.LeaseNext == "":
 		return errors.New("lease settlement without its next generation")
-	case s.Counted < 0 || s.Tokens < 0 || s.TPM < 0 || s.LeaseKeep < 0 || s.Requests < 0 || s.Errors < 0 || s.Estimated < 0:
+	case s.Counted < 0 || s.Tokens < 0 || s.TPM < 0 || s.LeaseKeep < 0 || s.Requests < 0 || s.Errors < 0 || s.Estimated < 0 || s.RPM < 0 || s.SlotsBack < 0:
 		return errors.New("negative count")
 	}
 	for _, c := range s.Caps {
