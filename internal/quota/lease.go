@@ -874,10 +874,14 @@ func (l *Limiter) tickLeases(now time.Time) {
 	o := l.opts.Leases
 	for _, s := range p.all() {
 		s.mu.Lock()
-		for _, ls := range []*lease{s.cur, s.next} {
-			if ls != nil && (!now.Before(ls.deadline) || now.Sub(ls.lastUse) >= o.IdleTimeout || ls.broken.Load()) {
-				l.retire(ls)
-			}
+		if ls := s.cur; ls != nil && (!now.Before(ls.deadline) || now.Sub(ls.lastUse) >= o.IdleTimeout || ls.broken.Load()) {
+			l.retire(ls)
+		}
+		// The lease taken ahead has admitted nothing yet: it is idle when
+		// the key is, not when it has waited IdleTimeout behind a current
+		// lease that is still in use (at a few requests a second it may).
+		if ls := s.next; ls != nil && (!now.Before(ls.deadline) || now.Sub(s.lastUse) >= o.IdleTimeout || ls.broken.Load()) {
+			l.retire(ls)
 		}
 		if ls := s.cur; ls != nil && ls.npending > 0 {
 			if err := l.submitAll(l.flushLease(ls, false)); err != nil {

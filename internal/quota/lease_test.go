@@ -872,3 +872,55 @@ func TestLeaseReturnsUnusedRequestSlots(t *testing.T) {
 		t.Errorf("admitted %d after the lease was returned, want %d (the limit less the one call; up to %d with refill)", admitted, rpm-1, rpm-1+refill)
 	}
 }
+
+// TestLeaseTakenAheadSurvivesSlowKeys: at a few requests a second the lease
+// taken ahead may wait longer than IdleTimeout behind a current lease still
+// in use; it is kept (the key is not idle), not returned and asked for again.
+func TestLeaseTakenAheadSurvivesSlowKeys(t *testing.T) {
+	t.Parallel()
+	client := singleClient(t, redistest.Start(t))
+	path := &pathHook{}
+	client.AddHook(path)
+	ent := entName(t)
+	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1 << 30}}
+	clock := &testClock{}
+	// The loop never ticks on its own: the test ticks it at the times it picks.
+	l := leaseLimiter(t, client, Options{Clock: clock, HealthInterval: time.Hour, Leases: LeaseOptions{FlushInterval: time.Hour}})
+	ctx := context.WithValue(context.Background(), pathKey{}, true)
+	req := Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100}
+	var rs []*Reservation
+	admit := func() {
+		t.Helper()
+		rs = append(rs, mustReserveCtx(t, l, ctx, req))
+		l.leases.bg.Wait()
+	}
+	tickAt := func(d time.Duration) {
+		clock.skew.Store(d.Milliseconds())
+		l.tickLeases(l.now())
+	}
+	// A first lease of 4 requests (MinRequests); the third leaves it half
+	// spent and the next one is taken ahead.
+	admit()
+	admit()
+	admit()
+	tickAt(900 * time.Millisecond)
+	admit() // the first lease's last request
+	// The lease taken ahead has now waited 1.8s; the key was used 0.9s ago.
+	tickAt(1800 * time.Millisecond)
+	admit() // on the lease taken ahead, no round trip
+	stats := l.LeaseStats()
+	if got := path.calls.Load(); got != 1 || stats.Acquired != 2 || stats.Ahead != 1 {
+		t.Errorf("%d round trips on the request path, stats %+v: want 1 (the first lease) and two leases, one taken ahead", got, stats)
+	}
+	if rs[4].lease == rs[0].lease {
+		t.Error("the fifth request was admitted against the first lease, which held four")
+	}
+	for _, r := range rs {
+		_ = l.Settle(context.Background(), r, 40, bedrock.Usage{OutputTokens: 40})
+	}
+	closeNow(t, l)
+	st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+	if want := int64(40 * len(rs)); st[0].Used != want || st[0].Reserved != 0 {
+		t.Errorf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, want)
+	}
+}
