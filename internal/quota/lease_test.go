@@ -832,12 +832,10 @@ func rs0(rs []*Reservation, r *Reservation) *lease {
 	return rs[0].lease
 }
 
-// TestLeaseReturnsUnusedRequestSlots: a lease takes request slots from the
-// account's RPM limit; returned, it gives back those it never used, so the
-// account can still make its full RPM that minute.
-func TestLeaseReturnsUnusedRequestSlots(t *testing.T) {
-	t.Parallel()
-	client := singleClient(t, redistest.Start(t))
+// testLeaseSlotsBack (in TestCore, single node and cluster): a lease takes
+// request slots from the account's RPM limit; returned, it gives back those
+// it never used, so the account can still make its full RPM that minute.
+func testLeaseSlotsBack(t *testing.T, client redis.UniversalClient) {
 	ent := entName(t)
 	const rpm = 60
 	req := Request{Entitlement: ent, Account: acct, Model: "m", RequestsPerMinute: rpm, Tokens: 10}

@@ -49,6 +49,7 @@ func TestCore(t *testing.T) {
 		{"RedisTimeOffset", testRedisTimeOffset},
 		{"RateLimits", testRateLimits},
 		{"TPMRefund", testTPMRefund},
+		{"LeaseSlotsBack", testLeaseSlotsBack},
 		{"NoCaps", testNoCaps},
 		{"Concurrency", testConcurrency},
 		{"AlertsOncePerThreshold", testAlertsOnce},
