@@ -61,6 +61,7 @@ Admin (over the admin API: --admin-url, GATEWAY_ADMIN_TOKEN):
   credentials  issue | list | revoke
   principals   deny | allow PATTERN... | list: IAM roles and users refused outright
   quota        [ENTITLEMENT] each monthly cap: limit, used, reserved, remaining, resets at
+  replicas     the live replicas and the state version each serves (--wait: until the latest change is in force on all)
   usage        monthly usage report (--month YYYY-MM | --from YYYY-MM --to YYYY-MM, --by team|account|entitlement|model|tier|principal);
                usage reconcile: the ledger against Bedrock's own counts in CloudWatch (exit 3 over --tolerance)
   audit        the audit log

@@ -86,6 +86,7 @@ func commands() []command {
 		{"export", "write the whole state as a state file", runExport},
 		{"usage", "the monthly usage report", runUsage},
 		{"quota", "each monthly cap: limit, used, reserved, remaining, reset", runQuota},
+		{"replicas", "the live replicas and whether the latest change is in force on each", runReplicas},
 		{"org", "sync the organization from AWS Organizations", runOrg},
 		{"billing", "sync the application inference profiles that attribute cost per team in AWS Billing", runBilling},
 		{"token", "mint an IAM identity token for the gateway", runToken},

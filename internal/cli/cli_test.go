@@ -161,7 +161,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestCommands(t *testing.T) {
 	t.Parallel()
-	if got := Commands(); !slices.Equal(got, []string{"apply", "entitlements", "shares", "credentials", "principals", "audit", "export", "usage", "quota", "org", "billing", "token"}) {
+	if got := Commands(); !slices.Equal(got, []string{"apply", "entitlements", "shares", "credentials", "principals", "audit", "export", "usage", "quota", "replicas", "org", "billing", "token"}) {
 		t.Fatalf("Commands() = %v", got)
 	}
 	h := newHarness(t)

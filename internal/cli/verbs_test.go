@@ -28,6 +28,7 @@ var verbs = []struct {
 	{[]string{"audit"}, true},
 	{[]string{"usage"}, true},
 	{[]string{"quota"}, true},
+	{[]string{"replicas"}, true},
 	{[]string{"entitlements", "list"}, true},
 	{[]string{"entitlements", "get"}, true},
 	{[]string{"entitlements", "create"}, true},

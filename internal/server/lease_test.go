@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
+	"github.com/bedrock-gateway/gateway/internal/cli"
 	"github.com/bedrock-gateway/gateway/internal/sim"
 	"github.com/bedrock-gateway/gateway/internal/testutil/redistest"
 	"github.com/bedrock-gateway/gateway/internal/testutil/wait"
@@ -208,7 +210,23 @@ func TestLeasesFollowChanges(t *testing.T) {
 	if code := gs[2].admin(t, http.MethodDelete, "/admin/v1/entitlements/capped/shares/ou-ab12-ds000001", nil, nil); code != http.StatusNoContent && code != http.StatusOK {
 		t.Fatalf("revoking the share: %d", code)
 	}
-	waitInForce(t, gs[0], 3)
+	// As an operator's script would: `gateway replicas --wait`, then call.
+	var out, errOut bytes.Buffer
+	env := cli.Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
+		switch k {
+		case cli.EnvAdminToken:
+			return adminToken
+		case cli.EnvAdminURL:
+			return "http://" + gs[0].OpsAddr()
+		}
+		return ""
+	}}
+	if err := cli.Run(context.Background(), []string{"replicas", "--wait"}, env); err != nil {
+		t.Fatalf("gateway replicas --wait: %v\n%s", err, errOut.String())
+	}
+	if got := strings.Count(out.String(), " yes "); got != 3 {
+		t.Fatalf("gateway replicas --wait printed %d replicas in force, want 3:\n%s", got, out.String())
+	}
 	for i, g := range gs {
 		if err := call(g, dsAKID, dsSecret); errCode(err) != "AccessDeniedException" {
 			t.Fatalf("replica %d after the share was revoked: %v", i, err)
