@@ -922,3 +922,107 @@ func TestLeaseTakenAheadSurvivesSlowKeys(t *testing.T) {
 		t.Errorf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, want)
 	}
 }
+
+// TestLeaseWhileRedisAway: a replica cut off from Redis spends a lease only
+// while it does not know and only before the lease's local deadline
+// (MaxAge, at most a third of the reservation TTL, so long before Redis
+// could free it); once it knows, it spends no lease at all, even one still
+// within its deadline, and fail-closed refuses (fail-open admits on its
+// local limiter) as without leases. Nothing admitted is lost: after the
+// thaw the caps hold exactly the calls' usage.
+func TestLeaseWhileRedisAway(t *testing.T) {
+	t.Parallel()
+	for _, failOpen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fail_closed", true: "fail_open"}[failOpen], func(t *testing.T) {
+			t.Parallel()
+			testLeaseWhileRedisAway(t, failOpen)
+		})
+	}
+}
+
+func testLeaseWhileRedisAway(t *testing.T, failOpen bool) {
+	s := redistest.Start(t)
+	client := singleClient(t, s)
+	ent := entName(t)
+	caps := []Cap{{Level: LevelEntitlement, Target: ent, Limit: 1 << 30}}
+	clock := &testClock{}
+	// No health ping and no batch write: nothing tells the limiter Redis is
+	// gone but a request that needs Redis.
+	l := leaseLimiter(t, client, Options{Clock: clock, Timeout: 200 * time.Millisecond, ReservationTTL: 30 * time.Second,
+		FailOpenRate: 1000, FailOpenBurst: 1000, HealthInterval: time.Hour, Leases: LeaseOptions{FlushInterval: time.Hour}})
+	if l.opts.Leases.MaxAge != 10*time.Second {
+		t.Fatalf("MaxAge %v, want a third of the 30s TTL", l.opts.Leases.MaxAge)
+	}
+	ctx := context.Background()
+	req := Request{Entitlement: ent, Account: acct, Model: "m", Caps: caps, Tokens: 100, FailOpen: failOpen}
+	r1 := mustReserve(t, l, req)
+	if r1.lease == nil {
+		t.Fatal("not admitted against a lease")
+	}
+	if err := l.Settle(ctx, r1, 40, bedrock.Usage{OutputTokens: 40}); err != nil {
+		t.Fatal(err)
+	}
+	var want int64 = 40
+
+	s.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			s.Thaw()
+		}
+	}()
+	// Not known yet: the lease, which Redis holds, may still be spent.
+	r2, err := l.Reserve(ctx, req)
+	if err != nil || r2.lease != r1.lease {
+		t.Fatalf("before the replica knows: %v (same lease %v), want admission against the lease", err, err == nil && r2.lease == r1.lease)
+	}
+	var degraded []*Reservation
+	// refusedOrDegraded: what a request gets from Redis that does not
+	// answer, without leases as with them.
+	refusedOrDegraded := func(when string) {
+		t.Helper()
+		r, err := l.Reserve(ctx, req)
+		switch {
+		case !failOpen && !errors.Is(err, ErrStoreUnavailable):
+			t.Fatalf("%s: %v, want ErrStoreUnavailable", when, err)
+		case failOpen && (err != nil || r.lease != nil):
+			t.Fatalf("%s: %v (lease %v), want a fail-open admission on the local limiter", when, err, err == nil && r.lease != nil)
+		case failOpen:
+			degraded = append(degraded, r)
+		}
+	}
+	// Past the lease's local deadline it admits nothing more: the request
+	// goes to Redis, which does not answer.
+	clock.skew.Store((10 * time.Second).Milliseconds())
+	refusedOrDegraded("past the lease's deadline")
+	if l.Healthy() {
+		t.Fatal("the limiter did not learn that Redis is unreachable")
+	}
+	// Known now: even back within the deadline (the local clock as before),
+	// no lease is spent.
+	clock.skew.Store(0)
+	admitted := l.LeaseStats().Admitted
+	refusedOrDegraded("while Redis is known to be away")
+	if got := l.LeaseStats().Admitted; got != admitted {
+		t.Fatalf("%d requests admitted against a lease while Redis was known to be away", got-admitted)
+	}
+	for _, r := range degraded {
+		if err := l.Settle(ctx, r, 30, bedrock.Usage{OutputTokens: 30}); err != nil {
+			t.Fatal(err)
+		}
+		want += 30
+	}
+
+	s.Thaw()
+	thawed = true
+	wait.For(t, "healthy after the thaw", 10*time.Second, l.Healthy)
+	if err := l.Settle(ctx, r2, 60, bedrock.Usage{OutputTokens: 60}); err != nil {
+		t.Fatal(err)
+	}
+	want += 60
+	closeNow(t, l)
+	st := capStatus(t, newTestLimiter(t, client, Options{}), ent, caps...)
+	if st[0].Used != want || st[0].Reserved != 0 {
+		t.Fatalf("used %d reserved %d, want %d and 0", st[0].Used, st[0].Reserved, want)
+	}
+}
