@@ -488,8 +488,9 @@ func TestLeaseCloseReturns(t *testing.T) {
 }
 
 // TestLeaseRateLimit: leased RPM never admits more than the limit across
-// replicas; it may admit fewer (unused slots of a returned lease are not
-// given back), which the test reports.
+// replicas; it may admit fewer while other replicas' leases hold slots
+// (returned leases give theirs back: testLeaseSlotsBack), which the test
+// reports.
 func TestLeaseRateLimit(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
